@@ -1,0 +1,38 @@
+# Deskcast. `make run` and `make test` are all a newcomer needs.
+GO        ?= go
+BIN       := bin/deskcast
+PKGS      := ./...
+TESTFLAGS ?= -race -count=1 -timeout 15m
+export GOFLAGS := -buildvcs=false
+
+.PHONY: all deps test-deps build run test bench fuzz vet clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh build
+
+test-deps:
+	@bash scripts/deps.sh test
+
+build: deps
+	$(GO) build -o $(BIN) .
+
+## run: install what is missing, build, start the app (headless when there is no display)
+run: build
+	./$(BIN) $(ARGS)
+
+## test: install test dependencies, start D-Bus and PulseAudio (tests start their own Xvfb), run every test
+test: test-deps
+	$(GO) vet $(PKGS)
+	bash scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
+
+## bench: figures for a 1920x1080 screen (fps, latency, CPU, RSS, bandwidth); not a pass/fail test
+bench: test-deps
+	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/ ./capture/ ./stream/
+
+vet:
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin

@@ -1,0 +1,27 @@
+//go:build !linux
+
+package capture
+
+import (
+	"image"
+
+	"github.com/kbinani/screenshot"
+)
+
+func newPlatformGrabber(monitor int, region image.Rectangle) (grabber, error) {
+	return newGenericGrabber(monitor, region, nil)
+}
+
+// Monitors lists the active displays, the primary one first.
+func Monitors() ([]Monitor, error) {
+	var ms []Monitor
+	for i := range screenshot.NumActiveDisplays() {
+		if b := screenshot.GetDisplayBounds(i); !b.Empty() {
+			ms = append(ms, Monitor{Index: i, Bounds: b, Primary: i == 0})
+		}
+	}
+	if len(ms) == 0 {
+		return nil, errNoDisplay
+	}
+	return ms, nil
+}

@@ -1,0 +1,108 @@
+package capture
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+)
+
+// PixFmt is the byte order of a 4-byte pixel.
+type PixFmt int
+
+const (
+	// BGRX is X11's usual 24-bit depth ZPixmap layout on little-endian machines.
+	BGRX PixFmt = iota
+	// RGBA is image.RGBA's layout, as kbinani/screenshot returns it.
+	RGBA
+)
+
+// Pixels is a view of a captured frame: 4 bytes per pixel, rows Stride bytes apart.
+// Its memory belongs to the grabber and stays valid until the grab after next.
+type Pixels struct {
+	Pix    []byte
+	Width  int
+	Height int
+	Stride int
+	Format PixFmt
+}
+
+// grabber captures one fixed rectangle of the screen over and over.
+type grabber interface {
+	// Grab captures the rectangle. The returned Pixels stay valid until the
+	// call after next, so a caller can compare a frame with the one before.
+	Grab() (Pixels, error)
+	Close() error
+}
+
+// sameFrame reports whether a and b hold the same picture. It compares every
+// 16th row first, since a change on screen usually spans several rows and is
+// found sooner that way, then the rest.
+func sameFrame(a, b Pixels) bool {
+	if a.Width != b.Width || a.Height != b.Height || a.Format != b.Format || len(a.Pix) == 0 || len(b.Pix) == 0 {
+		return false
+	}
+	rowLen := a.Width * 4
+	const step = 16
+	for pass := 0; pass < step; pass++ {
+		for y := pass; y < a.Height; y += step {
+			ra := a.Pix[y*a.Stride : y*a.Stride+rowLen]
+			rb := b.Pix[y*b.Stride : y*b.Stride+rowLen]
+			if !bytes.Equal(ra, rb) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ParseRegion parses "x,y,w,h" into a rectangle relative to the monitor.
+func ParseRegion(s string) (image.Rectangle, error) {
+	var x, y, w, h int
+	n, err := fmt.Sscanf(s, "%d,%d,%d,%d", &x, &y, &w, &h)
+	if err != nil || n != 4 {
+		return image.Rectangle{}, fmt.Errorf("region %q: want x,y,w,h in pixels", s)
+	}
+	if x < 0 || y < 0 || w < 16 || h < 16 {
+		return image.Rectangle{}, fmt.Errorf("region %q: x and y must be >= 0, w and h >= 16", s)
+	}
+	return image.Rect(x, y, x+w, y+h), nil
+}
+
+// ErrNoMonitor is returned for a monitor number the system does not have.
+var ErrNoMonitor = errors.New("no such monitor")
+
+// ErrRegion is returned for a region that does not fit on its monitor.
+var ErrRegion = errors.New("region does not fit the monitor")
+
+// errNoDisplay is returned when there is no screen to capture at all.
+var errNoDisplay = errors.New("no display found (is a desktop session running, is DISPLAY set?)")
+
+// Monitor is one display that can be shared.
+type Monitor struct {
+	Index   int             // 0-based; shown to people 1-based
+	Bounds  image.Rectangle // in desktop coordinates
+	Primary bool
+}
+
+// String names the monitor as menus show it, e.g. "1: 1920×1080 (primary)".
+func (m Monitor) String() string {
+	s := fmt.Sprintf("%d: %d×%d", m.Index+1, m.Bounds.Dx(), m.Bounds.Dy())
+	if m.Primary {
+		s += " (primary)"
+	}
+	return s
+}
+
+// regionOf places region (relative to mon, empty for all of it) on the screen.
+func regionOf(mon, region image.Rectangle) (image.Rectangle, error) {
+	if region.Empty() {
+		return mon, nil
+	}
+	r := region.Add(mon.Min)
+	if !r.In(mon) {
+		return image.Rectangle{}, fmt.Errorf("%d,%d,%d,%d: %w of %dx%d",
+			region.Min.X, region.Min.Y, region.Dx(), region.Dy(), ErrRegion, mon.Dx(), mon.Dy())
+	}
+	return r, nil
+}

@@ -1,0 +1,179 @@
+// Package engine wires the screen capture into the streaming server: it is
+// the part of Deskcast that both the desktop app and headless mode drive.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"log/slog"
+	"sync"
+
+	"github.com/deskcast/deskcast/assets"
+	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/stream"
+)
+
+// Settings are what the user chooses; the flags and the GUI set the same ones.
+type Settings struct {
+	Listen   string
+	Token    string // "" for a fresh random token at every Start
+	Monitor  int    // 0-based
+	Region   image.Rectangle
+	FPS      int
+	Quality  int
+	MaxWidth int
+}
+
+// Defaults returns the settings Deskcast starts with.
+func Defaults() Settings {
+	return Settings{FPS: 30, Quality: 70}
+}
+
+func (s Settings) screen() capture.ScreenConfig {
+	return capture.ScreenConfig{Monitor: s.Monitor, Region: s.Region, FPS: s.FPS, Quality: s.Quality, MaxWidth: s.MaxWidth}
+}
+
+// ErrNotSharing is returned by calls that need a running share.
+var ErrNotSharing = errors.New("not sharing")
+
+// Engine starts and stops a share. It is safe for concurrent use.
+type Engine struct {
+	log *slog.Logger
+
+	mu       sync.Mutex
+	settings Settings
+	srv      *stream.Server
+	b        *stream.Broadcaster
+}
+
+// New returns a stopped engine with the given settings.
+func New(s Settings, log *slog.Logger) (*Engine, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := s.screen().Validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{settings: s, log: log}, nil
+}
+
+// source adapts a capture.Screen to the stream's Source.
+func source(scr *capture.Screen) stream.Source {
+	return stream.SourceFunc(func(ctx context.Context, emit func(*stream.Frame)) error {
+		return scr.Run(ctx, func(f capture.Frame) {
+			emit(&stream.Frame{JPEG: f.JPEG, Width: f.Width, Height: f.Height, Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
+		})
+	})
+}
+
+func (e *Engine) meta() stream.Meta {
+	m := fmt.Sprintf("%d", e.settings.Monitor+1)
+	if ms, err := capture.Monitors(); err == nil && e.settings.Monitor < len(ms) {
+		m = ms[e.settings.Monitor].String()
+	}
+	if !e.settings.Region.Empty() {
+		r := e.settings.Region
+		m += fmt.Sprintf(", region %d,%d %d×%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy())
+	}
+	return stream.Meta{Monitor: m, Encoder: capture.JPEGEncoderName}
+}
+
+// Start starts serving. Capture itself starts with the first viewer.
+func (e *Engine) Start() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv != nil {
+		return nil
+	}
+	scr, err := capture.NewScreen(e.settings.screen())
+	if err != nil {
+		return err
+	}
+	b := stream.NewBroadcaster(source(scr), stream.BroadcasterOptions{Logger: e.log})
+	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer, Logger: e.log}, b)
+	if err != nil {
+		b.Close()
+		return fmt.Errorf("starting the server: %w", err)
+	}
+	srv.SetMeta(e.meta())
+	e.srv, e.b = srv, b
+	return nil
+}
+
+// Stop ends every stream and stops serving; it waits until all is closed.
+func (e *Engine) Stop() {
+	e.mu.Lock()
+	srv, b := e.srv, e.b
+	e.srv, e.b = nil, nil
+	e.mu.Unlock()
+	if srv != nil {
+		_ = srv.Close()
+		b.Close()
+	}
+}
+
+// Sharing reports whether the engine is serving.
+func (e *Engine) Sharing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.srv != nil
+}
+
+// SetPaused pauses or resumes capture; viewers stay connected.
+func (e *Engine) SetPaused(p bool) error {
+	e.mu.Lock()
+	b := e.b
+	e.mu.Unlock()
+	if b == nil {
+		return ErrNotSharing
+	}
+	b.SetPaused(p)
+	return nil
+}
+
+// SetMonitor switches to another monitor; viewers stay connected.
+func (e *Engine) SetMonitor(i int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.settings
+	s.Monitor, s.Region = i, image.Rectangle{}
+	return e.applyLocked(s)
+}
+
+// SetQuality changes frame rate, JPEG quality and maximum width live.
+func (e *Engine) SetQuality(fps, quality, maxWidth int) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.settings
+	s.FPS, s.Quality, s.MaxWidth = fps, quality, maxWidth
+	return e.applyLocked(s)
+}
+
+func (e *Engine) applyLocked(s Settings) error {
+	scr, err := capture.NewScreen(s.screen())
+	if err != nil {
+		return err
+	}
+	e.settings = s
+	if e.srv != nil {
+		e.b.SetSource(source(scr))
+		e.srv.SetMeta(e.meta())
+	}
+	return nil
+}
+
+// Settings returns the current settings.
+func (e *Engine) Settings() Settings {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.settings
+}
+
+// Server returns the running server, or nil when not sharing.
+func (e *Engine) Server() *stream.Server {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.srv
+}

@@ -1,0 +1,148 @@
+// Package testenv starts the real things tests run against: an X server
+// (Xvfb), a D-Bus session bus and headless Chromium. It is for tests only.
+package testenv
+
+import (
+	"bufio"
+	"fmt"
+	"image"
+	"image/color"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xproto"
+)
+
+// X is a private Xvfb server and a connection that paints on its root window.
+type X struct {
+	Display string // e.g. ":93"
+	Width   int
+	Height  int
+	conn    *xgb.Conn
+	root    xproto.Window
+	gc      xproto.Gcontext
+}
+
+// Need fails the test with the install command when a program is missing:
+// make test installs everything, so a missing program is a broken setup.
+func Need(t testing.TB, programs ...string) {
+	t.Helper()
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Fatalf("%s not found: run `make test` (it installs it) or scripts/deps.sh test", p)
+		}
+	}
+}
+
+// StartX starts Xvfb with one w×h screen on a free display, sets DISPLAY for
+// the test and stops the server when the test ends.
+func StartX(t testing.TB, w, h int) *X {
+	t.Helper()
+	Need(t, "Xvfb")
+	r, wr, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -noreset: kbinani/screenshot opens a connection per call, and a server
+	// reset when the last client leaves would break the next one.
+	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h),
+		"-noreset", "-nolisten", "tcp", "+extension", "MIT-SHM")
+	cmd.ExtraFiles = []*os.File{wr}
+	cmd.Stderr = &prefixWriter{t: t, prefix: "Xvfb: "}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting Xvfb: %v", err)
+	}
+	wr.Close()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	num := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(r).ReadString('\n')
+		num <- strings.TrimSpace(line)
+		r.Close()
+	}()
+	var disp string
+	select {
+	case n := <-num:
+		if n == "" {
+			t.Fatal("Xvfb exited before it was ready")
+		}
+		disp = ":" + n
+	case <-time.After(10 * time.Second):
+		t.Fatal("Xvfb did not start within 10 s")
+	}
+	t.Setenv("DISPLAY", disp)
+	x := &X{Display: disp, Width: w, Height: h}
+	x.conn, err = xgb.NewConnDisplay(disp)
+	if err != nil {
+		t.Fatalf("connecting to Xvfb: %v", err)
+	}
+	t.Cleanup(x.conn.Close)
+	x.root = xproto.Setup(x.conn).DefaultScreen(x.conn).Root
+	x.gc, _ = xproto.NewGcontextId(x.conn)
+	if err := xproto.CreateGCChecked(x.conn, x.gc, xproto.Drawable(x.root), 0, nil).Check(); err != nil {
+		t.Fatalf("creating GC: %v", err)
+	}
+	return x
+}
+
+// Fill paints the whole screen one colour.
+func (x *X) Fill(c color.RGBA) error {
+	return x.FillRect(image.Rect(0, 0, x.Width, x.Height), c)
+}
+
+// FillRect paints r one colour and returns once the server has drawn it.
+func (x *X) FillRect(r image.Rectangle, c color.RGBA) error {
+	pixel := uint32(c.R)<<16 | uint32(c.G)<<8 | uint32(c.B)
+	xproto.ChangeGC(x.conn, x.gc, xproto.GcForeground, []uint32{pixel})
+	xproto.PolyFillRectangle(x.conn, xproto.Drawable(x.root), x.gc, []xproto.Rectangle{{
+		X: int16(r.Min.X), Y: int16(r.Min.Y), Width: uint16(r.Dx()), Height: uint16(r.Dy()),
+	}})
+	return x.Sync()
+}
+
+// Put draws img with its top-left corner at (0,0).
+func (x *X) Put(img *image.RGBA) error {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
+	rows := max(1, 200_000/(w*4)) // stay well under the core protocol's request size
+	buf := make([]byte, w*rows*4)
+	for y0 := 0; y0 < h; y0 += rows {
+		n := min(rows, h-y0)
+		for y := range n {
+			src := img.Pix[(y0+y)*img.Stride:]
+			dst := buf[y*w*4:]
+			for i := 0; i < w*4; i += 4 {
+				dst[i], dst[i+1], dst[i+2], dst[i+3] = src[i+2], src[i+1], src[i], 0
+			}
+		}
+		xproto.PutImage(x.conn, xproto.ImageFormatZPixmap, xproto.Drawable(x.root), x.gc,
+			uint16(w), uint16(n), 0, int16(y0), 0, 24, buf[:w*n*4])
+	}
+	return x.Sync()
+}
+
+// Sync waits until the server has handled every request sent so far.
+func (x *X) Sync() error {
+	_, err := xproto.GetInputFocus(x.conn).Reply()
+	return err
+}
+
+type prefixWriter struct {
+	t      testing.TB
+	prefix string
+}
+
+func (p *prefixWriter) Write(b []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if l != "" && !strings.Contains(l, "Could not resolve keysym") {
+			p.t.Log(p.prefix + l)
+		}
+	}
+	return len(b), nil
+}

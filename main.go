@@ -1,0 +1,88 @@
+// Deskcast shares this computer's screen with any browser on the local network.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/engine"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("deskcast", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	s := engine.Defaults()
+	var (
+		list     = fl.Bool("list", false, "list monitors and exit")
+		headless = fl.Bool("headless", false, "run without a window: print the viewer URLs and serve until Ctrl-C")
+		monitor  = fl.Int("monitor", 1, "monitor to share, as --list numbers them")
+		region   = fl.String("region", "", "share only this part of the monitor: x,y,w,h in pixels")
+		verbose  = fl.Bool("v", false, "log more")
+	)
+	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", 8765), "address to listen on; the next free port is used when it is busy")
+	fl.StringVar(&s.Token, "token", "", "fixed share token (16-128 letters, digits, - or _); default: a fresh random one")
+	fl.IntVar(&s.FPS, "fps", s.FPS, "frames per second, 1-120")
+	fl.IntVar(&s.Quality, "quality", s.Quality, "JPEG quality, 1-100")
+	fl.IntVar(&s.MaxWidth, "max-width", 0, "downscale frames wider than this, e.g. 1280 (0: full size)")
+	if err := fl.Parse(args); err != nil {
+		return 2
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(log)
+
+	if *list {
+		ms, err := capture.Monitors()
+		if err != nil {
+			fmt.Fprintln(stderr, "deskcast:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "Monitors:")
+		for _, m := range ms {
+			fmt.Fprintf(stdout, "  %s at %d,%d\n", m, m.Bounds.Min.X, m.Bounds.Min.Y)
+		}
+		return 0
+	}
+	s.Monitor = *monitor - 1
+	if *region != "" {
+		r, err := capture.ParseRegion(*region)
+		if err != nil {
+			fmt.Fprintln(stderr, "deskcast:", err)
+			return 2
+		}
+		s.Region = r
+	}
+	e, err := engine.New(s, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "deskcast:", err)
+		return 2
+	}
+	if !*headless && !guiAvailable() {
+		fmt.Fprintln(stderr, "deskcast: no display for a window; running headless (use --headless to say so)")
+		*headless = true
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *headless {
+		err = e.RunHeadless(ctx, stdout)
+	} else {
+		err = runGUI(ctx, e)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "deskcast:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,261 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+const (
+	boundary = "deskcastframe"
+	// partHead opens a part. Browsers show a part only once the next part's
+	// header has arrived, so it is written right after each frame, not before.
+	partHead = "--" + boundary + "\r\nContent-Type: image/jpeg\r\n\r\n"
+)
+
+// Handler returns the server's routes. Everything but /static/ needs the token.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.cfg.Assets != nil {
+		if static, err := fs.Sub(s.cfg.Assets, "static"); err == nil {
+			fileServer := http.StripPrefix("/static/", http.FileServerFS(static))
+			mux.Handle("GET /static/", withHeaders(fileServer, "public, max-age=3600"))
+			mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "public, max-age=3600")
+				http.ServeFileFS(w, r, static, "icon.png")
+			})
+		}
+	}
+	mux.HandleFunc("GET /{$}", s.guard(s.handlePage))
+	mux.HandleFunc("GET /stream.mjpg", s.guard(s.handleMJPEG))
+	mux.HandleFunc("GET /snapshot.jpg", s.guard(s.handleSnapshot))
+	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus))
+	return securityHeaders(mux)
+}
+
+func securityHeaders(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hd := w.Header()
+		hd.Set("Referrer-Policy", "no-referrer") // the token travels in the URL
+		hd.Set("X-Content-Type-Options", "nosniff")
+		hd.Set("X-Frame-Options", "DENY")
+		h.ServeHTTP(w, r)
+	})
+}
+
+func withHeaders(h http.Handler, cache string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", cache)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// guard answers 401, and not one byte of media, without the right token.
+func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if !s.authorize(w, r) {
+			s.log.Debug("refused: no valid token", "addr", r.RemoteAddr, "path", r.URL.Path)
+			if r.URL.Path == "/" {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(unauthorizedPage))
+				return
+			}
+			http.Error(w, "401 unauthorized: open the link with its token (?t=...) shown by the presenter", http.StatusUnauthorized)
+			return
+		}
+		h(w, r)
+	}
+}
+
+const unauthorizedPage = `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>Deskcast</title><body style="font:18px system-ui,sans-serif;background:#111;color:#eee;text-align:center;padding:3em 1em">
+<h1>This link is not valid</h1><p>Scan the QR code again, or ask the presenter for the current link.
+Links change each time sharing starts.</p></body>`
+
+func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Assets == nil {
+		http.Error(w, "no viewer page in this build", http.StatusNotFound)
+		return
+	}
+	page, err := fs.ReadFile(s.cfg.Assets, "index.html")
+	if err != nil {
+		http.Error(w, "viewer page missing", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "+
+		"connect-src 'self'; media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	_, _ = w.Write(page)
+}
+
+// viewerID is the page's own random id for a stream, so it can ask for its own stats.
+func viewerID(r *http.Request) string {
+	v := r.URL.Query().Get("v")
+	if len(v) > 32 {
+		return ""
+	}
+	for _, c := range []byte(v) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return ""
+		}
+	}
+	return v
+}
+
+func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.b.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	if err != nil {
+		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
+		return
+	}
+	defer sub.Close()
+	n := s.b.Stats().Viewers
+	s.log.Info("viewer joined", "addr", r.RemoteAddr, "viewers", n)
+	defer func() {
+		st := sub.Stats()
+		s.log.Info("viewer left", "addr", r.RemoteAddr, "watched", time.Since(st.Since).Round(time.Second),
+			"frames", st.Frames, "dropped", st.Dropped)
+	}()
+
+	// ?cl=1: the classic layout, a Content-Length in each part's header. Players
+	// such as VLC and ffplay read either; browsers then show each frame one late.
+	withLength := r.URL.Query().Get("cl") == "1"
+	h := w.Header()
+	h.Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("Connection", "close")
+	w.WriteHeader(http.StatusOK)
+
+	rc := http.NewResponseController(w)
+	write := func(parts ...[]byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		for _, p := range parts {
+			m, err := w.Write(p)
+			s.bytesSent.Add(uint64(m))
+			if err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+	if !withLength && !write([]byte(partHead)) {
+		return
+	}
+	send := func(f *Frame) bool {
+		var ok bool
+		if withLength {
+			head := "--" + boundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " + strconv.Itoa(len(f.JPEG)) + "\r\n\r\n"
+			ok = write([]byte(head), f.JPEG, []byte("\r\n"))
+		} else {
+			ok = write(f.JPEG, []byte("\r\n"+partHead))
+		}
+		if ok {
+			sub.Sent(len(f.JPEG))
+		}
+		return ok
+	}
+
+	keepAlive := time.NewTimer(s.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	var last *Frame
+	for {
+		select {
+		case f := <-sub.Frames():
+			if !send(f) {
+				return
+			}
+			last = f
+			keepAlive.Reset(s.cfg.KeepAlive)
+		case <-keepAlive.C:
+			// Nothing changed on screen: re-send so a dead peer shows up as a write error.
+			if last != nil && !send(last) {
+				return
+			}
+			keepAlive.Reset(s.cfg.KeepAlive)
+		case <-sub.Done():
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	f, err := s.b.Snapshot(ctx)
+	if err != nil {
+		http.Error(w, "no frame: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "image/jpeg")
+	w.Header().Set("Content-Length", strconv.Itoa(len(f.JPEG)))
+	n, _ := w.Write(f.JPEG)
+	s.bytesSent.Add(uint64(n))
+}
+
+// Status is what /api/status answers.
+type Status struct {
+	State         string       `json:"state"` // sharing, paused or error
+	Error         string       `json:"error,omitempty"`
+	Monitor       string       `json:"monitor"`
+	Encoder       string       `json:"encoder"`
+	Capturing     bool         `json:"capturing"`
+	Width         int          `json:"width"`
+	Height        int          `json:"height"`
+	FPS           uint64       `json:"fps"`
+	Viewers       int          `json:"viewers"`
+	Frames        uint64       `json:"frames"`
+	FramesDropped uint64       `json:"frames_dropped"`
+	BytesSent     uint64       `json:"bytes_sent"`
+	GrabMS        float64      `json:"grab_ms"`
+	EncodeMS      float64      `json:"encode_ms"`
+	FrameAgeMS    float64      `json:"frame_age_ms"` // since the newest frame was captured
+	UptimeS       int64        `json:"uptime_s"`
+	You           *ViewerStats `json:"you,omitempty"` // the stream whose ?v= the request names
+}
+
+// Status returns the share's state and counters.
+func (s *Server) Status() Status {
+	bs := s.b.Stats()
+	m := s.meta.Load()
+	st := Status{State: "sharing", Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
+		Viewers: bs.Viewers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
+		UptimeS: int64(time.Since(s.started).Seconds())}
+	switch {
+	case bs.Paused:
+		st.State = "paused"
+	case bs.Err != nil:
+		st.State, st.Error = "error", bs.Err.Error()
+	}
+	if f := bs.Last; f != nil {
+		st.Width, st.Height = f.Width, f.Height
+		st.GrabMS = float64(f.Grab.Microseconds()) / 1000
+		st.EncodeMS = float64(f.Encode.Microseconds()) / 1000
+		st.FrameAgeMS = float64(time.Since(f.Captured).Milliseconds())
+	}
+	return st
+}
+
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st := s.Status()
+	if id := viewerID(r); id != "" {
+		for _, v := range s.b.Viewers() {
+			if v.ID == id {
+				st.You = &v
+				break
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(st)
+}

@@ -1,0 +1,159 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DefaultPort is where Deskcast listens unless told otherwise.
+const DefaultPort = 8765
+
+// Config sets up a Server; zero values pick the defaults.
+type Config struct {
+	Listen       string        // host:port; "" means all interfaces, DefaultPort
+	Token        string        // "" means a fresh random token
+	KeepAlive    time.Duration // re-send the last frame this often on a still screen (25 s)
+	WriteTimeout time.Duration // drop a viewer whose single write takes longer (5 s)
+	Assets       fs.FS         // the viewer page: index.html and static files
+	Logger       *slog.Logger
+}
+
+// Meta is what the server says about the share besides its own counters.
+type Meta struct {
+	Monitor string `json:"monitor"`
+	Encoder string `json:"encoder"`
+}
+
+// Server serves the viewer page and the streams of one Broadcaster.
+type Server struct {
+	cfg     Config
+	token   string
+	b       *Broadcaster
+	ln      net.Listener
+	hs      *http.Server
+	log     *slog.Logger
+	ctx     context.Context
+	cancel  context.CancelFunc
+	done    chan struct{}
+	closing sync.Once
+
+	meta      atomic.Pointer[Meta]
+	bytesSent atomic.Uint64
+	started   time.Time
+}
+
+// New listens on cfg.Listen (moving up to the next free port when it is busy)
+// and serves b until Close.
+func New(cfg Config, b *Broadcaster) (*Server, error) {
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 25 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	token := cfg.Token
+	if token == "" {
+		token = NewToken()
+	} else if err := ValidToken(token); err != nil {
+		return nil, err
+	}
+	ln, err := listen(cfg.Listen, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, token: token, b: b, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), started: time.Now()}
+	s.meta.Store(&Meta{})
+	s.hs = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
+	}
+	go func() {
+		defer close(s.done)
+		if err := s.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("http server stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// listen binds addr, or the next free port above it (up to 20 more) when it is taken.
+func listen(addr string, log *slog.Logger) (net.Listener, error) {
+	if addr == "" {
+		addr = ":" + strconv.Itoa(DefaultPort)
+	}
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("listen address %q: bad port", addr)
+	}
+	tries := 20
+	if port == 0 {
+		tries = 1
+	}
+	for i := range tries {
+		p := port + i
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err == nil {
+			if i > 0 {
+				log.Warn("port busy, using the next free one", "wanted", port, "port", p)
+			}
+			return ln, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) || p == 65535 {
+			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+		}
+	}
+	return nil, fmt.Errorf("listening on %s: ports %d to %d are all busy", addr, port, port+tries-1)
+}
+
+// Token returns the share token.
+func (s *Server) Token() string { return s.token }
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() *net.TCPAddr { return s.ln.Addr().(*net.TCPAddr) }
+
+// Port returns the port the server listens on.
+func (s *Server) Port() int { return s.Addr().Port }
+
+// SetMeta sets what /api/status says about the share.
+func (s *Server) SetMeta(m Meta) { s.meta.Store(&m) }
+
+// Broadcaster returns the broadcaster the server streams.
+func (s *Server) Broadcaster() *Broadcaster { return s.b }
+
+// Close ends every stream, stops listening and waits for all handlers to return.
+func (s *Server) Close() error {
+	var err error
+	s.closing.Do(func() {
+		s.cancel() // streaming handlers watch this and return
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err = s.hs.Shutdown(ctx); err != nil {
+			err = s.hs.Close()
+		}
+		<-s.done
+	})
+	return err
+}
