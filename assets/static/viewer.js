@@ -153,6 +153,7 @@
   };
   if (param('stats') === '1') statsBox.hidden = false;
 
+  show('Connecting…', '');
   connected = true;
   connect();
   poll();
