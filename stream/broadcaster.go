@@ -232,6 +232,8 @@ func (b *Broadcaster) publish(r *run, f *Frame) {
 	}
 	b.seq++
 	f.Seq = b.seq
+	f.part = append(append(make([]byte, 0, len(f.JPEG)+len(partTail)), f.JPEG...), partTail...)
+	f.JPEG = f.part[:len(f.JPEG):len(f.JPEG)] // one copy of the bytes in memory, not two
 	b.last = f
 	b.err = nil
 	b.frames.Add(1)

@@ -18,6 +18,10 @@ type Frame struct {
 	Captured time.Time     // when the source started grabbing it
 	Grab     time.Duration // time the source spent grabbing
 	Encode   time.Duration // time the source spent scaling and encoding
+
+	// part is JPEG followed by the next multipart header, built once when the
+	// frame is published so each viewer's send is a single write of shared bytes.
+	part []byte
 }
 
 // Source produces frames until ctx ends. It should emit the first frame at
