@@ -4,9 +4,9 @@ package capture
 
 import (
 	"errors"
-	"io"
 	"fmt"
 	"image"
+	"io"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/shm"
