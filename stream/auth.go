@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 )
 
@@ -36,7 +37,12 @@ func (s *Server) cookieName() string { return "deskcast_" + strconv.Itoa(s.Port(
 // authorize checks the request's token, from ?t= or the cookie. A valid ?t=
 // sets the cookie, so the page's own requests need no token in the URL.
 func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
-	q := r.URL.Query()
+	// A query url.URL.Query cannot parse would lose its t= silently and let
+	// an old cookie speak for it: refuse it instead.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return false
+	}
 	if ts, ok := q["t"]; ok {
 		if len(ts) == 1 && s.tokenOK(ts[0]) {
 			http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: ts[0], Path: "/",

@@ -30,16 +30,17 @@ type Broadcaster struct {
 	opt BroadcasterOptions
 	log *slog.Logger
 
-	mu     sync.Mutex
-	src    Source
-	subs   map[*Subscriber]struct{}
-	last   *Frame
-	seq    uint64
-	paused bool
-	closed bool
-	run    *run
-	idle   *time.Timer
-	err    error // the source's last error, until its next frame
+	mu      sync.Mutex
+	src     Source
+	subs    map[*Subscriber]struct{}
+	last    *Frame
+	seq     uint64
+	paused  bool
+	closed  bool
+	run     *run
+	idle    *time.Timer
+	idleGen uint64 // which idle timer is current
+	err     error  // the source's last error, until its next frame
 
 	frames  atomic.Uint64 // published
 	dropped atomic.Uint64 // replaced before a subscriber read them, all subscribers
@@ -137,7 +138,9 @@ func (s *Subscriber) Close() {
 	delete(b.subs, s)
 	s.end()
 	if len(b.subs) == 0 && b.run != nil && b.idle == nil {
-		b.idle = time.AfterFunc(b.opt.IdleStop, b.idleStop)
+		b.idleGen++
+		gen := b.idleGen
+		b.idle = time.AfterFunc(b.opt.IdleStop, func() { b.idleStop(gen) })
 	}
 }
 
@@ -160,10 +163,10 @@ func (s *Subscriber) offer(f *Frame) {
 	s.ch <- f
 }
 
-func (b *Broadcaster) idleStop() {
+func (b *Broadcaster) idleStop(gen uint64) {
 	b.mu.Lock()
 	var r *run
-	if len(b.subs) == 0 && b.idle != nil {
+	if len(b.subs) == 0 && b.idle != nil && b.idleGen == gen { // not a timer a newer one replaced
 		b.idle = nil
 		r = b.stopLocked()
 	}
@@ -230,6 +233,10 @@ func (b *Broadcaster) publish(r *run, f *Frame) {
 	if b.run != r {
 		return // a stopped or replaced run
 	}
+	// Publish a copy: the source's frame may be emitted again, and the one
+	// viewers hold must never change.
+	nf := *f
+	f = &nf
 	b.seq++
 	f.Seq = b.seq
 	f.part = append(append(make([]byte, 0, len(f.JPEG)+len(partTail)), f.JPEG...), partTail...)

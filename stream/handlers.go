@@ -111,6 +111,12 @@ func viewerID(r *http.Request) string {
 }
 
 func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// net/http discards a HEAD body, so a stream would never see a failed
+		// write and would hold a viewer slot (and the capture) forever.
+		w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
+		return
+	}
 	sub, err := s.b.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)

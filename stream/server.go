@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -121,7 +120,7 @@ func listen(addr string, log *slog.Logger) (net.Listener, error) {
 			}
 			return ln, nil
 		}
-		if !errors.Is(err, syscall.EADDRINUSE) || p == 65535 {
+		if !isAddrInUse(err) || p == 65535 {
 			return nil, fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
