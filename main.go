@@ -13,6 +13,7 @@ import (
 
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/stream"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -22,7 +23,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	s := engine.Defaults()
 	var (
-		list     = fl.Bool("list", false, "list monitors and exit")
+		list     = fl.Bool("list", false, "list monitors and audio inputs, and exit")
+		audio    = fl.String("audio", capture.AudioNone, "sound to share: an input's name or number from --list, \"default\" or \"none\"")
+		mode     = fl.String("mode", string(stream.ModeScreenAudio), "what to share: screen+audio, screen or audio")
 		headless = fl.Bool("headless", false, "run without a window: print the viewer URLs and serve until Ctrl-C")
 		monitor  = fl.Int("monitor", 1, "monitor to share, as --list numbers them")
 		region   = fl.String("region", "", "share only this part of the monitor: x,y,w,h in pixels")
@@ -49,11 +52,37 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "deskcast:", err)
 			return 1
 		}
-		fmt.Fprintln(stdout, "Monitors:")
+		fmt.Fprintln(stdout, "Monitors (--monitor N):")
 		for _, m := range ms {
 			fmt.Fprintf(stdout, "  %s at %d,%d\n", m, m.Bounds.Min.X, m.Bounds.Min.Y)
 		}
+		ds, err := capture.AudioDevices()
+		if err != nil {
+			fmt.Fprintln(stderr, "deskcast:", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, "Audio inputs (--audio N or name):")
+		for i, d := range ds {
+			tags := ""
+			if d.Monitor {
+				tags += " [loopback: what this computer plays]"
+			}
+			if d.Default {
+				tags += " [default]"
+			}
+			fmt.Fprintf(stdout, "  %d: %s%s\n", i+1, d.Name, tags)
+		}
 		return 0
+	}
+	m, err := stream.ParseMode(*mode)
+	if err != nil {
+		fmt.Fprintln(stderr, "deskcast:", err)
+		return 2
+	}
+	s.Mode = m
+	if s.Audio, err = capture.ResolveAudio(*audio); err != nil {
+		fmt.Fprintln(stderr, "deskcast:", err)
+		return 2
 	}
 	s.Monitor = *monitor - 1
 	if *region != "" {

@@ -24,11 +24,13 @@ type Settings struct {
 	FPS      int
 	Quality  int
 	MaxWidth int
+	Audio    string      // audio device ID (see capture.AudioDevices); "" for none
+	Mode     stream.Mode // what is shared; "" means screen+audio
 }
 
 // Defaults returns the settings Deskcast starts with.
 func Defaults() Settings {
-	return Settings{FPS: 30, Quality: 70}
+	return Settings{FPS: 30, Quality: 70, Mode: stream.ModeScreenAudio}
 }
 
 func (s Settings) screen() capture.ScreenConfig {
@@ -44,8 +46,10 @@ type Engine struct {
 
 	mu       sync.Mutex
 	settings Settings
+	paused   bool
 	srv      *stream.Server
 	b        *stream.Broadcaster
+	audio    *stream.AudioHub
 }
 
 // New returns a stopped engine with the given settings.
@@ -68,6 +72,34 @@ func source(scr *capture.Screen) stream.Source {
 	})
 }
 
+// audioSource adapts a capture.Audio to the stream's AudioSource; nil for no device.
+func audioSource(device string) stream.AudioSource {
+	if device == "" {
+		return nil
+	}
+	a := capture.NewAudio(device)
+	return stream.AudioSourceFunc(func(ctx context.Context, emit func(*stream.AudioChunk)) error {
+		return a.Run(ctx, func(c capture.AudioChunk) {
+			emit(&stream.AudioChunk{PCM: c.PCM, Rate: c.Rate, Channels: c.Channels, Captured: c.Captured})
+		})
+	})
+}
+
+// audioName is how menus and the status name a device ID.
+func audioName(id string) string {
+	if id == "" {
+		return ""
+	}
+	if ds, err := capture.AudioDevices(); err == nil {
+		for _, d := range ds {
+			if d.ID == id {
+				return d.Name
+			}
+		}
+	}
+	return id
+}
+
 func (e *Engine) meta() stream.Meta {
 	m := fmt.Sprintf("%d", e.settings.Monitor+1)
 	if ms, err := capture.Monitors(); err == nil && e.settings.Monitor < len(ms) {
@@ -77,7 +109,7 @@ func (e *Engine) meta() stream.Meta {
 		r := e.settings.Region
 		m += fmt.Sprintf(", region %d,%d %d×%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy())
 	}
-	return stream.Meta{Monitor: m, Encoder: capture.JPEGEncoderName}
+	return stream.Meta{Monitor: m, Encoder: capture.JPEGEncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
 }
 
 // Start starts serving. Capture itself starts with the first viewer.
@@ -92,25 +124,42 @@ func (e *Engine) Start() error {
 		return err
 	}
 	b := stream.NewBroadcaster(source(scr), stream.BroadcasterOptions{Logger: e.log})
-	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer, Logger: e.log}, b)
+	audio := stream.NewAudioHub(audioSource(e.settings.Audio), stream.BroadcasterOptions{Logger: e.log})
+	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
+		Audio: audio, Mode: e.settings.Mode, Logger: e.log}, b)
 	if err != nil {
 		b.Close()
+		audio.Close()
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	srv.SetMeta(e.meta())
-	e.srv, e.b = srv, b
+	e.srv, e.b, e.audio = srv, b, audio
+	e.applyPauseLocked()
 	return nil
+}
+
+// applyPauseLocked stops whatever is not shared: both while paused, the
+// screen in audio-only mode and the sound in screen-only mode.
+func (e *Engine) applyPauseLocked() {
+	if e.srv == nil {
+		return
+	}
+	m := e.srv.Mode()
+	e.b.SetPaused(e.paused || m == stream.ModeAudio)
+	e.audio.SetPaused(e.paused || m == stream.ModeScreen)
 }
 
 // Stop ends every stream and stops serving; it waits until all is closed.
 func (e *Engine) Stop() {
 	e.mu.Lock()
-	srv, b := e.srv, e.b
-	e.srv, e.b = nil, nil
+	srv, b, audio := e.srv, e.b, e.audio
+	e.srv, e.b, e.audio = nil, nil, nil
+	e.paused = false
 	e.mu.Unlock()
 	if srv != nil {
 		_ = srv.Close()
 		b.Close()
+		audio.Close()
 	}
 }
 
@@ -121,15 +170,50 @@ func (e *Engine) Sharing() bool {
 	return e.srv != nil
 }
 
-// SetPaused pauses or resumes capture; viewers stay connected.
+// SetPaused pauses or resumes capture of screen and sound; viewers stay connected.
 func (e *Engine) SetPaused(p bool) error {
 	e.mu.Lock()
-	b := e.b
-	e.mu.Unlock()
-	if b == nil {
+	defer e.mu.Unlock()
+	if e.srv == nil {
 		return ErrNotSharing
 	}
-	b.SetPaused(p)
+	e.paused = p
+	e.applyPauseLocked()
+	return nil
+}
+
+// Paused reports whether sharing is paused.
+func (e *Engine) Paused() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.paused
+}
+
+// SetMode switches between screen+audio, screen only and audio only, live.
+func (e *Engine) SetMode(m stream.Mode) error {
+	if _, err := stream.ParseMode(string(m)); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.settings.Mode = m
+	if e.srv != nil {
+		e.srv.SetMode(m)
+		e.applyPauseLocked()
+	}
+	return nil
+}
+
+// SetAudio switches the audio device (an ID from capture.AudioDevices, "" for
+// none), live: listeners stay connected and hear the new device.
+func (e *Engine) SetAudio(device string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.settings.Audio = device
+	if e.srv != nil {
+		e.audio.SetDevice(audioSource(device))
+		e.srv.SetMeta(e.meta())
+	}
 	return nil
 }
 

@@ -22,38 +22,42 @@ type BroadcasterOptions struct {
 	Logger   *slog.Logger
 }
 
-// Broadcaster runs one Source while anybody watches and hands every frame to
-// every subscriber. It never waits for a subscriber: each has a one-frame slot
-// in which the newest frame replaces an unread one, and the replaced frames
-// are counted as dropped.
-type Broadcaster struct {
-	opt BroadcasterOptions
-	log *slog.Logger
+// hub runs one source while anybody subscribes and hands every item it
+// emits to every subscriber. It never waits for a subscriber: each has a
+// short queue in which a new item pushes out the oldest unread one, and the
+// pushed-out items are counted as dropped. Video uses a queue of one (the
+// newest frame wins), audio a few chunks.
+type hub[T any] struct {
+	opt    BroadcasterOptions
+	log    *slog.Logger
+	queue  int               // per-subscriber queue length
+	replay bool              // a new subscriber gets the newest item at once
+	stamp  func(T, uint64) T // returns the item to publish, numbered seq
 
 	mu      sync.Mutex
-	src     Source
-	subs    map[*Subscriber]struct{}
-	last    *Frame
+	src     source[T]
+	subs    map[*sub[T]]struct{}
+	last    T
+	hasLast bool
 	seq     uint64
 	paused  bool
 	closed  bool
 	run     *run
 	idle    *time.Timer
 	idleGen uint64 // which idle timer is current
-	err     error  // the source's last error, until its next frame
+	err     error  // the source's last error, until its next item
 
 	frames  atomic.Uint64 // published
-	dropped atomic.Uint64 // replaced before a subscriber read them, all subscribers
+	dropped atomic.Uint64 // pushed out before a subscriber read them, all subscribers
 	fps     meter
 }
 
-type run struct {
-	cancel context.CancelFunc
-	done   chan struct{}
+// source is what a hub runs: Source for video, AudioSource for sound.
+type source[T any] interface {
+	Run(ctx context.Context, emit func(T)) error
 }
 
-// NewBroadcaster returns a broadcaster for src. The source starts with the first subscriber.
-func NewBroadcaster(src Source, opt BroadcasterOptions) *Broadcaster {
+func newHub[T any](src source[T], opt BroadcasterOptions, queue int, replay bool, stamp func(T, uint64) T) *hub[T] {
 	if opt.IdleStop <= 0 {
 		opt.IdleStop = 3 * time.Second
 	}
@@ -63,7 +67,40 @@ func NewBroadcaster(src Source, opt BroadcasterOptions) *Broadcaster {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Broadcaster{opt: opt, log: opt.Logger, src: src, subs: map[*Subscriber]struct{}{}}
+	return &hub[T]{opt: opt, log: opt.Logger, queue: queue, replay: replay, stamp: stamp, src: src, subs: map[*sub[T]]struct{}{}}
+}
+
+// Broadcaster runs one video Source while anybody watches and hands every
+// frame to every viewer, each through a one-frame slot where the newest frame
+// replaces an unread one (counted as dropped). A new viewer gets the newest
+// frame at once.
+type Broadcaster struct{ *hub[*Frame] }
+
+// Subscriber receives frames from a Broadcaster until it is closed.
+type Subscriber = sub[*Frame]
+
+// BroadcastStats is a snapshot of a Broadcaster's state and counters.
+type BroadcastStats = HubStats[*Frame]
+
+type run struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewBroadcaster returns a broadcaster for src. The source starts with the first subscriber.
+func NewBroadcaster(src Source, opt BroadcasterOptions) *Broadcaster {
+	return &Broadcaster{newHub[*Frame](src, opt, 1, true, stampFrame)}
+}
+
+// stampFrame publishes a numbered copy of f with its multipart bytes: the
+// source may emit the same frame again, and the one viewers hold must never
+// change.
+func stampFrame(f *Frame, seq uint64) *Frame {
+	nf := *f
+	nf.Seq = seq
+	nf.part = append(append(make([]byte, 0, len(f.JPEG)+len(partTail)), f.JPEG...), partTail...)
+	nf.JPEG = nf.part[:len(f.JPEG):len(f.JPEG)] // one copy of the bytes in memory, not two
+	return &nf
 }
 
 // ViewerInfo describes who is behind a subscription.
@@ -74,12 +111,12 @@ type ViewerInfo struct {
 	Since     time.Time `json:"since"`
 }
 
-// Subscriber receives frames from a Broadcaster until it is closed.
-type Subscriber struct {
+// sub receives items from a hub until it is closed.
+type sub[T any] struct {
 	Info ViewerInfo
 
-	b       *Broadcaster
-	ch      chan *Frame
+	b       *hub[T]
+	ch      chan T
 	done    chan struct{}
 	once    sync.Once
 	sent    atomic.Uint64
@@ -88,13 +125,13 @@ type Subscriber struct {
 	fps     meter
 }
 
-// Subscribe adds a viewer and starts the source if it is not running. The
-// newest frame, if there is one, is waiting in the subscriber's slot at once.
-func (b *Broadcaster) Subscribe(info ViewerInfo) (*Subscriber, error) {
+// Subscribe adds a subscriber and starts the source if it is not running.
+// For video the newest frame, if there is one, is waiting in its slot at once.
+func (b *hub[T]) Subscribe(info ViewerInfo) (*sub[T], error) {
 	if info.Since.IsZero() {
 		info.Since = time.Now()
 	}
-	s := &Subscriber{Info: info, b: b, ch: make(chan *Frame, 1), done: make(chan struct{})}
+	s := &sub[T]{Info: info, b: b, ch: make(chan T, b.queue), done: make(chan struct{})}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -105,7 +142,7 @@ func (b *Broadcaster) Subscribe(info ViewerInfo) (*Subscriber, error) {
 		b.idle.Stop()
 		b.idle = nil
 	}
-	if b.last != nil {
+	if b.replay && b.hasLast {
 		s.ch <- b.last
 	}
 	if b.run == nil && !b.paused {
@@ -114,21 +151,21 @@ func (b *Broadcaster) Subscribe(info ViewerInfo) (*Subscriber, error) {
 	return s, nil
 }
 
-// Frames delivers the newest frame; a frame not read before the next one arrives is dropped.
-func (s *Subscriber) Frames() <-chan *Frame { return s.ch }
+// Frames delivers the items; when the queue is full the oldest unread one is dropped.
+func (s *sub[T]) Frames() <-chan T { return s.ch }
 
 // Done is closed when the subscription ends: by Close or by the broadcaster closing.
-func (s *Subscriber) Done() <-chan struct{} { return s.done }
+func (s *sub[T]) Done() <-chan struct{} { return s.done }
 
 // Sent records that a frame of n bytes reached the viewer.
-func (s *Subscriber) Sent(n int) {
+func (s *sub[T]) Sent(n int) {
 	s.sent.Add(1)
 	s.bytes.Add(uint64(n))
 	s.fps.Add(1)
 }
 
 // Close ends the subscription. The source stops IdleStop after the last one closes.
-func (s *Subscriber) Close() {
+func (s *sub[T]) Close() {
 	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -144,11 +181,11 @@ func (s *Subscriber) Close() {
 	}
 }
 
-func (s *Subscriber) end() { s.once.Do(func() { close(s.done) }) }
+func (s *sub[T]) end() { s.once.Do(func() { close(s.done) }) }
 
-// offer puts f in the slot, replacing an unread frame. Only publish calls it,
-// under the broadcaster's lock, so it is the slot's only sender.
-func (s *Subscriber) offer(f *Frame) {
+// offer queues f, pushing out the oldest unread item when the queue is full.
+// Only publish calls it, under the hub's lock, so it is the queue's only sender.
+func (s *sub[T]) offer(f T) {
 	select {
 	case s.ch <- f:
 		return
@@ -163,7 +200,7 @@ func (s *Subscriber) offer(f *Frame) {
 	s.ch <- f
 }
 
-func (b *Broadcaster) idleStop(gen uint64) {
+func (b *hub[T]) idleStop(gen uint64) {
 	b.mu.Lock()
 	var r *run
 	if len(b.subs) == 0 && b.idle != nil && b.idleGen == gen { // not a timer a newer one replaced
@@ -178,17 +215,21 @@ func (b *Broadcaster) idleStop(gen uint64) {
 }
 
 // startLocked starts the source; b.mu is held.
-func (b *Broadcaster) startLocked() {
+func (b *hub[T]) startLocked() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{cancel: cancel, done: make(chan struct{})}
 	b.run = r
 	src := b.src
+	if src == nil { // no source (e.g. no audio device): subscribers wait
+		close(r.done)
+		return
+	}
 	go func() {
 		defer close(r.done)
 		wait := b.opt.Retry
 		for {
 			started := time.Now()
-			err := src.Run(ctx, func(f *Frame) { b.publish(r, f) })
+			err := src.Run(ctx, func(f T) { b.publish(r, f) })
 			if ctx.Err() != nil {
 				return
 			}
@@ -216,32 +257,29 @@ func (b *Broadcaster) startLocked() {
 
 // stopLocked cancels the running source and returns it so the caller can wait
 // for it after releasing b.mu (the source may be blocked in publish).
-func (b *Broadcaster) stopLocked() *run {
+func (b *hub[T]) stopLocked() *run {
 	r := b.run
 	if r == nil {
 		return nil
 	}
 	b.run = nil
 	r.cancel()
-	b.last = nil // stale once the source stops: a new viewer waits for a fresh frame
+	var zero T
+	b.last, b.hasLast = zero, false // stale once the source stops: a new viewer waits for a fresh one
 	return r
 }
 
-func (b *Broadcaster) publish(r *run, f *Frame) {
+func (b *hub[T]) publish(r *run, f T) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.run != r {
 		return // a stopped or replaced run
 	}
-	// Publish a copy: the source's frame may be emitted again, and the one
-	// viewers hold must never change.
-	nf := *f
-	f = &nf
 	b.seq++
-	f.Seq = b.seq
-	f.part = append(append(make([]byte, 0, len(f.JPEG)+len(partTail)), f.JPEG...), partTail...)
-	f.JPEG = f.part[:len(f.JPEG):len(f.JPEG)] // one copy of the bytes in memory, not two
-	b.last = f
+	if b.stamp != nil {
+		f = b.stamp(f, b.seq)
+	}
+	b.last, b.hasLast = f, true
 	b.err = nil
 	b.frames.Add(1)
 	b.fps.Add(1)
@@ -251,7 +289,7 @@ func (b *Broadcaster) publish(r *run, f *Frame) {
 }
 
 // SetPaused stops the source while paused and restarts it on resume if anybody watches.
-func (b *Broadcaster) SetPaused(p bool) {
+func (b *hub[T]) SetPaused(p bool) {
 	b.mu.Lock()
 	var r *run
 	if b.paused != p && !b.closed {
@@ -268,9 +306,9 @@ func (b *Broadcaster) SetPaused(p bool) {
 	}
 }
 
-// SetSource replaces the source, e.g. for another monitor. Viewers stay
-// connected and get the new source's frames.
-func (b *Broadcaster) SetSource(src Source) {
+// SetSource replaces the source, e.g. for another monitor or audio device.
+// Subscribers stay connected and get the new source's items.
+func (b *hub[T]) SetSource(src source[T]) {
 	b.mu.Lock()
 	b.src = src
 	b.err = nil
@@ -287,8 +325,8 @@ func (b *Broadcaster) SetSource(src Source) {
 	}
 }
 
-// Last returns the newest frame of the running source, or nil.
-func (b *Broadcaster) Last() *Frame {
+// Last returns the newest item of the running source, or the zero value.
+func (b *hub[T]) Last() T {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.last
@@ -327,7 +365,7 @@ func (b *Broadcaster) Snapshot(ctx context.Context) (*Frame, error) {
 }
 
 // Close stops the source and ends every subscription, and waits for the source to return.
-func (b *Broadcaster) Close() {
+func (b *hub[T]) Close() {
 	b.mu.Lock()
 	b.closed = true
 	if b.idle != nil {
@@ -345,23 +383,23 @@ func (b *Broadcaster) Close() {
 	}
 }
 
-// BroadcastStats is a snapshot of the broadcaster's state and counters.
-type BroadcastStats struct {
+// HubStats is a snapshot of a hub's state and counters.
+type HubStats[T any] struct {
 	Running bool
 	Paused  bool
 	Viewers int
-	FPS     uint64 // frames published in the last whole second
-	Frames  uint64 // frames published since start
-	Dropped uint64 // frames replaced before a viewer read them
-	Last    *Frame
+	FPS     uint64 // items published in the last whole second
+	Frames  uint64 // items published since start
+	Dropped uint64 // items pushed out before a subscriber read them
+	Last    T
 	Err     error
 }
 
 // Stats returns the current state and counters.
-func (b *Broadcaster) Stats() BroadcastStats {
+func (b *hub[T]) Stats() HubStats[T] {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BroadcastStats{
+	return HubStats[T]{
 		Running: b.run != nil, Paused: b.paused, Viewers: len(b.subs), FPS: b.fps.Rate(),
 		Frames: b.frames.Load(), Dropped: b.dropped.Load(), Last: b.last, Err: b.err,
 	}
@@ -377,12 +415,12 @@ type ViewerStats struct {
 }
 
 // Stats returns the subscriber's counters.
-func (s *Subscriber) Stats() ViewerStats {
+func (s *sub[T]) Stats() ViewerStats {
 	return ViewerStats{ViewerInfo: s.Info, FPS: s.fps.Rate(), Frames: s.sent.Load(), Bytes: s.bytes.Load(), Dropped: s.dropped.Load()}
 }
 
 // Viewers returns every subscriber's counters.
-func (b *Broadcaster) Viewers() []ViewerStats {
+func (b *hub[T]) Viewers() []ViewerStats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := make([]ViewerStats, 0, len(b.subs))

@@ -35,6 +35,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /stream.mjpg", s.guard(s.handleMJPEG))
 	mux.HandleFunc("GET /snapshot.jpg", s.guard(s.handleSnapshot))
 	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus))
+	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV))
+	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio))
 	return securityHeaders(mux)
 }
 
@@ -110,7 +112,19 @@ func viewerID(r *http.Request) string {
 	return v
 }
 
+// videoReady answers 503 when the screen is not shared (audio-only mode).
+func (s *Server) videoReady(w http.ResponseWriter) bool {
+	if !s.Mode().video() {
+		http.Error(w, "the screen is not shared (audio only)", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
+}
+
 func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
+	if !s.videoReady(w) {
+		return
+	}
 	if r.Method == http.MethodHead {
 		// net/http discards a HEAD body, so a stream would never see a failed
 		// write and would hold a viewer slot (and the capture) forever.
@@ -200,6 +214,9 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	if !s.videoReady(w) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	f, err := s.b.Snapshot(ctx)
@@ -217,6 +234,8 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 type Status struct {
 	State         string       `json:"state"` // sharing, paused or error
 	Error         string       `json:"error,omitempty"`
+	Mode          Mode         `json:"mode"`
+	Audio         AudioStatus  `json:"audio"`
 	Monitor       string       `json:"monitor"`
 	Encoder       string       `json:"encoder"`
 	Capturing     bool         `json:"capturing"`
@@ -238,11 +257,15 @@ type Status struct {
 func (s *Server) Status() Status {
 	bs := s.b.Stats()
 	m := s.meta.Load()
-	st := Status{State: "sharing", Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
+	st := Status{State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
 		Viewers: bs.Viewers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
 		UptimeS: int64(time.Since(s.started).Seconds())}
+	paused := bs.Paused
+	if !st.Mode.video() && s.cfg.Audio != nil {
+		paused = s.cfg.Audio.Stats().Paused
+	}
 	switch {
-	case bs.Paused:
+	case paused:
 		st.State = "paused"
 	case bs.Err != nil:
 		st.State, st.Error = "error", bs.Err.Error()

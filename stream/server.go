@@ -24,13 +24,17 @@ type Config struct {
 	KeepAlive    time.Duration // re-send the last frame this often on a still screen (25 s)
 	WriteTimeout time.Duration // drop a viewer whose single write takes longer (5 s)
 	Assets       fs.FS         // the viewer page: index.html and static files
+	Audio        *AudioHub     // sound; nil for none
+	Mode         Mode          // what is shared; "" means screen+audio
 	Logger       *slog.Logger
 }
 
 // Meta is what the server says about the share besides its own counters.
 type Meta struct {
-	Monitor string `json:"monitor"`
-	Encoder string `json:"encoder"`
+	Monitor     string `json:"monitor"`
+	Encoder     string `json:"encoder"`
+	AudioDevice string `json:"-"`            // the device ID; "" for none
+	AudioName   string `json:"audio_device"` // as menus show it
 }
 
 // Server serves the viewer page and the streams of one Broadcaster.
@@ -47,6 +51,7 @@ type Server struct {
 	closing sync.Once
 
 	meta      atomic.Pointer[Meta]
+	mode      atomic.Pointer[Mode]
 	bytesSent atomic.Uint64
 	started   time.Time
 }
@@ -77,6 +82,11 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 	s := &Server{cfg: cfg, token: token, b: b, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
 		done: make(chan struct{}), started: time.Now()}
 	s.meta.Store(&Meta{})
+	mode := cfg.Mode
+	if mode == "" {
+		mode = ModeScreenAudio
+	}
+	s.mode.Store(&mode)
 	s.hs = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -138,6 +148,12 @@ func (s *Server) Port() int { return s.Addr().Port }
 
 // SetMeta sets what /api/status says about the share.
 func (s *Server) SetMeta(m Meta) { s.meta.Store(&m) }
+
+// SetMode changes what is shared; pages follow within a second.
+func (s *Server) SetMode(m Mode) { s.mode.Store(&m) }
+
+// Mode returns what is shared.
+func (s *Server) Mode() Mode { return *s.mode.Load() }
 
 // Broadcaster returns the broadcaster the server streams.
 func (s *Server) Broadcaster() *Broadcaster { return s.b }

@@ -48,6 +48,165 @@
     show('Reconnecting…', 'The connection to the presenter dropped.');
   };
 
+  // ---- Sound: PCM over a WebSocket, scheduled as AudioBufferSourceNodes ----
+  // A plain-HTTP LAN page has no AudioWorklet, so each 10 ms chunk becomes a
+  // buffer scheduled right after the previous one. The jitter buffer (how far
+  // ahead we schedule) adapts between 60 and 120 ms: an underrun raises it,
+  // a calm spell lowers it, and a buffer grown past it (clock drift) is
+  // trimmed by skipping a chunk, so the delay stays bounded.
+  var soundBox = document.getElementById('sound');
+  var soundBtn = document.getElementById('btn-sound');
+  var soundControls = document.getElementById('sound-controls');
+  var muteBtn = document.getElementById('btn-mute');
+  var volume = document.getElementById('volume');
+  var audioCard = document.getElementById('audio-card');
+  var meterBar = document.getElementById('meter-bar');
+  var audio = {
+    ctx: null, gain: null, analyser: null, ws: null, wanted: false, muted: false,
+    rate: 48000, channels: 2, playhead: 0, target: 0.08, underruns: 0, trimmed: 0,
+    chunks: 0, lastUnderrun: 0, retry: 0, depth: 0
+  };
+  window.deskcast = { audio: audio };
+
+  function audioStart() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC || !window.WebSocket) {
+      soundBtn.textContent = 'Sound is not supported by this browser';
+      return;
+    }
+    if (!audio.ctx) {
+      audio.ctx = new AC({ latencyHint: 'interactive' });
+      audio.analyser = audio.ctx.createAnalyser();
+      audio.analyser.fftSize = 4096;
+      audio.gain = audio.ctx.createGain();
+      audio.analyser.connect(audio.gain);
+      audio.gain.connect(audio.ctx.destination);
+    }
+    if (audio.ctx.resume) audio.ctx.resume();
+    audio.wanted = true;
+    soundBtn.hidden = true;
+    soundControls.hidden = false;
+    audioConnect();
+  }
+  function audioConnect() {
+    if (!audio.wanted || audio.ws) return;
+    var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    var ws = new WebSocket(proto + location.host + '/ws/audio?v=' + id + auth);
+    ws.binaryType = 'arraybuffer';
+    audio.ws = ws;
+    ws.onmessage = function (ev) {
+      if (typeof ev.data === 'string') {
+        var f = JSON.parse(ev.data);
+        if (f.type === 'format') { audio.rate = f.rate; audio.channels = f.channels; audio.playhead = 0; }
+        return;
+      }
+      audio.retry = 0;
+      audioPlay(ev.data);
+    };
+    ws.onclose = function () {
+      audio.ws = null;
+      if (!audio.wanted) return;
+      audio.retry = Math.min(audio.retry + 1, 5);
+      setTimeout(audioConnect, 500 * audio.retry);
+    };
+  }
+  function audioStop() {
+    audio.wanted = false;
+    if (audio.ws) audio.ws.close();
+    audio.ws = null;
+  }
+  function audioPlay(data) {
+    var ctx = audio.ctx, ch = audio.channels;
+    var pcm = new Int16Array(data, 4);
+    var frames = Math.floor(pcm.length / ch);
+    if (!frames) return;
+    audio.chunks++;
+    var now = ctx.currentTime;
+    if (audio.playhead < now + 0.005) {
+      // Ran dry (or first chunk): start again one jitter buffer ahead.
+      if (audio.playhead > 0) {
+        audio.underruns++;
+        audio.lastUnderrun = now;
+        audio.target = Math.min(audio.target + 0.01, 0.12);
+      }
+      audio.playhead = now + audio.target;
+    } else if (now - audio.lastUnderrun > 10 && audio.target > 0.06) {
+      audio.target = Math.max(audio.target - 0.005, 0.06);
+      audio.lastUnderrun = now;
+    }
+    audio.depth = audio.playhead - now;
+    if (audio.depth > audio.target + 0.04) {
+      audio.trimmed++; // ahead of the target (the sender's clock runs fast): skip this chunk
+      return;
+    }
+    var buf = ctx.createBuffer(ch, frames, audio.rate);
+    for (var c = 0; c < ch; c++) {
+      var out = buf.getChannelData(c);
+      for (var i = 0; i < frames; i++) out[i] = pcm[i * ch + c] / 32768;
+    }
+    var src = ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(audio.analyser);
+    src.start(audio.playhead);
+    audio.playhead += buf.duration;
+  }
+  // The loudest frequency the page is playing, in Hz (the level meter's analyser).
+  window.deskcast.peakHz = function () {
+    if (!audio.analyser) return 0;
+    var bins = new Float32Array(audio.analyser.frequencyBinCount);
+    audio.analyser.getFloatFrequencyData(bins);
+    var best = 0;
+    for (var i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+    return bins[best] < -70 ? 0 : best * audio.ctx.sampleRate / audio.analyser.fftSize;
+  };
+  function level() {
+    if (!audio.analyser) return 0;
+    var t = new Float32Array(audio.analyser.fftSize);
+    audio.analyser.getFloatTimeDomainData(t);
+    var sum = 0;
+    for (var i = 0; i < t.length; i++) sum += t[i] * t[i];
+    return Math.sqrt(sum / t.length);
+  }
+  function meterLoop() {
+    if (!audioCard.hidden) {
+      var db = 20 * Math.log(Math.max(level(), 1e-5)) / Math.LN10;
+      meterBar.style.width = Math.max(0, Math.min(100, (db + 60) * 100 / 60)) + '%';
+    }
+    (window.requestAnimationFrame || function (f) { setTimeout(f, 50); })(meterLoop);
+  }
+  meterLoop();
+  soundBtn.onclick = audioStart;
+  muteBtn.onclick = function () {
+    audio.muted = !audio.muted;
+    if (audio.gain) audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
+    muteBtn.textContent = audio.muted ? 'Unmute' : 'Mute';
+  };
+  volume.oninput = function () {
+    if (audio.gain && !audio.muted) audio.gain.gain.value = Number(volume.value);
+  };
+  // Called with each status: show the sound controls and the audio-only card as the mode asks.
+  var videoOn = true;
+  function applyMode(st) {
+    var a = st.audio || { state: 'off' };
+    var soundShared = a.state !== 'off' && a.state !== 'none';
+    soundBox.hidden = !soundShared;
+    if (!soundShared && audio.wanted) {
+      audioStop();
+      soundBtn.hidden = false;
+      soundControls.hidden = true;
+    } else if (soundShared && audio.wanted && !audio.ws) {
+      audioConnect();
+    }
+    var wantVideo = st.mode !== 'audio';
+    if (wantVideo !== videoOn) {
+      videoOn = wantVideo;
+      if (videoOn) connect(); else img.removeAttribute('src');
+    }
+    audioCard.hidden = wantVideo || st.state === 'paused';
+    document.getElementById('audio-device').textContent =
+      a.state === 'error' ? 'Sound problem: ' + a.error + ' — retrying…' : (a.device || '');
+  }
+
   function fmtBytes(n) {
     if (n > 1e6) return (n / 1e6).toFixed(1) + ' MB';
     if (n > 1e3) return (n / 1e3).toFixed(0) + ' kB';
@@ -71,27 +230,32 @@
       'received   ' + you.frames + ' frames, ' + fmtBytes(you.bytes) + '\n' +
       'dropped    ' + you.dropped + '\n' +
       'viewers    ' + st.viewers + '\n' +
-      'monitor    ' + st.monitor;
+      'monitor    ' + st.monitor +
+      (audio.ctx && audio.wanted ?
+        '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
+        ' ms delay (buffer ' + Math.round(audio.target * 1000) + ' ms, underruns ' + audio.underruns + ', trimmed ' + audio.trimmed + ')' : '') +
+      (st.audio && st.audio.state !== 'off' ? '\nsound      ' + st.audio.state + (st.audio.device ? ' — ' + st.audio.device : '') : '');
   }
 
   function onStatus(st, rtt) {
     failures = 0;
     if (!connected) {
       connected = true;
-      connect();
+      if (videoOn) connect();
     }
+    applyMode(st);
     if (st.state === 'paused') {
       show('Paused', 'The presenter paused sharing. The picture comes back when they resume.');
     } else if (st.state === 'error') {
       show('Screen capture problem', st.error + ' — retrying…');
-    } else if (lastFrames < 0 && !st.you) {
+    } else if (videoOn && lastFrames < 0 && !st.you) {
       show('Connecting…', '');
     } else {
       hide();
     }
     // A stream that stopped moving while the presenter's screen changes is stuck: reopen it.
     var frames = st.you ? st.you.frames : 0;
-    if (st.state === 'sharing' && st.fps > 0 && frames === lastFrames) {
+    if (videoOn && st.state === 'sharing' && st.fps > 0 && frames === lastFrames) {
       if (!stallSince) stallSince = Date.now();
       else if (Date.now() - stallSince > 5000) connect();
     } else {
@@ -150,6 +314,7 @@
     var k = (e.key || '').toLowerCase();
     if (k === 's') toggleStats();
     if (k === 'f') toggleFullscreen();
+    if (k === 'm') muteBtn.onclick();
   };
   if (param('stats') === '1') statsBox.hidden = false;
 

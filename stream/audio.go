@@ -1,0 +1,264 @@
+package stream
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// AudioChunk is a run of interleaved signed 16-bit PCM samples. Like a
+// Frame, it is shared by every listener and never changed once published.
+type AudioChunk struct {
+	PCM      []int16
+	Rate     int
+	Channels int
+	Captured time.Time
+	Seq      uint64
+
+	wire []byte // PCM as little-endian bytes, built once when published
+}
+
+// AudioSource produces audio chunks until ctx ends (see Source).
+type AudioSource interface {
+	Run(ctx context.Context, emit func(*AudioChunk)) error
+}
+
+// AudioSourceFunc adapts a function to AudioSource.
+type AudioSourceFunc func(ctx context.Context, emit func(*AudioChunk)) error
+
+// Run calls f.
+func (f AudioSourceFunc) Run(ctx context.Context, emit func(*AudioChunk)) error { return f(ctx, emit) }
+
+// AudioHub runs one audio source while anybody listens and hands every chunk
+// to every listener through a queue of 16 chunks (160 ms at 10 ms a chunk);
+// a listener that falls further behind loses its oldest chunks.
+type AudioHub struct{ *hub[*AudioChunk] }
+
+// Listener receives chunks from an AudioHub until it is closed.
+type Listener = sub[*AudioChunk]
+
+// NewAudioHub returns a hub for src; a nil src means no audio device yet.
+func NewAudioHub(src AudioSource, opt BroadcasterOptions) *AudioHub {
+	var s source[*AudioChunk]
+	if src != nil {
+		s = src
+	}
+	return &AudioHub{newHub(s, opt, 16, false, stampAudio)}
+}
+
+// SetDevice replaces the source (nil for none); listeners stay connected.
+func (a *AudioHub) SetDevice(src AudioSource) {
+	var s source[*AudioChunk]
+	if src != nil {
+		s = src
+	}
+	a.SetSource(s)
+}
+
+func stampAudio(c *AudioChunk, seq uint64) *AudioChunk {
+	nc := *c
+	nc.Seq = seq
+	nc.wire = make([]byte, 2*len(c.PCM))
+	for i, v := range c.PCM {
+		binary.LittleEndian.PutUint16(nc.wire[2*i:], uint16(v))
+	}
+	return &nc
+}
+
+// Mode says what is shared.
+type Mode string
+
+// The modes, as --mode and /api/status spell them.
+const (
+	ModeScreenAudio Mode = "screen+audio"
+	ModeScreen      Mode = "screen"
+	ModeAudio       Mode = "audio"
+)
+
+// ParseMode checks a --mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeScreenAudio, ModeScreen, ModeAudio:
+		return m, nil
+	}
+	return "", errors.New(`mode: want "screen+audio", "screen" or "audio"`)
+}
+
+func (m Mode) video() bool { return m != ModeAudio }
+func (m Mode) audio() bool { return m != ModeScreen }
+
+// audioReady answers 503 when sound is not shared now, and says why.
+func (s *Server) audioReady(w http.ResponseWriter) bool {
+	switch {
+	case s.cfg.Audio == nil || !s.Mode().audio():
+		http.Error(w, "sound is not shared", http.StatusServiceUnavailable)
+		return false
+	case s.meta.Load().AudioDevice == "":
+		http.Error(w, "no audio device is chosen", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
+}
+
+// handleWAV streams sound as an endless WAV file, for <audio> and players.
+func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
+	if !s.audioReady(w) {
+		return
+	}
+	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	if err != nil {
+		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.Close()
+	h := w.Header()
+	h.Set("Content-Type", "audio/wav")
+	h.Set("Transfer-Encoding", "identity") // endless: no chunked framing
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	rc := http.NewResponseController(w)
+	write := func(b []byte) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		n, err := w.Write(b)
+		s.bytesSent.Add(uint64(n))
+		return err == nil && rc.Flush() == nil
+	}
+	rate, channels := 0, 0
+	for {
+		select {
+		case c := <-l.Frames():
+			if rate == 0 {
+				rate, channels = c.Rate, c.Channels
+				if !write(wavHeader(rate, channels)) {
+					return
+				}
+			} else if c.Rate != rate || c.Channels != channels {
+				return // a new device with another format: the player reconnects
+			}
+			if !write(c.wire) {
+				return
+			}
+			l.Sent(len(c.wire))
+		case <-l.Done():
+			return
+		case <-r.Context().Done():
+			return
+		}
+	}
+}
+
+// wavHeader is a 44-byte WAV header whose sizes say "as long as it goes".
+func wavHeader(rate, channels int) []byte {
+	h := make([]byte, 44)
+	le := binary.LittleEndian
+	copy(h, "RIFF")
+	le.PutUint32(h[4:], 0xFFFFFFFF)
+	copy(h[8:], "WAVEfmt ")
+	le.PutUint32(h[16:], 16)
+	le.PutUint16(h[20:], 1) // PCM
+	le.PutUint16(h[22:], uint16(channels))
+	le.PutUint32(h[24:], uint32(rate))
+	le.PutUint32(h[28:], uint32(rate*channels*2))
+	le.PutUint16(h[32:], uint16(channels*2))
+	le.PutUint16(h[34:], 16)
+	copy(h[36:], "data")
+	le.PutUint32(h[40:], 0xFFFFFFFF-36)
+	return h
+}
+
+// audioFormat is the first (text) message on /ws/audio and follows a change of device.
+type audioFormat struct {
+	Type     string `json:"type"` // "format"
+	Rate     int    `json:"rate"`
+	Channels int    `json:"channels"`
+	Encoding string `json:"encoding"` // "s16le"
+}
+
+// handleWSAudio streams sound over a WebSocket for the page's Web Audio
+// player: a text message with the format, then one binary message per chunk:
+// a 4-byte little-endian sequence number and the PCM.
+func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
+	if !s.audioReady(w) {
+		return
+	}
+	// Accept checks that the page's Origin is this server (no cross-site sockets).
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	if err != nil {
+		c.Close(websocket.StatusGoingAway, "sharing has stopped")
+		return
+	}
+	defer l.Close()
+	ctx := c.CloseRead(r.Context()) // we only send; this notices the peer closing
+	rate, channels := 0, 0
+	buf := make([]byte, 0, 4096)
+	for {
+		select {
+		case ch := <-l.Frames():
+			wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+			if ch.Rate != rate || ch.Channels != channels {
+				rate, channels = ch.Rate, ch.Channels
+				msg, _ := json.Marshal(audioFormat{Type: "format", Rate: rate, Channels: channels, Encoding: "s16le"})
+				if err := c.Write(wctx, websocket.MessageText, msg); err != nil {
+					cancel()
+					return
+				}
+			}
+			buf = binary.LittleEndian.AppendUint32(buf[:0], uint32(ch.Seq))
+			buf = append(buf, ch.wire...)
+			err := c.Write(wctx, websocket.MessageBinary, buf)
+			cancel()
+			if err != nil {
+				return
+			}
+			l.Sent(len(ch.wire))
+			s.bytesSent.Add(uint64(len(buf)))
+		case <-l.Done():
+			c.Close(websocket.StatusGoingAway, "sharing has stopped")
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// AudioStatus is the sound part of /api/status.
+type AudioStatus struct {
+	State     string `json:"state"` // off (not shared), none (no device), waiting, on, error
+	Device    string `json:"device"`
+	Error     string `json:"error,omitempty"`
+	Listeners int    `json:"listeners"`
+	Rate      int    `json:"rate,omitempty"`
+	Channels  int    `json:"channels,omitempty"`
+	Chunks    uint64 `json:"chunks"`
+	Dropped   uint64 `json:"dropped"`
+}
+
+func (s *Server) audioStatus() AudioStatus {
+	m := s.meta.Load()
+	if s.cfg.Audio == nil || !s.Mode().audio() {
+		return AudioStatus{State: "off"}
+	}
+	st := s.cfg.Audio.Stats()
+	as := AudioStatus{State: "waiting", Device: m.AudioName, Listeners: st.Viewers, Chunks: st.Frames, Dropped: st.Dropped}
+	switch {
+	case m.AudioDevice == "":
+		as.State = "none"
+	case st.Err != nil:
+		as.State, as.Error = "error", st.Err.Error()
+	case st.Last != nil:
+		as.State, as.Rate, as.Channels = "on", st.Last.Rate, st.Last.Channels
+	}
+	return as
+}
