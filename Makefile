@@ -2,7 +2,11 @@
 GO        ?= go
 BIN       := bin/deskcast
 PKGS      := ./...
-TESTFLAGS ?= -race -count=1 -timeout 15m
+# portaudio passes an integer stream id as unsafe.Pointer (portaudio.go, OpenStream), which -race's
+# checkptr instrumentation kills the process for; the same class as gordonklaus/portaudio#57.
+# Checkptr stays on for every other package.
+RACEFLAGS := -race -gcflags=github.com/gordonklaus/portaudio=-d=checkptr=0
+TESTFLAGS ?= $(RACEFLAGS) -count=1 -timeout 15m
 export GOFLAGS := -buildvcs=false
 
 .PHONY: all deps test-deps build run test bench fuzz vet clean

@@ -193,7 +193,7 @@ func (a *Audio) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
 	p.Input.Latency = max(p.Input.Latency, 20*time.Millisecond)
 	var st *portaudio.Stream
 	withPulseSource(strings.TrimPrefix(a.device, pulsePrefix), strings.HasPrefix(a.device, pulsePrefix), func() {
-		quietStderr(func() { st, err = portaudio.OpenStream(p, cb) })
+		st, err = portaudio.OpenStream(p, cb)
 	})
 	return st, err
 }

@@ -86,7 +86,8 @@ func withPulseSource(src string, set bool, f func()) {
 var stderrMu sync.Mutex
 
 // quietStderr runs f with file descriptor 2 pointed at /dev/null: ALSA and
-// JACK write their probing noise straight to it.
+// JACK write their probing noise straight to it. Keep f short: a crash
+// report written meanwhile would be lost too.
 func quietStderr(f func()) {
 	stderrMu.Lock()
 	defer stderrMu.Unlock()
