@@ -52,8 +52,9 @@
   // A plain-HTTP LAN page has no AudioWorklet, so each 10 ms chunk becomes a
   // buffer scheduled right after the previous one. The jitter buffer (how far
   // ahead we schedule) adapts between 60 and 120 ms: an underrun raises it,
-  // a calm spell lowers it, and a buffer grown past it (clock drift) is
-  // trimmed by skipping a chunk, so the delay stays bounded.
+  // a calm spell lowers it. A buffer grown past it (clock drift, a burst after
+  // a network hiccup) is brought back by playing chunks 3% fast, inaudible
+  // and click-free, and only a large excess is trimmed by skipping a chunk.
   var soundBox = document.getElementById('sound');
   var soundBtn = document.getElementById('btn-sound');
   var soundControls = document.getElementById('sound-controls');
@@ -135,10 +136,11 @@
       audio.lastUnderrun = now;
     }
     audio.depth = audio.playhead - now;
-    if (audio.depth > audio.target + 0.04) {
-      audio.trimmed++; // ahead of the target (the sender's clock runs fast): skip this chunk
+    if (audio.depth > audio.target + 0.1) {
+      audio.trimmed++; // far ahead of the target: skip this chunk
       return;
     }
+    var rate = audio.depth > audio.target + 0.01 ? 1.03 : 1;
     var buf = ctx.createBuffer(ch, frames, audio.rate);
     for (var c = 0; c < ch; c++) {
       var out = buf.getChannelData(c);
@@ -146,9 +148,10 @@
     }
     var src = ctx.createBufferSource();
     src.buffer = buf;
+    src.playbackRate.value = rate;
     src.connect(audio.analyser);
     src.start(audio.playhead);
-    audio.playhead += buf.duration;
+    audio.playhead += buf.duration / rate;
   }
   // The loudest frequency the page is playing, in Hz (the level meter's analyser).
   window.deskcast.peakHz = function () {
