@@ -3,12 +3,26 @@ package main
 import (
 	"context"
 	"os"
+	"runtime"
 
+	fyneapp "fyne.io/fyne/v2/app"
+
+	deskapp "github.com/deskcast/deskcast/app"
 	"github.com/deskcast/deskcast/engine"
 )
 
 // guiAvailable reports whether a window can be opened here.
-func guiAvailable() bool { return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != "" }
+func guiAvailable() bool {
+	if runtime.GOOS == "windows" || runtime.GOOS == "darwin" {
+		return true
+	}
+	return os.Getenv("DISPLAY") != "" || os.Getenv("WAYLAND_DISPLAY") != ""
+}
 
-// runGUI runs the desktop app. Until it lands, sharing runs headless.
-func runGUI(ctx context.Context, e *engine.Engine) error { return e.RunHeadless(ctx, os.Stdout) }
+// runGUI runs the desktop app until Quit or until ctx ends.
+func runGUI(ctx context.Context, e *engine.Engine, start bool) error {
+	fa := fyneapp.NewWithID("io.deskcast.Deskcast")
+	a := deskapp.New(fa, e, deskapp.SystemDevices, deskapp.Options{Tray: deskapp.TrayAvailable(), StartShare: start})
+	a.Run(ctx)
+	return nil
+}

@@ -30,6 +30,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		monitor  = fl.Int("monitor", 1, "monitor to share, as --list numbers them")
 		region   = fl.String("region", "", "share only this part of the monitor: x,y,w,h in pixels")
 		verbose  = fl.Bool("v", false, "log more")
+		start    = fl.Bool("start", false, "start sharing at launch (the app otherwise waits for Start sharing)")
 	)
 	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", 8765), "address to listen on; the next free port is used when it is busy")
 	fl.StringVar(&s.Token, "token", "", "fixed share token (16-128 letters, digits, - or _); default: a fresh random one")
@@ -107,7 +108,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *headless {
 		err = e.RunHeadless(ctx, stdout)
 	} else {
-		err = runGUI(ctx, e)
+		err = runGUI(ctx, e, *start)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "deskcast:", err)

@@ -261,3 +261,30 @@ func (e *Engine) Server() *stream.Server {
 	defer e.mu.Unlock()
 	return e.srv
 }
+
+// State is everything a UI shows about the share, in one call.
+type State struct {
+	Sharing bool
+	Paused  bool
+	Port    int
+	URLs    []stream.ViewerURL
+	Status  stream.Status
+}
+
+// State returns the share's state and counters.
+func (e *Engine) State() State {
+	e.mu.Lock()
+	srv, paused := e.srv, e.paused
+	e.mu.Unlock()
+	if srv == nil {
+		return State{}
+	}
+	return State{Sharing: true, Paused: paused, Port: srv.Port(), URLs: srv.ViewerURLs(), Status: srv.Status()}
+}
+
+// SetListen changes the listen address used by the next Start.
+func (e *Engine) SetListen(addr string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.settings.Listen = addr
+}

@@ -1,0 +1,310 @@
+// Package app is Deskcast's desktop app: a tray menu and a window with the
+// QR code, over the engine. It is the only package that imports Fyne.
+package app
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/lang"
+
+	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/stream"
+)
+
+// Engine is what the app drives: *engine.Engine, or a fake in tests.
+type Engine interface {
+	Start() error
+	Stop()
+	SetPaused(bool) error
+	SetMonitor(int) error
+	SetAudio(device string) error
+	SetQuality(fps, quality, maxWidth int) error
+	SetListen(addr string)
+	Settings() engine.Settings
+	State() engine.State
+}
+
+// Devices lists what can be shared; capture's functions, or fakes in tests.
+type Devices struct {
+	Monitors func() ([]capture.Monitor, error)
+	Audio    func() ([]capture.AudioDevice, error)
+}
+
+// SystemDevices lists the real monitors and audio inputs.
+var SystemDevices = Devices{Monitors: capture.Monitors, Audio: capture.AudioDevices}
+
+//go:embed translations
+var translations embed.FS
+
+// Preset is a quality choice of the menus.
+type Preset struct {
+	Name     string
+	Quality  int
+	MaxWidth int
+}
+
+// Presets are the quality choices, smoothest first.
+var Presets = []Preset{
+	{"Smooth (720p)", 60, 1280},
+	{"Balanced", 70, 0},
+	{"Sharp (1080p)", 90, 1920},
+}
+
+// FrameRates are the frame-rate choices.
+var FrameRates = []int{15, 30, 60}
+
+// App is the running desktop app.
+type App struct {
+	fa   fyne.App
+	eng  Engine
+	dev  Devices
+	log  *slog.Logger
+	tray bool // a system tray is available
+
+	win *window
+
+	mu       sync.Mutex
+	monitors []capture.Monitor
+	audio    []capture.AudioDevice
+	iface    string // preferred interface name for the QR code
+	lastErr  string
+	state    engine.State
+
+	trayStarted atomic.Bool // systray has connected; raw systray calls are safe
+	trayShown   trayState   // what the tray shows now (UI goroutine only)
+}
+
+// Options tune New.
+type Options struct {
+	Tray       bool // set a tray menu (only when a D-Bus session bus or OS tray exists)
+	StartShare bool // start sharing at once
+	Logger     *slog.Logger
+}
+
+// New builds the app over eng: window, tray menu, remembered settings.
+// It does not block; call Run, or drive it in tests.
+func New(fa fyne.App, eng Engine, dev Devices, opt Options) *App {
+	if err := lang.AddTranslationsFS(translations, "translations"); err != nil {
+		slog.Warn("loading translations", "err", err)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	a := &App{fa: fa, eng: eng, dev: dev, log: opt.Logger, tray: opt.Tray}
+	a.loadPrefs()
+	a.refreshDevices()
+	a.win = newWindow(a)
+	if a.tray {
+		a.setupTray()
+	}
+	first := !fa.Preferences().Bool(prefLaunched)
+	fa.Preferences().SetBool(prefLaunched, true)
+	if opt.StartShare {
+		a.Start()
+	}
+	if first || !a.tray || opt.StartShare {
+		a.win.w.Show()
+	}
+	a.refresh()
+	return a
+}
+
+// Window returns the main window.
+func (a *App) Window() fyne.Window { return a.win.w }
+
+// Run shows the app until Quit, or until ctx ends.
+func (a *App) Run(ctx context.Context) {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				fyne.Do(a.Quit)
+				return
+			case <-t.C:
+				fyne.Do(a.refresh)
+			}
+		}
+	}()
+	a.fa.Run()
+	close(stop)
+	a.eng.Stop()
+}
+
+// Quit stops sharing and ends the app.
+func (a *App) Quit() {
+	a.eng.Stop()
+	a.fa.Quit()
+}
+
+func (a *App) refreshDevices() {
+	ms, err := a.dev.Monitors()
+	if err != nil {
+		a.log.Warn("listing monitors", "err", err)
+	}
+	ds, err := a.dev.Audio()
+	if err != nil {
+		a.log.Warn("listing audio inputs", "err", err)
+	}
+	a.mu.Lock()
+	a.monitors, a.audio = ms, ds
+	a.mu.Unlock()
+}
+
+// Start starts sharing; a failure shows in the status line.
+func (a *App) Start() {
+	a.setErr(a.eng.Start())
+	a.refresh()
+}
+
+// Stop stops sharing.
+func (a *App) Stop() {
+	a.eng.Stop()
+	a.refresh()
+}
+
+// TogglePause pauses or resumes.
+func (a *App) TogglePause() {
+	st := a.eng.State()
+	if !st.Sharing {
+		return
+	}
+	a.setErr(a.eng.SetPaused(!st.Paused))
+	a.refresh()
+}
+
+// SetMonitor shares monitor i (0-based), live.
+func (a *App) SetMonitor(i int) {
+	if err := a.eng.SetMonitor(i); err != nil {
+		a.setErr(err)
+		return
+	}
+	a.fa.Preferences().SetInt(prefMonitor, i)
+	a.refresh()
+}
+
+// SetAudio shares the audio device id ("" for none), live.
+func (a *App) SetAudio(id string) {
+	if err := a.eng.SetAudio(id); err != nil {
+		a.setErr(err)
+		return
+	}
+	a.fa.Preferences().SetString(prefAudio, id)
+	a.refresh()
+}
+
+// SetPreset picks a quality preset, live.
+func (a *App) SetPreset(i int) {
+	p := Presets[i]
+	if err := a.eng.SetQuality(a.eng.Settings().FPS, p.Quality, p.MaxWidth); err != nil {
+		a.setErr(err)
+		return
+	}
+	a.fa.Preferences().SetInt(prefPreset, i)
+	a.refresh()
+}
+
+// SetFPS picks a frame rate, live.
+func (a *App) SetFPS(fps int) {
+	s := a.eng.Settings()
+	if err := a.eng.SetQuality(fps, s.Quality, s.MaxWidth); err != nil {
+		a.setErr(err)
+		return
+	}
+	a.fa.Preferences().SetInt(prefFPS, fps)
+	a.refresh()
+}
+
+// SetInterface picks which LAN address the QR code shows.
+func (a *App) SetInterface(name string) {
+	a.mu.Lock()
+	a.iface = name
+	a.mu.Unlock()
+	a.fa.Preferences().SetString(prefInterface, name)
+	a.refresh()
+}
+
+// CopyLink puts the viewer URL on the clipboard.
+func (a *App) CopyLink() {
+	if u := a.URL(); u.URL != "" {
+		a.fa.Clipboard().SetContent(u.URL)
+	}
+}
+
+// URL is the viewer URL the QR code shows: the chosen interface's, else the first LAN one.
+func (a *App) URL() stream.ViewerURL {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	urls := a.state.URLs
+	for _, u := range urls {
+		if label(u) == a.iface || u.Interface == a.iface {
+			return u
+		}
+	}
+	if len(urls) > 0 {
+		return urls[0]
+	}
+	return stream.ViewerURL{}
+}
+
+// label names an address for the interface selector, e.g. "wlan0 192.168.1.20".
+func label(u stream.ViewerURL) string {
+	return u.Interface + " " + u.IP.String()
+}
+
+func (a *App) setErr(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err != nil {
+		a.lastErr = err.Error()
+		a.log.Warn("action failed", "err", err)
+	} else {
+		a.lastErr = ""
+	}
+}
+
+// refresh reads the engine's state and updates window and tray; on the UI goroutine.
+func (a *App) refresh() {
+	st := a.eng.State()
+	a.mu.Lock()
+	a.state = st
+	a.mu.Unlock()
+	a.win.update(st)
+	if a.tray {
+		a.updateTray(st)
+	}
+}
+
+// statusLine says how the share is doing, e.g. "Sharing · 2 viewers · 30 fps · 4.1 Mbit/s".
+func (a *App) statusLine(st engine.State, bitrate float64) string {
+	a.mu.Lock()
+	errText := a.lastErr
+	a.mu.Unlock()
+	switch {
+	case errText != "":
+		return lang.L("Error") + ": " + errText
+	case !st.Sharing:
+		return lang.L("Stopped")
+	case st.Status.State == "error":
+		return lang.L("Screen capture problem") + ": " + st.Status.Error
+	}
+	state := lang.L("Sharing")
+	if st.Paused {
+		state = lang.L("Paused")
+	}
+	return fmt.Sprintf("%s · %s · %d fps · %.1f Mbit/s", state,
+		lang.N("{{.Count}} viewers", st.Status.Viewers, map[string]any{"Count": st.Status.Viewers}),
+		st.Status.FPS, bitrate/1e6)
+}

@@ -1,0 +1,301 @@
+package app
+
+import (
+	"errors"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"fyne.io/fyne/v2"
+	"fyne.io/fyne/v2/lang"
+	"fyne.io/fyne/v2/test"
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/stream"
+)
+
+// fakeEngine records what the app asks of it.
+type fakeEngine struct {
+	mu       sync.Mutex
+	settings engine.Settings
+	sharing  bool
+	paused   bool
+	failNext error
+}
+
+func (f *fakeEngine) Start() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.failNext; err != nil {
+		f.failNext = nil
+		return err
+	}
+	f.sharing = true
+	return nil
+}
+func (f *fakeEngine) Stop() { f.mu.Lock(); f.sharing, f.paused = false, false; f.mu.Unlock() }
+func (f *fakeEngine) SetPaused(p bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.sharing {
+		return engine.ErrNotSharing
+	}
+	f.paused = p
+	return nil
+}
+func (f *fakeEngine) SetMonitor(i int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i > 1 {
+		return capture.ErrNoMonitor
+	}
+	f.settings.Monitor = i
+	return nil
+}
+func (f *fakeEngine) SetAudio(d string) error { f.mu.Lock(); f.settings.Audio = d; f.mu.Unlock(); return nil }
+func (f *fakeEngine) SetQuality(fps, q, mw int) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.settings.FPS, f.settings.Quality, f.settings.MaxWidth = fps, q, mw
+	return nil
+}
+func (f *fakeEngine) SetListen(a string) { f.mu.Lock(); f.settings.Listen = a; f.mu.Unlock() }
+func (f *fakeEngine) Settings() engine.Settings {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.settings
+}
+func (f *fakeEngine) State() engine.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.sharing {
+		return engine.State{}
+	}
+	st := engine.State{Sharing: true, Paused: f.paused, Port: 8765, Status: stream.Status{State: "sharing", Viewers: 2, FPS: 30}}
+	for _, u := range []struct{ iface, ip string }{{"wlan0", "192.168.1.20"}, {"eth0", "10.0.0.7"}, {"loopback", "127.0.0.1"}} {
+		st.URLs = append(st.URLs, stream.ViewerURL{Interface: u.iface, IP: net.ParseIP(u.ip),
+			URL: "http://" + u.ip + ":8765/?t=0123456789abcdef0123456789abcdef"})
+	}
+	if f.paused {
+		st.Status.State = "paused"
+	}
+	return st
+}
+
+var fakeDevices = Devices{
+	Monitors: func() ([]capture.Monitor, error) {
+		return []capture.Monitor{
+			{Index: 0, Bounds: image.Rect(0, 0, 1920, 1080), Primary: true},
+			{Index: 1, Bounds: image.Rect(1920, 0, 3200, 1024)},
+		}, nil
+	},
+	Audio: func() ([]capture.AudioDevice, error) {
+		return []capture.AudioDevice{{ID: "default", Name: "Default input"}, {ID: "pulse:x.monitor", Name: "Monitor of Speakers", Monitor: true}}, nil
+	},
+}
+
+func newTestApp(t *testing.T) (*App, *fakeEngine, fyne.App) {
+	t.Helper()
+	fa := test.NewTempApp(t)
+	f := &fakeEngine{settings: engine.Defaults()}
+	return New(fa, f, fakeDevices, Options{}), f, fa
+}
+
+// decodeQR reads the QR code in the window as the test driver renders it.
+func decodeQR(t *testing.T, w fyne.Window) string {
+	t.Helper()
+	img := w.Canvas().Capture()
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true})
+	if err != nil {
+		path := filepath.Join(t.TempDir(), "window.png")
+		if f, ferr := os.Create(path); ferr == nil {
+			_ = png.Encode(f, img)
+			f.Close()
+		}
+		t.Fatalf("no QR code in the window (rendered to %s): %v", path, err)
+	}
+	return res.GetText()
+}
+
+func TestWindow(t *testing.T) {
+	a, f, fa := newTestApp(t)
+	w := a.win
+	if w.status.Text != "Stopped" || w.startBtn.Text != "Start sharing" || !w.pauseBtn.Disabled() {
+		t.Fatalf("idle window: status %q, button %q, pause disabled %v", w.status.Text, w.startBtn.Text, w.pauseBtn.Disabled())
+	}
+
+	test.Tap(w.startBtn)
+	if !f.sharing || w.startBtn.Text != "Stop sharing" || w.pauseBtn.Disabled() {
+		t.Fatalf("after Start: sharing %v, button %q", f.sharing, w.startBtn.Text)
+	}
+	want := "http://192.168.1.20:8765/?t=0123456789abcdef0123456789abcdef"
+	if w.url.Text != want {
+		t.Fatalf("URL label %q, want %q", w.url.Text, want)
+	}
+	if got := decodeQR(t, a.Window()); got != want {
+		t.Fatalf("QR code says %q, want %q", got, want)
+	}
+	if !strings.HasPrefix(w.status.Text, "Sharing · 2 viewers · 30 fps") {
+		t.Fatalf("status line %q", w.status.Text)
+	}
+
+	t.Run("interface selector changes the code", func(t *testing.T) {
+		w.iface.SetSelected("eth0 10.0.0.7")
+		want := "http://10.0.0.7:8765/?t=0123456789abcdef0123456789abcdef"
+		if w.url.Text != want || decodeQR(t, a.Window()) != want {
+			t.Fatalf("after choosing eth0: label %q", w.url.Text)
+		}
+		if fa.Preferences().String(prefInterface) != "eth0 10.0.0.7" {
+			t.Fatal("interface not remembered")
+		}
+	})
+	t.Run("copy link", func(t *testing.T) {
+		test.Tap(w.copyBtn)
+		if got := fa.Clipboard().Content(); !strings.HasPrefix(got, "http://10.0.0.7:8765/?t=") {
+			t.Fatalf("clipboard %q", got)
+		}
+	})
+	t.Run("pause and resume", func(t *testing.T) {
+		test.Tap(w.pauseBtn)
+		if !f.paused || w.pauseBtn.Text != "Resume" || !strings.HasPrefix(w.status.Text, "Paused") {
+			t.Fatalf("after Pause: paused %v, button %q, status %q", f.paused, w.pauseBtn.Text, w.status.Text)
+		}
+		test.Tap(w.pauseBtn)
+		if f.paused || w.pauseBtn.Text != "Pause" {
+			t.Fatalf("after Resume: paused %v, button %q", f.paused, w.pauseBtn.Text)
+		}
+	})
+
+	pickers := []struct {
+		name  string
+		pick  func()
+		check func() bool
+	}{
+		{"monitor", func() { w.monitor.SetSelected("2: 1280×1024") }, func() bool {
+			return f.settings.Monitor == 1 && fa.Preferences().Int(prefMonitor) == 1
+		}},
+		{"audio device", func() { w.audio.SetSelected("Monitor of Speakers") }, func() bool {
+			return f.settings.Audio == "pulse:x.monitor" && fa.Preferences().String(prefAudio) == "pulse:x.monitor"
+		}},
+		{"no audio", func() { w.audio.SetSelected("None") }, func() bool { return f.settings.Audio == "" }},
+		{"quality preset", func() { w.quality.SetSelectedIndex(0) }, func() bool {
+			return f.settings.Quality == 60 && f.settings.MaxWidth == 1280 && fa.Preferences().Int(prefPreset) == 0
+		}},
+		{"frame rate", func() { w.fps.SetSelectedIndex(2) }, func() bool { return f.settings.FPS == 60 }},
+	}
+	for _, tc := range pickers {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.pick()
+			if !tc.check() {
+				t.Fatalf("settings after picking: %+v", f.Settings())
+			}
+		})
+	}
+
+	t.Run("a failed start shows in the status line", func(t *testing.T) {
+		test.Tap(w.startBtn) // stop
+		f.failNext = errors.New("listening on :8765: permission denied")
+		test.Tap(w.startBtn)
+		if !strings.Contains(w.status.Text, "permission denied") {
+			t.Fatalf("status %q", w.status.Text)
+		}
+	})
+}
+
+func TestSettingsAreRemembered(t *testing.T) {
+	fa := test.NewTempApp(t)
+	p := fa.Preferences()
+	p.SetInt(prefMonitor, 1)
+	p.SetString(prefAudio, "pulse:x.monitor")
+	p.SetInt(prefPreset, 2)
+	p.SetInt(prefFPS, 15)
+	p.SetInt(prefPort, 9000)
+	f := &fakeEngine{settings: engine.Defaults()}
+	New(fa, f, fakeDevices, Options{})
+	s := f.Settings()
+	if s.Monitor != 1 || s.Audio != "pulse:x.monitor" || s.Quality != 90 || s.MaxWidth != 1920 || s.FPS != 15 || s.Listen != ":9000" {
+		t.Fatalf("settings from preferences: %+v", s)
+	}
+}
+
+func TestTrayMenu(t *testing.T) {
+	a, f, _ := newTestApp(t)
+	labels := func(m *fyne.Menu) []string {
+		var out []string
+		for _, it := range m.Items {
+			out = append(out, it.Label)
+		}
+		return out
+	}
+	find := func(m *fyne.Menu, label string) *fyne.MenuItem {
+		for _, it := range m.Items {
+			if it.Label == label {
+				return it
+			}
+		}
+		t.Fatalf("no %q in %q", label, labels(m))
+		return nil
+	}
+	m := a.trayMenu(f.State())
+	if got := strings.Join(labels(m), ","); got != "Start sharing,,Monitor,Audio,Quality,,Show window,Copy link,,Quit" {
+		t.Fatalf("idle tray menu: %s", got)
+	}
+	find(m, "Start sharing").Action()
+	m = a.trayMenu(f.State())
+	find(m, "Pause").Action()
+	if !f.paused || a.trayMenu(f.State()).Items[1].Label != "Resume" {
+		t.Fatal("Pause from the tray did not pause")
+	}
+	mons := find(m, "Monitor").ChildMenu.Items
+	if len(mons) != 2 || mons[0].Label != "1: 1920×1080 (primary)" || !mons[0].Checked || mons[1].Checked {
+		t.Fatalf("monitor submenu: %+v", mons)
+	}
+	mons[1].Action()
+	if f.settings.Monitor != 1 || !find(a.trayMenu(f.State()), "Monitor").ChildMenu.Items[1].Checked {
+		t.Fatal("choosing monitor 2 from the tray")
+	}
+	auds := find(m, "Audio").ChildMenu.Items
+	if len(auds) != 3 || auds[0].Label != "None" || !auds[0].Checked {
+		t.Fatalf("audio submenu: %+v", auds)
+	}
+	auds[2].Action()
+	if f.settings.Audio != "pulse:x.monitor" {
+		t.Fatal("choosing an audio device from the tray")
+	}
+	if menuKey(m) == menuKey(a.trayMenu(f.State())) {
+		t.Fatal("menu key did not change with the state")
+	}
+}
+
+func TestChineseTranslation(t *testing.T) {
+	t.Setenv("LANG", "zh_CN.UTF-8")
+	t.Setenv("LANGUAGE", "zh_CN")
+	t.Setenv("LC_ALL", "zh_CN.UTF-8")
+	if err := lang.AddTranslationsFS(translations, "translations"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		t.Setenv("LANG", "en_US.UTF-8")
+		t.Setenv("LANGUAGE", "en")
+		t.Setenv("LC_ALL", "en_US.UTF-8")
+		_ = lang.AddTranslationsFS(translations, "translations")
+	}()
+	if got := lang.L("Start sharing"); got != "开始共享" {
+		t.Fatalf(`lang.L("Start sharing") = %q under a Chinese locale`, got)
+	}
+	if got := lang.N("{{.Count}} viewers", 3, map[string]any{"Count": 3}); got != "3 位观众" {
+		t.Fatalf("plural = %q", got)
+	}
+}
