@@ -4,9 +4,9 @@ import (
 	"errors"
 	"image"
 	"image/png"
+	"net"
 	"os"
 	"path/filepath"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -60,7 +60,12 @@ func (f *fakeEngine) SetMonitor(i int) error {
 	f.settings.Monitor = i
 	return nil
 }
-func (f *fakeEngine) SetAudio(d string) error { f.mu.Lock(); f.settings.Audio = d; f.mu.Unlock(); return nil }
+func (f *fakeEngine) SetAudio(d string) error {
+	f.mu.Lock()
+	f.settings.Audio = d
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeEngine) SetQuality(fps, q, mw int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
