@@ -9,7 +9,7 @@ RACEFLAGS := -race -gcflags=github.com/gordonklaus/portaudio=-d=checkptr=0
 TESTFLAGS ?= $(RACEFLAGS) -count=1 -timeout 15m
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all deps test-deps build run test bench fuzz vet clean
+.PHONY: all deps test-deps build run test bench package vet clean
 
 all: build
 
@@ -36,8 +36,15 @@ bench: test-deps
 	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
 	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 2s ./capture/
 
+## package: the Linux package (dist/Deskcast.tar.xz: binary, icon, .desktop file) through the fyne tool
+package: deps
+	mkdir -p dist
+	$(GO) tool fyne package -os linux -release
+	mv -f Deskcast.tar.xz dist/
+	@echo "dist/Deskcast.tar.xz: tar -xJf it, then 'sudo make install' inside installs it with its menu entry"
+
 vet:
 	$(GO) vet $(PKGS)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

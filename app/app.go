@@ -98,6 +98,9 @@ func New(fa fyne.App, eng Engine, dev Devices, opt Options) *App {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
+	if fa.Icon() == nil { // set by `fyne package`, not by go build
+		fa.SetIcon(iconSharing)
+	}
 	a := &App{fa: fa, eng: eng, dev: dev, log: opt.Logger, tray: opt.Tray}
 	a.loadPrefs()
 	a.refreshDevices()

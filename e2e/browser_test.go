@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,13 @@ func TestViewerPageInChromium(t *testing.T) {
 		}
 		if !strings.Contains(txt, "640×480") || !strings.Contains(txt, "fps") || !strings.Contains(txt, "viewers    1") {
 			t.Fatalf("stats overlay = %q", txt)
+		}
+		if os.Getenv("DESKCAST_SCREENSHOTS") != "" {
+			x.Put(testenv.Desktop(640, 480, 2))
+			time.Sleep(1500 * time.Millisecond)
+			if img, err := testenv.Screenshot(ctx); err == nil {
+				saveScreenshot(t, "viewer.png", img)
+			}
 		}
 	})
 

@@ -146,3 +146,22 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// Screenshot returns what the X screen shows.
+func (x *X) Screenshot() (*image.RGBA, error) {
+	img := image.NewRGBA(image.Rect(0, 0, x.Width, x.Height))
+	rows := max(1, 1_000_000/(x.Width*4))
+	for y0 := 0; y0 < x.Height; y0 += rows {
+		n := min(rows, x.Height-y0)
+		r, err := xproto.GetImage(x.conn, xproto.ImageFormatZPixmap, xproto.Drawable(x.root),
+			0, int16(y0), uint16(x.Width), uint16(n), 0xffffffff).Reply()
+		if err != nil {
+			return nil, err
+		}
+		for i := 0; i+3 < len(r.Data) && i/4 < x.Width*n; i += 4 {
+			p := (y0*x.Width + i/4) * 4
+			img.Pix[p], img.Pix[p+1], img.Pix[p+2], img.Pix[p+3] = r.Data[i+2], r.Data[i+1], r.Data[i], 255
+		}
+	}
+	return img, nil
+}
