@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -25,23 +23,10 @@ import (
 func BenchmarkSoundToPage(b *testing.B) {
 	testenv.StartX(b, 320, 240)
 	sink := testenv.NewSink(b)
-	bin := filepath.Join(b.TempDir(), "deskcast")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
 	port := freePort(b)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--headless", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token,
+	cmd := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token,
 		"--audio", sink.Name, "--mode", "audio")
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
 	proc := procStats{pid: cmd.Process.Pid}
 
 	// A player that writes into the sink in real time, 10 ms at a time:

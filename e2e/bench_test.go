@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"image"
@@ -12,8 +11,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,21 +33,9 @@ func BenchmarkShare1080p(b *testing.B) {
 	if err := x.Put(desk); err != nil {
 		b.Fatal(err)
 	}
-	bin := filepath.Join(b.TempDir(), "deskcast")
-	if out, err := exec.Command("go", "build", "-o", bin, "..").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
 	port := freePort(b)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(bin, "--headless", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--fps", "30", "--quality", "70")
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
+	cmd := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--fps", "30", "--quality", "70")
 	proc := procStats{pid: cmd.Process.Pid}
 	stream := base + "/stream.mjpg?t=" + token
 

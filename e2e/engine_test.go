@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -173,11 +172,7 @@ func TestStreamFromXvfb(t *testing.T) {
 // exits promptly on SIGINT and SIGTERM with a viewer connected.
 func TestHeadlessBinary(t *testing.T) {
 	testenv.StartX(t, 640, 480)
-	bin := filepath.Join(t.TempDir(), "deskcast")
-	build := exec.Command("go", "build", "-o", bin, "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := appBinary(t)
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			port := freePort(t)

@@ -39,7 +39,7 @@ var (
 )
 
 // appBinary builds deskcast once for the package's tests.
-func appBinary(t *testing.T) string {
+func appBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "deskcast-e2e")

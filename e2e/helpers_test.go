@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"image"
@@ -11,6 +12,8 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 )
@@ -115,4 +118,21 @@ func (m *mjpeg) waitFor(t testing.TB, within time.Duration, what string, check f
 			t.Fatalf("no frame showed %s within %v", what, within)
 		}
 	}
+}
+
+// startHeadless runs the binary with --headless and args, waits for its first
+// viewer line, and kills it when the test ends.
+func startHeadless(t testing.TB, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(appBinary(t), append([]string{"--headless"}, args...)...)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("deskcast printed no viewer URL: %v", err)
+	}
+	return cmd
 }
