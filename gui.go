@@ -5,8 +5,6 @@ import (
 	"os"
 	"runtime"
 
-	fyneapp "fyne.io/fyne/v2/app"
-
 	deskapp "github.com/deskcast/deskcast/app"
 	"github.com/deskcast/deskcast/engine"
 )
@@ -20,9 +18,7 @@ func guiAvailable() bool {
 }
 
 // runGUI runs the desktop app until Quit or until ctx ends.
-func runGUI(ctx context.Context, e *engine.Engine, start bool) error {
-	fa := fyneapp.NewWithID("io.deskcast.Deskcast")
-	a := deskapp.New(fa, e, deskapp.SystemDevices, deskapp.Options{Tray: deskapp.TrayAvailable(), StartShare: start})
-	a.Run(ctx)
+func runGUI(ctx context.Context, e *engine.Engine, start bool, given map[string]bool) error {
+	deskapp.Main(ctx, e, deskapp.Options{Tray: true, StartShare: start, Given: given})
 	return nil
 }

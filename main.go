@@ -32,7 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		verbose  = fl.Bool("v", false, "log more")
 		start    = fl.Bool("start", false, "start sharing at launch (the app otherwise waits for Start sharing)")
 	)
-	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", 8765), "address to listen on; the next free port is used when it is busy")
+	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", stream.DefaultPort), "address to listen on; the next free port is used when it is busy")
 	fl.StringVar(&s.Token, "token", "", "fixed share token (16-128 letters, digits, - or _); default: a fresh random one")
 	fl.IntVar(&s.FPS, "fps", s.FPS, "frames per second, 1-120")
 	fl.IntVar(&s.Quality, "quality", s.Quality, "JPEG quality, 1-100")
@@ -108,7 +108,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *headless {
 		err = e.RunHeadless(ctx, stdout)
 	} else {
-		err = runGUI(ctx, e, *start)
+		given := map[string]bool{}
+		fl.Visit(func(f *flag.Flag) { given[f.Name] = true })
+		err = runGUI(ctx, e, *start, given)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "deskcast:", err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"fyne.io/fyne/v2"
+	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/lang"
 
 	"github.com/deskcast/deskcast/capture"
@@ -86,7 +87,17 @@ type App struct {
 type Options struct {
 	Tray       bool // set a tray menu (only when a D-Bus session bus or OS tray exists)
 	StartShare bool // start sharing at once
-	Logger     *slog.Logger
+	// Given names the settings the command line set (flag names: monitor,
+	// audio, fps, quality, max-width, listen); remembered ones do not override them.
+	Given  map[string]bool
+	Logger *slog.Logger
+}
+
+// Main runs the desktop app over eng until Quit or until ctx ends.
+func Main(ctx context.Context, eng Engine, opt Options) {
+	fa := fyneapp.NewWithID("io.deskcast.Deskcast")
+	opt.Tray = opt.Tray && TrayAvailable()
+	New(fa, eng, SystemDevices, opt).Run(ctx)
 }
 
 // New builds the app over eng: window, tray menu, remembered settings.
@@ -102,7 +113,7 @@ func New(fa fyne.App, eng Engine, dev Devices, opt Options) *App {
 		fa.SetIcon(iconSharing)
 	}
 	a := &App{fa: fa, eng: eng, dev: dev, log: opt.Logger, tray: opt.Tray}
-	a.loadPrefs()
+	a.loadPrefs(opt.Given)
 	a.refreshDevices()
 	a.win = newWindow(a)
 	if a.tray {
@@ -126,10 +137,15 @@ func (a *App) Window() fyne.Window { return a.win.w }
 // Run shows the app until Quit, or until ctx ends.
 func (a *App) Run(ctx context.Context) {
 	stop := make(chan struct{})
-	go func() {
+	var once sync.Once
+	// Stop ticking while the driver still runs: once it has stopped,
+	// fyne.Do would run the refresh on this goroutine instead of the UI's.
+	a.fa.Lifecycle().SetOnStopped(func() { once.Do(func() { close(stop) }) })
+	var wg sync.WaitGroup
+	wg.Go(func() {
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		for {
+		for n := 1; ; n++ {
 			select {
 			case <-stop:
 				return
@@ -137,12 +153,16 @@ func (a *App) Run(ctx context.Context) {
 				fyne.Do(a.Quit)
 				return
 			case <-t.C:
+				if n%10 == 0 {
+					a.refreshDevices() // a monitor or microphone plugged in meanwhile
+				}
 				fyne.Do(a.refresh)
 			}
 		}
-	}()
+	})
 	a.fa.Run()
-	close(stop)
+	once.Do(func() { close(stop) })
+	wg.Wait()
 	a.eng.Stop()
 }
 
@@ -168,7 +188,11 @@ func (a *App) refreshDevices() {
 
 // Start starts sharing; a failure shows in the status line.
 func (a *App) Start() {
-	a.setErr(a.eng.Start())
+	err := a.eng.Start()
+	a.setErr(err)
+	if err == nil {
+		a.rememberListen()
+	}
 	a.refresh()
 }
 

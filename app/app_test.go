@@ -226,12 +226,25 @@ func TestSettingsAreRemembered(t *testing.T) {
 	p.SetString(prefAudio, "pulse:x.monitor")
 	p.SetInt(prefPreset, 2)
 	p.SetInt(prefFPS, 15)
-	p.SetInt(prefPort, 9000)
+	p.SetString(prefListen, "127.0.0.1:9000")
 	f := &fakeEngine{settings: engine.Defaults()}
 	New(fa, f, fakeDevices, Options{})
 	s := f.Settings()
-	if s.Monitor != 1 || s.Audio != "pulse:x.monitor" || s.Quality != 90 || s.MaxWidth != 1920 || s.FPS != 15 || s.Listen != ":9000" {
+	if s.Monitor != 1 || s.Audio != "pulse:x.monitor" || s.Quality != 90 || s.MaxWidth != 1920 || s.FPS != 15 || s.Listen != "127.0.0.1:9000" {
 		t.Fatalf("settings from preferences: %+v", s)
+	}
+}
+
+func TestFlagsWinOverRememberedSettings(t *testing.T) {
+	fa := test.NewTempApp(t)
+	fa.Preferences().SetInt(prefMonitor, 1)
+	fa.Preferences().SetInt(prefFPS, 15)
+	fa.Preferences().SetString(prefListen, ":9000")
+	f := &fakeEngine{settings: engine.Defaults()}
+	f.settings.Listen = "127.0.0.1:8765"
+	New(fa, f, fakeDevices, Options{Given: map[string]bool{"monitor": true, "listen": true}})
+	if s := f.Settings(); s.Monitor != 0 || s.Listen != "127.0.0.1:8765" || s.FPS != 15 {
+		t.Fatalf("settings: %+v; want the flags' monitor and listen, the remembered fps", s)
 	}
 }
 

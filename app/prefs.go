@@ -1,6 +1,9 @@
 package app
 
-import "strconv"
+import (
+	"net"
+	"strconv"
+)
 
 // Preference keys; settings survive restarts through Fyne's preferences.
 const (
@@ -9,34 +12,49 @@ const (
 	prefAudio     = "audio"
 	prefPreset    = "preset"
 	prefFPS       = "fps"
-	prefPort      = "port"
+	prefListen    = "listen"
 	prefInterface = "interface"
 )
 
-// loadPrefs applies the remembered settings to the engine.
-func (a *App) loadPrefs() {
+// loadPrefs applies the remembered settings to the engine, except those
+// the command line set.
+func (a *App) loadPrefs(given map[string]bool) {
 	p := a.fa.Preferences()
-	if m := p.IntWithFallback(prefMonitor, -1); m >= 0 {
+	if m := p.IntWithFallback(prefMonitor, -1); m >= 0 && !given["monitor"] {
 		if err := a.eng.SetMonitor(m); err != nil {
 			a.log.Warn("remembered monitor is gone", "monitor", m+1, "err", err)
 		}
 	}
-	if id := p.String(prefAudio); id != "" {
+	if id := p.String(prefAudio); id != "" && !given["audio"] {
 		_ = a.eng.SetAudio(id)
 	}
 	s := a.eng.Settings()
 	fps, q, mw := s.FPS, s.Quality, s.MaxWidth
-	if i := p.IntWithFallback(prefPreset, -1); i >= 0 && i < len(Presets) {
+	if i := p.IntWithFallback(prefPreset, -1); i >= 0 && i < len(Presets) && !given["quality"] && !given["max-width"] {
 		q, mw = Presets[i].Quality, Presets[i].MaxWidth
 	}
-	if f := p.Int(prefFPS); f > 0 {
+	if f := p.Int(prefFPS); f > 0 && !given["fps"] {
 		fps = f
 	}
 	_ = a.eng.SetQuality(fps, q, mw)
-	if port := p.Int(prefPort); port > 0 {
-		a.eng.SetListen(":" + strconv.Itoa(port))
+	if l := p.String(prefListen); l != "" && !given["listen"] {
+		a.eng.SetListen(l)
 	}
 	a.iface = p.String(prefInterface)
+}
+
+// rememberListen keeps the address sharing listens on: the host as it was
+// asked for (so a local-only share stays local) with the port it got.
+func (a *App) rememberListen() {
+	st := a.eng.State()
+	if st.Port == 0 {
+		return
+	}
+	host, _, err := net.SplitHostPort(a.eng.Settings().Listen)
+	if err != nil {
+		host = ""
+	}
+	a.fa.Preferences().SetString(prefListen, net.JoinHostPort(host, strconv.Itoa(st.Port)))
 }
 
 // presetIndex returns the preset the settings match, or -1.

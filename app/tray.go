@@ -62,6 +62,7 @@ func (a *App) setupTray() {
 	desk.SetSystemTrayWindow(a.win.w)
 	a.fa.Lifecycle().SetOnStarted(func() {
 		a.trayStarted.Store(true)
+		a.trayShown.tooltip = "" // the next refresh applies the real one
 		systray.SetTooltip("Deskcast")
 	})
 }
@@ -89,8 +90,9 @@ func (a *App) updateTray(st engine.State) {
 	}
 	if tip != a.trayShown.tooltip && a.trayStarted.Load() {
 		systray.SetTooltip(tip)
+		a.trayShown.tooltip = tip
 	}
-	a.trayShown = trayState{menu: key, icon: icon, tooltip: tip}
+	a.trayShown.menu, a.trayShown.icon = key, icon
 }
 
 // trayMenu builds the tray menu for the state.

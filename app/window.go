@@ -78,7 +78,10 @@ func newWindow(a *App) *window {
 		if w.updating {
 			return
 		}
-		for _, m := range a.monitors {
+		a.mu.Lock()
+		ms := a.monitors
+		a.mu.Unlock()
+		for _, m := range ms {
 			if m.String() == s {
 				a.SetMonitor(m.Index)
 			}
@@ -88,7 +91,10 @@ func newWindow(a *App) *window {
 		if w.updating {
 			return
 		}
-		a.SetAudio(audioID(a.audio, s))
+		a.mu.Lock()
+		ds := a.audio
+		a.mu.Unlock()
+		a.SetAudio(audioID(ds, s))
 	})
 	var presetNames []string
 	for _, p := range Presets {

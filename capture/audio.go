@@ -124,9 +124,6 @@ type Audio struct {
 // at 48 kHz in stereo (PulseAudio and PipeWire convert as needed).
 func NewAudio(device string) *Audio { return &Audio{device: device, rate: 48000, channels: 2} }
 
-// Device returns the device ID.
-func (a *Audio) Device() string { return a.device }
-
 // Run records until ctx ends, emitting 10 ms chunks. It returns an error when
 // the device cannot be opened or fails, e.g. when it is unplugged.
 func (a *Audio) Run(ctx context.Context, emit func(AudioChunk)) error {

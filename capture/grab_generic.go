@@ -12,7 +12,6 @@ import (
 // platform but allocates a new image (and on Linux opens a connection) per call.
 type genericGrabber struct {
 	rect image.Rectangle
-	prev *image.RGBA
 }
 
 func newGenericGrabber(monitor int, region image.Rectangle, why error) (grabber, error) {
@@ -42,7 +41,6 @@ func (g *genericGrabber) Grab() (Pixels, error) {
 	if err != nil {
 		return Pixels{}, fmt.Errorf("grabbing screen: %w", err)
 	}
-	g.prev = img // keeps the previous frame alive for comparison
 	return Pixels{Pix: img.Pix, Width: img.Rect.Dx(), Height: img.Rect.Dy(), Stride: img.Stride, Format: RGBA}, nil
 }
 

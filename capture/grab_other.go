@@ -12,7 +12,7 @@ func newPlatformGrabber(monitor int, region image.Rectangle) (grabber, error) {
 	return newGenericGrabber(monitor, region, nil)
 }
 
-// Monitors lists the active displays, the primary one first.
+// Monitors lists the active displays; the first is the main display.
 func Monitors() ([]Monitor, error) {
 	var ms []Monitor
 	for i := range screenshot.NumActiveDisplays() {

@@ -155,8 +155,8 @@ func monitorRect(conn *xgb.Conn, monitor int) (image.Rectangle, error) {
 	return screens[monitor], nil
 }
 
-// Monitors lists the X screen's monitors, the primary one first: Xinerama's
-// screens when the server has them, else the whole root window.
+// Monitors lists the X screen's monitors in Xinerama's order (the first is
+// shown as primary), or the whole root window when the server has no Xinerama.
 func Monitors() ([]Monitor, error) {
 	conn, err := xgb.NewConn()
 	if err != nil {

@@ -58,9 +58,6 @@ func NewScreen(cfg ScreenConfig) (*Screen, error) {
 	return &Screen{cfg: cfg, open: newPlatformGrabber}, nil
 }
 
-// Config returns the settings the source was made with.
-func (s *Screen) Config() ScreenConfig { return s.cfg }
-
 // Run captures until ctx ends, calling emit with each frame that differs from
 // the one before (the first frame always). It returns nil when ctx ends and an
 // error when the screen cannot be captured.

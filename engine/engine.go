@@ -163,13 +163,6 @@ func (e *Engine) Stop() {
 	}
 }
 
-// Sharing reports whether the engine is serving.
-func (e *Engine) Sharing() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.srv != nil
-}
-
 // SetPaused pauses or resumes capture of screen and sound; viewers stay connected.
 func (e *Engine) SetPaused(p bool) error {
 	e.mu.Lock()
@@ -180,13 +173,6 @@ func (e *Engine) SetPaused(p bool) error {
 	e.paused = p
 	e.applyPauseLocked()
 	return nil
-}
-
-// Paused reports whether sharing is paused.
-func (e *Engine) Paused() bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.paused
 }
 
 // SetMode switches between screen+audio, screen only and audio only, live.

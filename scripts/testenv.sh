@@ -17,17 +17,18 @@ trap cleanup EXIT
 eval "$(dbus-launch --sh-syntax)"
 export DBUS_SESSION_BUS_ADDRESS DBUS_SESSION_BUS_PID
 
-# PulseAudio: reuse a running daemon, else start one for this run.
-if command -v pulseaudio >/dev/null 2>&1; then
-  if ! pactl info >/dev/null 2>&1; then
-    pulseaudio -D --exit-idle-time=-1 --disallow-exit --log-target=file:"$tmp/pulse.log" ${PULSE_SYSTEM_FLAGS:-} \
-      && started_pulse=1
-    for _ in $(seq 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
-  fi
-  if pactl info >/dev/null 2>&1 && ! pactl list short sinks | grep -q vsink; then
+# PulseAudio: reuse a running daemon untouched (tests load null sinks of their own and unload
+# them), else start one for this run with a null sink, vsink, as its default sink and source,
+# so that browsers in the tests have somewhere to play.
+if command -v pulseaudio >/dev/null 2>&1 && ! pactl info >/dev/null 2>&1; then
+  pulseaudio -D --exit-idle-time=-1 --disallow-exit --log-target=file:"$tmp/pulse.log" \
+    && started_pulse=1
+  for _ in $(seq 50); do pactl info >/dev/null 2>&1 && break; sleep 0.1; done
+  if [ -n "${started_pulse:-}" ]; then
     pactl load-module module-null-sink sink_name=vsink sink_properties=device.description=DeskcastTestSink >/dev/null
+    pactl set-default-sink vsink
+    pactl set-default-source vsink.monitor
   fi
-  pactl info >/dev/null 2>&1 && pactl set-default-source vsink.monitor || true
 fi
 
 unset DISPLAY WAYLAND_DISPLAY

@@ -44,21 +44,11 @@ type Listener = sub[*AudioChunk]
 
 // NewAudioHub returns a hub for src; a nil src means no audio device yet.
 func NewAudioHub(src AudioSource, opt BroadcasterOptions) *AudioHub {
-	var s source[*AudioChunk]
-	if src != nil {
-		s = src
-	}
-	return &AudioHub{newHub(s, opt, 16, false, stampAudio)}
+	return &AudioHub{newHub[*AudioChunk](src, opt, 16, false, stampAudio)}
 }
 
 // SetDevice replaces the source (nil for none); listeners stay connected.
-func (a *AudioHub) SetDevice(src AudioSource) {
-	var s source[*AudioChunk]
-	if src != nil {
-		s = src
-	}
-	a.SetSource(s)
-}
+func (a *AudioHub) SetDevice(src AudioSource) { a.SetSource(src) }
 
 func stampAudio(c *AudioChunk, seq uint64) *AudioChunk {
 	nc := *c
@@ -110,6 +100,10 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	if !s.audioReady(w) {
 		return
 	}
+	if r.Method == http.MethodHead { // answer without opening the device
+		w.Header().Set("Content-Type", "audio/wav")
+		return
+	}
 	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
@@ -120,9 +114,6 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "audio/wav")
 	h.Set("Transfer-Encoding", "identity") // endless: no chunked framing
 	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
-	}
 	rc := http.NewResponseController(w)
 	write := func(b []byte) bool {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
@@ -188,6 +179,8 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	if !s.audioReady(w) {
 		return
 	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
 	// Accept checks that the page's Origin is this server (no cross-site sockets).
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
@@ -196,7 +189,6 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	defer c.CloseNow()
 	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
-		c.Close(websocket.StatusGoingAway, "sharing has stopped")
 		return
 	}
 	defer l.Close()
@@ -225,8 +217,7 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 			l.Sent(len(ch.wire))
 			s.bytesSent.Add(uint64(len(buf)))
 		case <-l.Done():
-			c.Close(websocket.StatusGoingAway, "sharing has stopped")
-			return
+			return // sharing stopped: CloseNow, deferred; a polite close could wait 5 s for the peer
 		case <-ctx.Done():
 			return
 		}

@@ -42,7 +42,9 @@ type hub[T any] struct {
 	seq     uint64
 	paused  bool
 	closed  bool
-	run     *run
+	run     *run           // the current run, nil when stopped
+	prevRun *run           // the newest run, stopped or not: the next one waits for it
+	runs    sync.WaitGroup // every run's goroutine, for Close
 	idle    *time.Timer
 	idleGen uint64 // which idle timer is current
 	err     error  // the source's last error, until its next item
@@ -218,14 +220,26 @@ func (b *hub[T]) idleStop(gen uint64) {
 func (b *hub[T]) startLocked() {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &run{cancel: cancel, done: make(chan struct{})}
-	b.run = r
+	prev := b.prevRun
+	b.run, b.prevRun = r, r
 	src := b.src
 	if src == nil { // no source (e.g. no audio device): subscribers wait
 		close(r.done)
 		return
 	}
+	b.runs.Add(1)
 	go func() {
+		defer b.runs.Done()
 		defer close(r.done)
+		// The previous run may still be letting go of the device (an X
+		// connection, a sound card that allows one user): wait for it.
+		if prev != nil {
+			select {
+			case <-prev.done:
+			case <-ctx.Done():
+				return
+			}
+		}
 		wait := b.opt.Retry
 		for {
 			started := time.Now()
@@ -266,6 +280,7 @@ func (b *hub[T]) stopLocked() *run {
 	r.cancel()
 	var zero T
 	b.last, b.hasLast = zero, false // stale once the source stops: a new viewer waits for a fresh one
+	b.err = nil                     // an error of a stopped source says nothing of the next
 	return r
 }
 
@@ -364,7 +379,7 @@ func (b *Broadcaster) Snapshot(ctx context.Context) (*Frame, error) {
 	}
 }
 
-// Close stops the source and ends every subscription, and waits for the source to return.
+// Close stops the source and ends every subscription, and waits for every run of the source to return.
 func (b *hub[T]) Close() {
 	b.mu.Lock()
 	b.closed = true
@@ -381,6 +396,7 @@ func (b *hub[T]) Close() {
 	if r != nil {
 		<-r.done
 	}
+	b.runs.Wait() // runs stopped earlier (idle stop, pause, a new source) may still be ending
 }
 
 // HubStats is a snapshot of a hub's state and counters.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,7 +24,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	if s.cfg.Assets != nil {
 		if static, err := fs.Sub(s.cfg.Assets, "static"); err == nil {
-			fileServer := http.StripPrefix("/static/", http.FileServerFS(static))
+			fileServer := http.StripPrefix("/static/", noListing(http.FileServerFS(static)))
 			mux.Handle("GET /static/", withHeaders(fileServer, "public, max-age=3600"))
 			mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Cache-Control", "public, max-age=3600")
@@ -38,6 +39,17 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV))
 	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio))
 	return securityHeaders(mux)
+}
+
+// noListing answers 404 for folders instead of listing them.
+func noListing(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "" || strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func securityHeaders(h http.Handler) http.Handler {
@@ -93,9 +105,27 @@ func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
+	// 'self' covers ws:// only in newer browsers; older WebKit needs it named.
+	connect := "'self'"
+	if validHost(r.Host) {
+		connect += " ws://" + r.Host
+	}
 	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "+
-		"connect-src 'self'; media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		"connect-src "+connect+"; media-src 'self' blob:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 	_, _ = w.Write(page)
+}
+
+// validHost reports whether h is a plain host[:port] that is safe to echo into a header.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, c := range []byte(h) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == ':' || c == '-' || c == '[' || c == ']') {
+			return false
+		}
+	}
+	return true
 }
 
 // viewerID is the page's own random id for a stream, so it can ask for its own stats.
@@ -215,6 +245,10 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	if !s.videoReady(w) {
+		return
+	}
+	if r.Method == http.MethodHead { // answer without starting a capture
+		w.Header().Set("Content-Type", "image/jpeg")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

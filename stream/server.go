@@ -50,6 +50,7 @@ type Server struct {
 	done    chan struct{}
 	closing sync.Once
 
+	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
 	meta      atomic.Pointer[Meta]
 	mode      atomic.Pointer[Mode]
 	bytesSent atomic.Uint64
@@ -155,9 +156,6 @@ func (s *Server) SetMode(m Mode) { s.mode.Store(&m) }
 // Mode returns what is shared.
 func (s *Server) Mode() Mode { return *s.mode.Load() }
 
-// Broadcaster returns the broadcaster the server streams.
-func (s *Server) Broadcaster() *Broadcaster { return s.b }
-
 // Close ends every stream, stops listening and waits for all handlers to return.
 func (s *Server) Close() error {
 	var err error
@@ -169,6 +167,7 @@ func (s *Server) Close() error {
 			err = s.hs.Close()
 		}
 		<-s.done
+		s.sockets.Wait()
 	})
 	return err
 }

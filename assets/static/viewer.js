@@ -23,7 +23,9 @@
   var auth = (token && navigator.cookieEnabled === false) ? '&t=' + encodeURIComponent(token) : '';
   var id = randomId();
   var generation = 0, connected = false, expired = false;
-  var lastFrames = -1, stallSince = 0, failures = 0;
+  var lastFrames = -1, stallSince = 0, failures = 0, missing = 0;
+  // Each stream gets an id of its own, so the status of an old one never answers for the new.
+  function streamId() { return id + 'g' + generation; }
 
   function show(title, text) {
     cardTitle.textContent = title;
@@ -36,7 +38,7 @@
     generation++;
     lastFrames = -1;
     stallSince = 0;
-    img.src = 'stream.mjpg?v=' + id + '&g=' + generation + auth;
+    img.src = 'stream.mjpg?v=' + streamId() + auth;
   }
   function disconnect() {
     img.removeAttribute('src');
@@ -53,8 +55,9 @@
   // buffer scheduled right after the previous one. The jitter buffer (how far
   // ahead we schedule) adapts between 60 and 120 ms: an underrun raises it,
   // a calm spell lowers it. A buffer grown past it (clock drift, a burst after
-  // a network hiccup) is brought back by playing chunks 3% fast, inaudible
-  // and click-free, and only a large excess is trimmed by skipping a chunk.
+  // a network hiccup) is brought back by playing chunks 3% fast (half a
+  // semitone, for a moment, and no clicks), and only a large excess is
+  // trimmed by skipping a chunk.
   var soundBox = document.getElementById('sound');
   var soundBtn = document.getElementById('btn-sound');
   var soundControls = document.getElementById('sound-controls');
@@ -96,15 +99,18 @@
     ws.binaryType = 'arraybuffer';
     audio.ws = ws;
     ws.onmessage = function (ev) {
+      if (audio.ws !== ws) return; // a socket this page has already replaced
       if (typeof ev.data === 'string') {
         var f = JSON.parse(ev.data);
-        if (f.type === 'format') { audio.rate = f.rate; audio.channels = f.channels; audio.playhead = 0; }
+        // A new device: keep the schedule; what is queued plays out first.
+        if (f.type === 'format') { audio.rate = f.rate; audio.channels = f.channels; }
         return;
       }
       audio.retry = 0;
       audioPlay(ev.data);
     };
     ws.onclose = function () {
+      if (audio.ws !== ws) return;
       audio.ws = null;
       if (!audio.wanted) return;
       audio.retry = Math.min(audio.retry + 1, 5);
@@ -251,10 +257,16 @@
       show('Paused', 'The presenter paused sharing. The picture comes back when they resume.');
     } else if (st.state === 'error') {
       show('Screen capture problem', st.error + ' — retrying…');
-    } else if (videoOn && lastFrames < 0 && !st.you) {
+    } else if (videoOn && !(st.you && st.you.frames > 0)) {
       show('Connecting…', '');
     } else {
       hide();
+    }
+    // A stream the server no longer knows (it dropped us) is reopened after two polls.
+    if (videoOn && st.state === 'sharing' && !st.you) {
+      if (++missing >= 2) { missing = 0; connect(); }
+    } else {
+      missing = 0;
     }
     // A stream that stopped moving while the presenter's screen changes is stuck: reopen it.
     var frames = st.you ? st.you.frames : 0;
@@ -272,20 +284,22 @@
     if (expired) return;
     var xhr = new XMLHttpRequest();
     var t0 = Date.now();
-    xhr.open('GET', 'api/status?v=' + id + auth, true);
+    xhr.open('GET', 'api/status?v=' + streamId() + auth, true);
     xhr.timeout = 4000;
     xhr.onload = function () {
       if (xhr.status === 401) {
         expired = true;
         disconnect();
+        audioStop();
         show('This link has expired', 'Sharing was restarted. Scan the new QR code or ask for the new link.');
         return;
       }
       if (xhr.status !== 200) return onFail();
       var st;
       try { st = JSON.parse(xhr.responseText); } catch (e) { return onFail(); }
-      onStatus(st, Date.now() - t0);
+      // Schedule the next poll first: an error below must not end the polling.
       setTimeout(poll, 1000);
+      onStatus(st, Date.now() - t0);
     };
     xhr.onerror = xhr.ontimeout = onFail;
     xhr.send();
@@ -314,6 +328,7 @@
   document.getElementById('btn-full').onclick = toggleFullscreen;
   document.getElementById('stage').ondblclick = toggleFullscreen;
   document.onkeydown = function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // leave the browser's own shortcuts alone
     var k = (e.key || '').toLowerCase();
     if (k === 's') toggleStats();
     if (k === 'f') toggleFullscreen();
