@@ -62,6 +62,10 @@ func TestAudioFromPulseSink(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(s) < 48000 {
+			t.Fatalf("recorded %d samples in 3.5 s, want at least the last second's 48000: "+
+				"the record stream delivered too late or too little", len(s))
+		}
 		s = s[len(s)-48000:] // the last second
 		at440, at880 := testenv.Goertzel(s, 48000, 440), testenv.Goertzel(s, 48000, 880)
 		if at440 < 0.4 || at440 > 0.6 || at880 > 0.05 {
@@ -81,9 +85,27 @@ func TestAudioFromPulseSink(t *testing.T) {
 				}
 			})
 		}()
-		<-started
+		select {
+		case <-started:
+		case err := <-errc:
+			t.Fatalf("Run returned %v before delivering any audio", err)
+		case <-time.After(5 * time.Second):
+			// A new record stream delivers its first data after ~2 s.
+			cancel()
+			select {
+			case err := <-errc:
+				t.Fatalf("no audio within 5 s (Run then returned %v)", err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("no audio within 5 s, and Run ignored its cancelled ctx for 5 s more")
+			}
+		}
 		sink.Unload()
-		err := <-errc
+		var err error
+		select {
+		case err = <-errc:
+		case <-time.After(15 * time.Second): // ctx ends after 10 s; Run ignoring it too is a failure
+			t.Fatal("Run did not return within 15 s of the device going away, though its ctx ended at 10 s")
+		}
 		if err == nil || errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			t.Fatalf("Run after the device went away = %v, want an error within 10 s", err)
 		}

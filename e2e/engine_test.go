@@ -117,15 +117,20 @@ func TestStreamFromXvfb(t *testing.T) {
 
 	t.Run("no token, no media", func(t *testing.T) {
 		_, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80})
-		for _, path := range []string{"/stream.mjpg", "/snapshot.jpg", "/api/status", "/", "/stream.mjpg?t=wrong" + token} {
+		for _, path := range []string{"/stream.mjpg", "/snapshot.jpg", "/api/status", "/", "/stream.mjpg?t=wrong" + token,
+			"/audio.wav", "/ws/audio", "/audio.wav?t=wrong" + token, "/ws/audio?t=wrong" + token} {
 			resp, err := http.Get(base + path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			body, _ := io.ReadAll(resp.Body)
+			// At most a refusal's worth: a stream served by mistake never ends.
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 			resp.Body.Close()
-			if resp.StatusCode != 401 || strings.Contains(string(body), "\xff\xd8") {
-				t.Errorf("GET %s: %s, %d bytes; want 401 and no JPEG", path, resp.Status, len(body))
+			if resp.StatusCode != 401 || strings.Contains(string(body), "\xff\xd8") || strings.Contains(string(body), "RIFF") {
+				t.Errorf("GET %s: %s, %d bytes; want 401 and no JPEG or WAV", path, resp.Status, len(body))
+			}
+			if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "audio/") || strings.HasPrefix(ct, "image/") || strings.HasPrefix(ct, "multipart/") {
+				t.Errorf("GET %s: refused with media Content-Type %q", path, ct)
 			}
 		}
 	})

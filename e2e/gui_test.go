@@ -1,7 +1,7 @@
 package e2e
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"image"
 	"image/png"
@@ -34,9 +34,21 @@ type app struct {
 
 var (
 	binOnce sync.Once
+	binDir  string // holds binPath; TestMain removes it
 	binPath string
 	binErr  error
 )
+
+// TestMain removes the binary appBinary built, once every test and benchmark is done with it.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		if err := os.RemoveAll(binDir); err != nil {
+			fmt.Fprintln(os.Stderr, "removing the test binary:", err)
+		}
+	}
+	os.Exit(code)
+}
 
 // appBinary builds deskcast once for the package's tests.
 func appBinary(t testing.TB) string {
@@ -47,6 +59,7 @@ func appBinary(t testing.TB) string {
 			binErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "deskcast")
 		if out, err := exec.Command("go", "build", "-o", binPath, "..").CombinedOutput(); err != nil {
 			binErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -58,6 +71,45 @@ func appBinary(t testing.TB) string {
 	return binPath
 }
 
+// testLog is an io.Writer that passes what a process writes to t.Log, a line
+// at a time, until stop: t.Log panics once the test has ended, and the
+// process's output is copied by a goroutine of os/exec's.
+type testLog struct {
+	t       *testing.T
+	prefix  string
+	mu      sync.Mutex
+	stopped bool
+	line    []byte // an unfinished line
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return len(p), nil
+	}
+	l.line = append(l.line, p...)
+	for {
+		i := bytes.IndexByte(l.line, '\n')
+		if i < 0 {
+			break
+		}
+		l.t.Log(l.prefix + string(l.line[:i]))
+		l.line = l.line[i+1:]
+	}
+	return len(p), nil
+}
+
+// stop logs what is left of an unfinished line and drops all later output.
+func (l *testLog) stop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.stopped && len(l.line) > 0 {
+		l.t.Log(l.prefix + string(l.line))
+	}
+	l.stopped, l.line = true, nil
+}
+
 // startApp runs the GUI on the test's X server and D-Bus, with a home of its own.
 func startApp(t *testing.T, args ...string) *app {
 	t.Helper()
@@ -65,16 +117,17 @@ func startApp(t *testing.T, args ...string) *app {
 	home := t.TempDir()
 	a.cmd = exec.Command(appBinary(t), append([]string{"--listen", fmt.Sprintf(":%d", a.port), "--token", token}, args...)...)
 	a.cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "LANG=en_US.UTF-8")
-	stderr, _ := a.cmd.StderrPipe()
+	// Cleanups run last-registered first: this one, registered before the one
+	// that kills the app, runs after it, when Wait has returned and nothing
+	// more can be copied to the log.
+	stderr := &testLog{t: t, prefix: "app: "}
+	t.Cleanup(stderr.stop)
+	a.cmd.Stderr = stderr
+	// Wait returns at most this long after the app exits, even if a child of the app holds stderr open.
+	a.cmd.WaitDelay = 5 * time.Second
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			t.Log("app: " + s.Text())
-		}
-	}()
 	go func() { a.done <- a.cmd.Wait() }()
 	t.Cleanup(func() {
 		_ = a.cmd.Process.Kill()
@@ -97,7 +150,18 @@ func (a *app) exit(t *testing.T, within time.Duration) {
 	}
 }
 
+// readQR decodes the QR code on screen: from the window's area first, where
+// it dominates the picture, then from the whole screen.
 func readQR(img image.Image) (string, error) {
+	if rgba, ok := img.(*image.RGBA); ok {
+		if text, err := decodeQR(cropToContent(rgba)); err == nil {
+			return text, nil
+		}
+	}
+	return decodeQR(img)
+}
+
+func decodeQR(img image.Image) (string, error) {
 	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
 	if err != nil {
 		return "", err

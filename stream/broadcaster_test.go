@@ -312,16 +312,33 @@ func TestBroadcasterIdleStop(t *testing.T) {
 	})
 
 	t.Run("a viewer returning within IdleStop keeps the run", func(t *testing.T) {
+		const idle = 100 * time.Millisecond
 		fd := newFeed()
-		b := newBroadcaster(t, fd.Source(), stream.BroadcasterOptions{IdleStop: time.Hour})
+		b := newBroadcaster(t, fd.Source(), stream.BroadcasterOptions{IdleStop: idle})
 		s1 := subscribe(t, b, "one")
 		waitFor(t, fd.started, 1, "source start")
 		fd.emit(t, frame("kept"))
-		s1.Close()
+		s1.Close() // the idle timer starts
 		s2 := subscribe(t, b, "two")
 		expect(t, recv(t, s2), "kept", 1) // the running source's last frame
-		nothingOn(t, fd.ended, "run stopped although a viewer came back")
+
+		// Well past IdleStop: a timer Subscribe failed to cancel has fired by now.
+		time.Sleep(4 * idle)
+		nothingOn(t, fd.ended, "run stopped although a viewer came back within IdleStop")
 		nothingOn(t, fd.started, "second Run although the first kept going")
+		if st := b.Stats(); !st.Running || st.Viewers != 1 {
+			t.Fatalf("%v after the viewer came back: Stats() = %+v, want running with 1 viewer", 4*idle, st)
+		}
+		// The same Run still publishes to the viewer, and numbering goes on.
+		fd.emit(t, frame("same run"))
+		expect(t, recv(t, s2), "same run", 2)
+
+		// The idle timer is reset, not lost: the next last viewer leaving stops the run.
+		s2.Close()
+		waitFor(t, fd.ended, 1, "source ctx cancelled after the returning viewer left too")
+		if st := b.Stats(); st.Running {
+			t.Fatalf("after idle stop: Stats() = %+v, want not running", st)
+		}
 	})
 }
 
@@ -347,6 +364,11 @@ func TestBroadcasterPause(t *testing.T) {
 		}
 		b.SetPaused(true) // no change, no new run
 		nothingOn(t, fd.started, "pausing twice")
+		// Running is set under the lock, so unlike a look at fd.started it
+		// cannot miss a Run whose goroutine has not reached the source yet.
+		if st := b.Stats(); st.Running || !st.Paused {
+			t.Fatalf("paused twice: Stats() = %+v, want paused, not running", st)
+		}
 
 		b.SetPaused(false)
 		waitFor(t, fd.started, 2, "SetPaused(false) restarts the source for the viewer")
@@ -360,6 +382,9 @@ func TestBroadcasterPause(t *testing.T) {
 		b.SetPaused(true)
 		s := subscribe(t, b, "v")
 		nothingOn(t, fd.started, "subscribing while paused")
+		if st := b.Stats(); st.Running || !st.Paused || st.Viewers != 1 {
+			t.Fatalf("subscribed while paused: Stats() = %+v, want paused, not running, 1 viewer", st)
+		}
 		s.Close()
 		b.SetPaused(false)
 		nothingOn(t, fd.started, "resuming with no viewers")
@@ -416,6 +441,9 @@ func TestBroadcasterSetSource(t *testing.T) {
 		b.SetSource(c.Source())
 		nothingOn(t, a.started, "old source")
 		nothingOn(t, c.started, "new source with nobody watching")
+		if st := b.Stats(); st.Running {
+			t.Fatalf("SetSource with nobody watching: Stats() = %+v, want not running", st)
+		}
 		subscribe(t, b, "v")
 		waitFor(t, c.started, 1, "new source on first viewer")
 		nothingOn(t, a.started, "old source on first viewer")
@@ -516,10 +544,18 @@ func TestBroadcasterClose(t *testing.T) {
 	// None of these may restart anything or block.
 	b.SetPaused(true)
 	b.SetPaused(false)
-	b.SetSource(newFeed().Source())
+	other := newFeed()
+	b.SetSource(other.Source())
 	subs[0].Close()
+	if st := b.Stats(); st.Running || st.Viewers != 0 {
+		t.Errorf("Stats() after SetPaused and SetSource on a closed broadcaster = %+v, want not running, 0 viewers", st)
+	}
 	b.Close()
 	nothingOn(t, fd.started, "source after Close")
+	nothingOn(t, other.started, "source set after Close")
+	if st := b.Stats(); st.Running || st.Viewers != 0 {
+		t.Errorf("Stats() after a second Close = %+v, want not running, 0 viewers", st)
+	}
 }
 
 func TestBroadcasterSnapshot(t *testing.T) {
