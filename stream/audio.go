@@ -114,13 +114,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "audio/wav")
 	h.Set("Transfer-Encoding", "identity") // endless: no chunked framing
 	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		n, err := w.Write(b)
-		s.bytesSent.Add(uint64(n))
-		return err == nil && rc.Flush() == nil
-	}
+	write := s.streamWriter(w)
 	rate, channels := 0, 0
 	for {
 		select {

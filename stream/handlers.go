@@ -142,6 +142,26 @@ func viewerID(r *http.Request) string {
 	return v
 }
 
+// streamWriter returns a function that writes parts of a long response and
+// flushes them, each call under a write deadline, so a peer that stops
+// reading is dropped within WriteTimeout; it reports whether all went out.
+func (s *Server) streamWriter(w http.ResponseWriter) func(parts ...[]byte) bool {
+	rc := http.NewResponseController(w)
+	return func(parts ...[]byte) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		for _, p := range parts {
+			m, err := w.Write(p)
+			s.bytesSent.Add(uint64(m))
+			if err != nil {
+				return false
+			}
+		}
+		return rc.Flush() == nil
+	}
+}
+
 // videoReady answers 503 when the screen is not shared (audio-only mode).
 func (s *Server) videoReady(w http.ResponseWriter) bool {
 	if !s.Mode().video() {
@@ -187,20 +207,7 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	h.Set("Transfer-Encoding", "identity")
 	w.WriteHeader(http.StatusOK)
 
-	rc := http.NewResponseController(w)
-	write := func(parts ...[]byte) bool {
-		if err := rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
-			return false
-		}
-		for _, p := range parts {
-			m, err := w.Write(p)
-			s.bytesSent.Add(uint64(m))
-			if err != nil {
-				return false
-			}
-		}
-		return rc.Flush() == nil
-	}
+	write := s.streamWriter(w)
 	if !withLength && !write([]byte(partHead)) {
 		return
 	}
