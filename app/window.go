@@ -213,10 +213,11 @@ func (w *window) update(st engine.State) {
 	s := a.eng.Settings()
 	a.mu.Lock()
 	var mons []string
+	monSel := ""
 	for _, m := range a.monitors {
 		mons = append(mons, m.String())
 		if m.Index == s.Monitor {
-			defer w.monitor.SetSelected(m.String())
+			monSel = m.String()
 		}
 	}
 	auds := []string{lang.L("None")}
@@ -229,6 +230,9 @@ func (w *window) update(st engine.State) {
 	}
 	a.mu.Unlock()
 	w.monitor.Options = mons
+	if monSel != "" {
+		w.monitor.SetSelected(monSel)
+	}
 	w.audio.Options = auds
 	w.audio.SetSelected(sel)
 	if i := presetIndex(s.Quality, s.MaxWidth); i >= 0 {
