@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/engine"
@@ -37,6 +38,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.IntVar(&s.FPS, "fps", s.FPS, "frames per second, 1-120")
 	fl.IntVar(&s.Quality, "quality", s.Quality, "JPEG quality, 1-100")
 	fl.IntVar(&s.MaxWidth, "max-width", 0, "downscale frames wider than this, e.g. 1280 (0: full size)")
+	fl.StringVar(&s.Access.PIN, "pin", "", "ask viewers for this PIN (4-12 digits) before they watch; it is never in the link or QR code")
+	fl.Var(approveFlag{&s.Access.Approve}, "approve", "make each new viewer wait for the presenter: --approve (ask; denied when\n"+
+		"nobody answers in time) or --approve=auto (let in when nobody answers in time)")
+	fl.DurationVar(&s.Access.ApproveTimeout, "approve-timeout", 30*time.Second, "how long a new viewer waits for an answer")
+	fl.IntVar(&s.Access.MaxViewers, "max-viewers", stream.DefaultMaxViewers, "most viewers at once (-1: no limit)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -117,4 +123,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// approveFlag is --approve: bare, it means ask.
+type approveFlag struct{ a *stream.Approval }
+
+func (f approveFlag) IsBoolFlag() bool { return true }
+func (f approveFlag) String() string {
+	if f.a == nil || *f.a == stream.ApproveOff {
+		return "off"
+	}
+	return string(*f.a)
+}
+func (f approveFlag) Set(v string) error {
+	a, err := stream.ParseApproval(v)
+	if err == nil {
+		*f.a = a
+	}
+	return err
 }

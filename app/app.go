@@ -29,6 +29,10 @@ type Engine interface {
 	SetAudio(device string) error
 	SetQuality(fps, quality, maxWidth int) error
 	SetListen(addr string)
+	SetAccess(stream.Access) error
+	Allow(id string) error
+	Deny(id string) error
+	Disconnect(id string) error
 	Settings() engine.Settings
 	State() engine.State
 }
@@ -260,6 +264,45 @@ func (a *App) SetInterface(name string) {
 	a.iface = name
 	a.mu.Unlock()
 	a.fa.Preferences().SetString(prefInterface, name)
+	a.refresh()
+}
+
+// SetPIN sets the PIN new viewers must enter; "" for none.
+func (a *App) SetPIN(pin string) error {
+	acc := a.eng.Settings().Access
+	acc.PIN = pin
+	if err := a.eng.SetAccess(acc); err != nil {
+		return err
+	}
+	a.fa.Preferences().SetString(prefPIN, pin)
+	a.refresh()
+	return nil
+}
+
+// SetApprove turns on or off asking the presenter before each new viewer watches.
+func (a *App) SetApprove(on bool) {
+	acc := a.eng.Settings().Access
+	acc.Approve = stream.ApproveOff
+	if on {
+		acc.Approve = stream.ApproveAsk
+		// Nobody answering in the app means no: give the presenter time to see the question.
+		acc.ApproveTimeout = 2 * time.Minute
+	}
+	if err := a.eng.SetAccess(acc); err != nil {
+		a.setErr(err)
+		return
+	}
+	a.fa.Preferences().SetBool(prefApprove, on)
+	a.refresh()
+}
+
+// Allow lets a waiting viewer watch; Deny refuses it; Disconnect sends a watching one away.
+func (a *App) Allow(id string)      { a.viewerAction(a.eng.Allow, id) }
+func (a *App) Deny(id string)       { a.viewerAction(a.eng.Deny, id) }
+func (a *App) Disconnect(id string) { a.viewerAction(a.eng.Disconnect, id) }
+
+func (a *App) viewerAction(f func(string) error, id string) {
+	a.setErr(f(id))
 	a.refresh()
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ type fakeEngine struct {
 	sharing  bool
 	paused   bool
 	failNext error
+	viewers  []stream.Viewer
 }
 
 func (f *fakeEngine) Start() error {
@@ -72,6 +74,29 @@ func (f *fakeEngine) SetQuality(fps, q, mw int) error {
 	f.settings.FPS, f.settings.Quality, f.settings.MaxWidth = fps, q, mw
 	return nil
 }
+func (f *fakeEngine) SetAccess(a stream.Access) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.settings.Access = a
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeEngine) Allow(id string) error      { return f.setViewer(id, stream.ViewerAllowed) }
+func (f *fakeEngine) Deny(id string) error       { return f.setViewer(id, stream.ViewerDenied) }
+func (f *fakeEngine) Disconnect(id string) error { return f.setViewer(id, stream.ViewerDisconnected) }
+func (f *fakeEngine) setViewer(id string, st stream.ViewerState) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.viewers {
+		if f.viewers[i].ID == id {
+			f.viewers[i].State = st
+			return nil
+		}
+	}
+	return errors.New("no such viewer")
+}
 func (f *fakeEngine) SetListen(a string) { f.mu.Lock(); f.settings.Listen = a; f.mu.Unlock() }
 func (f *fakeEngine) Settings() engine.Settings {
 	f.mu.Lock()
@@ -92,6 +117,7 @@ func (f *fakeEngine) State() engine.State {
 	if f.paused {
 		st.Status.State = "paused"
 	}
+	st.Viewers = slices.Clone(f.viewers)
 	return st
 }
 

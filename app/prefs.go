@@ -3,6 +3,9 @@ package app
 import (
 	"net"
 	"strconv"
+	"time"
+
+	"github.com/deskcast/deskcast/stream"
 )
 
 // Preference keys; settings survive restarts through Fyne's preferences.
@@ -14,6 +17,8 @@ const (
 	prefFPS       = "fps"
 	prefListen    = "listen"
 	prefInterface = "interface"
+	prefPIN       = "pin"
+	prefApprove   = "approve"
 )
 
 // loadPrefs applies the remembered settings to the engine, except those
@@ -41,6 +46,16 @@ func (a *App) loadPrefs(given map[string]bool) {
 		a.eng.SetListen(l)
 	}
 	a.iface = p.String(prefInterface)
+	acc := a.eng.Settings().Access
+	if pin := p.String(prefPIN); pin != "" && !given["pin"] && stream.ValidPIN(pin) == nil {
+		acc.PIN = pin
+	}
+	if p.Bool(prefApprove) && !given["approve"] {
+		acc.Approve, acc.ApproveTimeout = stream.ApproveAsk, 2*time.Minute
+	}
+	if err := a.eng.SetAccess(acc); err != nil {
+		a.log.Warn("remembered access settings", "err", err)
+	}
 }
 
 // rememberListen keeps the address sharing listens on: the host as it was

@@ -2,18 +2,22 @@ package app
 
 import (
 	"fmt"
+	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"fyne.io/fyne/v2"
 	"fyne.io/fyne/v2/canvas"
 	"fyne.io/fyne/v2/container"
+	"fyne.io/fyne/v2/dialog"
 	"fyne.io/fyne/v2/lang"
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/stream"
 )
 
 // window is the main window: the QR code of the viewer URL and the controls.
@@ -34,6 +38,12 @@ type window struct {
 	audio    *widget.Select
 	quality  *widget.Select
 	fps      *widget.Select
+	pin      *widget.Entry
+	approve  *widget.Check
+	exposure *widget.Label
+	viewers  *fyne.Container
+	asks     map[string]dialog.Dialog // open "let this viewer in?" questions, by viewer ID
+	shownVs  string                   // what the viewer list shows, to rebuild it only on change
 
 	updating  bool // set while update changes widgets, so their callbacks stay quiet
 	shownURL  string
@@ -115,17 +125,44 @@ func newWindow(a *App) *window {
 		}
 	})
 
+	w.pin = widget.NewEntry()
+	w.pin.SetPlaceHolder(lang.L("none"))
+	w.pin.Validator = func(s string) error {
+		if s == "" {
+			return nil
+		}
+		return stream.ValidPIN(s)
+	}
+	w.pin.OnChanged = func(s string) {
+		if !w.updating && w.pin.Validator(s) == nil {
+			_ = a.SetPIN(s)
+		}
+	}
+	w.approve = widget.NewCheck(lang.L("Ask me before each new viewer watches"), func(on bool) {
+		if !w.updating {
+			a.SetApprove(on)
+		}
+	})
+	w.exposure = widget.NewLabel("")
+	w.exposure.Wrapping = fyne.TextWrapWord
+	w.viewers = container.NewVBox()
+	w.asks = map[string]dialog.Dialog{}
+
 	form := widget.NewForm(
 		widget.NewFormItem(lang.L("Monitor"), w.monitor),
 		widget.NewFormItem(lang.L("Audio"), w.audio),
 		widget.NewFormItem(lang.L("Quality"), w.quality),
 		widget.NewFormItem(lang.L("Frame rate"), w.fps),
 		widget.NewFormItem(lang.L("Address"), w.iface),
+		widget.NewFormItem(lang.L("PIN"), w.pin),
+		widget.NewFormItem("", w.approve),
 	)
 	urlRow := container.NewBorder(nil, nil, nil, w.copyBtn, w.url)
 	buttons := container.NewGridWithColumns(2, w.startBtn, w.pauseBtn)
-	w.w.SetContent(container.NewVBox(w.status, w.qr, w.idle, urlRow, w.hint, buttons, form, layout.NewSpacer()))
-	w.w.Resize(fyne.NewSize(440, 720))
+	body := container.NewVBox(w.status, w.qr, w.idle, urlRow, w.hint, buttons, form, w.exposure,
+		widget.NewLabelWithStyle(lang.L("Viewers"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.viewers, layout.NewSpacer())
+	w.w.SetContent(container.NewVScroll(body))
+	w.w.Resize(fyne.NewSize(460, 820))
 	w.w.SetCloseIntercept(func() {
 		if a.tray {
 			w.w.Hide() // the tray icon brings it back
@@ -245,4 +282,130 @@ func (w *window) update(st engine.State) {
 			w.fps.SetSelectedIndex(i)
 		}
 	}
+	if w.pin.Text != s.Access.PIN && !w.pinFocused() {
+		w.pin.SetText(s.Access.PIN)
+	}
+	w.approve.SetChecked(s.Access.Approve != stream.ApproveOff)
+	w.exposure.SetText(exposure(st, s.Listen))
+	w.updateViewers(st.Viewers)
+}
+
+// pinFocused reports whether the presenter is typing a PIN right now.
+func (w *window) pinFocused() bool {
+	return w.w.Canvas().Focused() == w.pin
+}
+
+// exposure says who can reach the share.
+func exposure(st engine.State, listen string) string {
+	if !st.Sharing {
+		if host, _, err := net.SplitHostPort(listen); err == nil && isLoopbackHost(host) {
+			return lang.L("Only this computer will be able to watch (listening on a local address).")
+		}
+		return lang.L("When sharing, anyone on this computer's networks who has the link (and the PIN, if set) can watch.")
+	}
+	var lan []string
+	for _, u := range st.URLs {
+		if !u.IP.IsLoopback() {
+			lan = append(lan, label(u))
+		}
+	}
+	if len(lan) == 0 {
+		return lang.L("Only this computer can watch (listening on a local address).")
+	}
+	return fmt.Sprintf(lang.L("Reachable on %s: anyone there with the link (and the PIN, if set) can watch. Start with --listen 127.0.0.1:PORT to keep it to this computer."),
+		strings.Join(lan, ", "))
+}
+
+func isLoopbackHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "localhost" || ip != nil && ip.IsLoopback()
+}
+
+// updateViewers rebuilds the viewer list when it changed, and asks about
+// each new viewer waiting to be let in.
+func (w *window) updateViewers(vs []stream.Viewer) {
+	key := ""
+	for _, v := range vs {
+		key += v.ID + string(v.State) + strconv.Itoa(v.Streams) + ";"
+	}
+	if key != w.shownVs {
+		w.shownVs = key
+		w.viewers.RemoveAll()
+		if len(vs) == 0 {
+			w.viewers.Add(widget.NewLabel(lang.L("Nobody is watching.")))
+		}
+		for _, v := range vs {
+			w.viewers.Add(w.viewerRow(v))
+		}
+		w.viewers.Refresh()
+	}
+	waiting := map[string]bool{}
+	for _, v := range vs {
+		if v.State != stream.ViewerWaiting {
+			continue
+		}
+		waiting[v.ID] = true
+		if w.asks[v.ID] == nil {
+			w.ask(v)
+		}
+	}
+	for id, d := range w.asks {
+		if !waiting[id] { // answered, timed out, or gone
+			delete(w.asks, id)
+			d.Hide()
+		}
+	}
+}
+
+func (w *window) viewerRow(v stream.Viewer) fyne.CanvasObject {
+	text := v.Addr + " · " + v.Browser + " · " + stateText(v.State)
+	l := widget.NewLabel(text)
+	l.Truncation = fyne.TextTruncateEllipsis
+	a := w.a
+	var btns []fyne.CanvasObject
+	switch v.State {
+	case stream.ViewerWaiting:
+		btns = append(btns, widget.NewButton(lang.L("Allow"), func() { a.Allow(v.ID) }),
+			widget.NewButton(lang.L("Deny"), func() { a.Deny(v.ID) }))
+	case stream.ViewerAllowed, stream.ViewerNeedsPIN:
+		btns = append(btns, widget.NewButton(lang.L("Disconnect"), func() { a.Disconnect(v.ID) }))
+	}
+	return container.NewBorder(nil, nil, nil, container.NewHBox(btns...), l)
+}
+
+// ask shows "let this viewer watch?" and brings the window forward.
+func (w *window) ask(v stream.Viewer) {
+	a := w.a
+	msg := widget.NewLabel(fmt.Sprintf(lang.L("%s (%s) wants to watch your screen."), v.Addr, v.Browser))
+	msg.Wrapping = fyne.TextWrapWord
+	d := dialog.NewCustomConfirm(lang.L("Let this viewer watch?"), lang.L("Allow"), lang.L("Deny"), msg, func(ok bool) {
+		if w.asks[v.ID] == nil {
+			return // closed by update: no longer waiting
+		}
+		delete(w.asks, v.ID)
+		if ok {
+			a.Allow(v.ID)
+		} else {
+			a.Deny(v.ID)
+		}
+	}, w.w)
+	w.asks[v.ID] = d
+	w.w.Show()
+	w.w.RequestFocus()
+	d.Show()
+	a.fa.SendNotification(fyne.NewNotification("Deskcast", fmt.Sprintf(lang.L("%s (%s) wants to watch your screen."), v.Addr, v.Browser)))
+}
+
+func stateText(s stream.ViewerState) string {
+	switch s {
+	case stream.ViewerNeedsPIN:
+		return lang.L("entering the PIN")
+	case stream.ViewerWaiting:
+		return lang.L("waiting for you")
+	case stream.ViewerAllowed:
+		return lang.L("watching")
+	case stream.ViewerDenied:
+		return lang.L("not let in")
+	}
+	return lang.L("disconnected")
 }

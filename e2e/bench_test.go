@@ -35,7 +35,7 @@ func BenchmarkShare1080p(b *testing.B) {
 	}
 	port := freePort(b)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--fps", "30", "--quality", "70")
+	cmd := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--fps", "30", "--quality", "70", "--max-viewers", "-1")
 	proc := procStats{pid: cmd.Process.Pid}
 	stream := base + "/stream.mjpg?t=" + token
 

@@ -26,6 +26,7 @@ type Settings struct {
 	MaxWidth int
 	Audio    string      // audio device ID (see capture.AudioDevices); "" for none
 	Mode     stream.Mode // what is shared; "" means screen+audio
+	Access   stream.Access
 }
 
 // Defaults returns the settings Deskcast starts with.
@@ -58,6 +59,9 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 		log = slog.Default()
 	}
 	if err := s.screen().Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.Access.Validate(); err != nil {
 		return nil, err
 	}
 	return &Engine{settings: s, log: log}, nil
@@ -126,7 +130,7 @@ func (e *Engine) Start() error {
 	b := stream.NewBroadcaster(source(scr), stream.BroadcasterOptions{Logger: e.log})
 	audio := stream.NewAudioHub(audioSource(e.settings.Audio), stream.BroadcasterOptions{Logger: e.log})
 	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
-		Audio: audio, Mode: e.settings.Mode, Logger: e.log}, b)
+		Audio: audio, Mode: e.settings.Mode, Access: e.settings.Access, Logger: e.log}, b)
 	if err != nil {
 		b.Close()
 		audio.Close()
@@ -255,6 +259,7 @@ type State struct {
 	Port    int
 	URLs    []stream.ViewerURL
 	Status  stream.Status
+	Viewers []stream.Viewer // present or waiting, oldest first
 }
 
 // State returns the share's state and counters.
@@ -265,7 +270,40 @@ func (e *Engine) State() State {
 	if srv == nil {
 		return State{}
 	}
-	return State{Sharing: true, Paused: paused, Port: srv.Port(), URLs: srv.ViewerURLs(), Status: srv.Status()}
+	vs, _ := srv.Viewers()
+	return State{Sharing: true, Paused: paused, Port: srv.Port(), URLs: srv.ViewerURLs(), Status: srv.Status(), Viewers: vs}
+}
+
+// SetAccess changes the PIN, approval and viewer limit; live for viewers
+// who come next.
+func (e *Engine) SetAccess(a stream.Access) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.settings.Access = a
+	if e.srv != nil {
+		return e.srv.SetAccess(a)
+	}
+	return nil
+}
+
+// Allow lets a waiting viewer in.
+func (e *Engine) Allow(id string) error { return e.onViewer(id, (*stream.Server).Allow) }
+
+// Deny refuses a waiting viewer.
+func (e *Engine) Deny(id string) error { return e.onViewer(id, (*stream.Server).Deny) }
+
+// Disconnect sends a viewer away.
+func (e *Engine) Disconnect(id string) error { return e.onViewer(id, (*stream.Server).Disconnect) }
+
+func (e *Engine) onViewer(id string, f func(*stream.Server, string) error) error {
+	srv := e.Server()
+	if srv == nil {
+		return ErrNotSharing
+	}
+	return f(srv, id)
 }
 
 // SetListen changes the listen address used by the next Start.

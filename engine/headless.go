@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+
+	"github.com/deskcast/deskcast/stream"
 )
 
 // RunHeadless starts sharing, prints the viewer URLs to w, one line each, and
@@ -13,8 +15,14 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer e.Stop()
-	for _, u := range e.Server().ViewerURLs() {
+	srv := e.Server()
+	for _, u := range srv.ViewerURLs() {
 		fmt.Fprintf(w, "viewer: %s\n", u.URL)
+	}
+	if a := srv.Access(); a.Approve != stream.ApproveOff {
+		base := fmt.Sprintf("http://127.0.0.1:%d/api/viewers", srv.Port())
+		fmt.Fprintf(w, "approve: viewers wait up to %s; list them with  curl '%s?t=%s'  and let one in with  "+
+			"curl -X POST '%s/ID/allow?t=%s'\n", a.ApproveTimeout, base, srv.Token(), base, srv.Token())
 	}
 	<-ctx.Done()
 	return nil

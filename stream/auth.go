@@ -34,27 +34,71 @@ func ValidToken(t string) error {
 // cookieName is per port, so two Deskcast servers on one host keep apart.
 func (s *Server) cookieName() string { return "deskcast_" + strconv.Itoa(s.Port()) }
 
-// authorize checks the request's token, from ?t= or the cookie. A valid ?t=
-// sets the cookie, so the page's own requests need no token in the URL.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) bool {
-	// A query url.URL.Query cannot parse would lose its t= silently and let
-	// an old cookie speak for it: refuse it instead.
-	q, err := url.ParseQuery(r.URL.RawQuery)
+// credentials are what a request shows to get in.
+type credentials struct {
+	token    string // the ?t= value
+	hasToken bool   // a t= was given (even if empty or wrong)
+	secret   string // the session cookie's value; "" for none
+}
+
+var errBadQuery = errors.New("malformed query")
+
+// readCredentials takes the token from rawQuery and the session secret from
+// the cookie named name. A query url.ParseQuery cannot read, or a repeated
+// t=, is an error: either could otherwise hide a wrong token behind a cookie.
+func readCredentials(rawQuery string, cookies []*http.Cookie, name string) (credentials, error) {
+	var c credentials
+	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return false
+		return c, errBadQuery
 	}
 	if ts, ok := q["t"]; ok {
-		if len(ts) == 1 && s.tokenOK(ts[0]) {
-			http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: ts[0], Path: "/",
-				HttpOnly: true, SameSite: http.SameSiteStrictMode})
-			return true
+		if len(ts) != 1 {
+			return c, errBadQuery
 		}
-		return false // a wrong ?t= is not rescued by an old cookie
+		c.token, c.hasToken = ts[0], true
 	}
-	c, err := r.Cookie(s.cookieName())
-	return err == nil && s.tokenOK(c.Value)
+	for _, k := range cookies {
+		if k.Name == name {
+			if c.secret != "" {
+				return c, errBadQuery // two cookies of ours: trust neither
+			}
+			c.secret = k.Value
+		}
+	}
+	return c, nil
 }
 
 func (s *Server) tokenOK(t string) bool {
 	return subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
+}
+
+// session finds or makes the request's session. A valid ?t= makes one (and
+// sets its cookie) unless the request already has one; a wrong ?t= is not
+// rescued by a cookie. It answers the request itself when it returns nil.
+func (s *Server) session(w http.ResponseWriter, r *http.Request) *session {
+	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+	if err != nil || (c.hasToken && !s.tokenOK(c.token)) {
+		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
+		return nil
+	}
+	sess := s.viewers.lookup(c.secret)
+	if sess == nil && c.hasToken {
+		sess, err = s.viewers.create(r)
+		if err != nil {
+			s.log.Info("viewer refused", "addr", r.RemoteAddr, "err", err)
+			s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
+			return nil
+		}
+		s.log.Info("new viewer", "addr", r.RemoteAddr, "id", sess.id, "browser", BrowserName(sess.ua), "state", sess.state)
+	}
+	if sess == nil {
+		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
+		return nil
+	}
+	if c.hasToken {
+		http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: sess.secret, Path: "/",
+			HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	}
+	return sess
 }

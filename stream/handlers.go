@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -32,12 +35,15 @@ func (s *Server) Handler() http.Handler {
 			})
 		}
 	}
-	mux.HandleFunc("GET /{$}", s.guard(s.handlePage))
-	mux.HandleFunc("GET /stream.mjpg", s.guard(s.handleMJPEG))
-	mux.HandleFunc("GET /snapshot.jpg", s.guard(s.handleSnapshot))
-	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus))
-	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV))
-	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio))
+	mux.HandleFunc("GET /{$}", s.guard(s.handlePage, false))
+	mux.HandleFunc("POST /pin", s.handlePIN)
+	mux.HandleFunc("GET /stream.mjpg", s.guard(s.handleMJPEG, true))
+	mux.HandleFunc("GET /snapshot.jpg", s.guard(s.handleSnapshot, false))
+	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus, false))
+	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV, true))
+	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio, true))
+	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
+	mux.HandleFunc("POST /api/viewers/{id}/{action}", s.presenter(s.handleViewerAction))
 	return securityHeaders(mux)
 }
 
@@ -69,29 +75,149 @@ func withHeaders(h http.Handler, cache string) http.Handler {
 	})
 }
 
-// guard answers 401, and not one byte of media, without the right token.
-func (s *Server) guard(h http.HandlerFunc) http.HandlerFunc {
+type ctxKey struct{}
+
+// notYet is how guard answers a viewer who may not watch (yet).
+var notYet = map[ViewerState]struct {
+	code int
+	page page
+}{
+	ViewerNeedsPIN:     {http.StatusUnauthorized, pagePIN},
+	ViewerWaiting:      {http.StatusForbidden, pageWaiting},
+	ViewerDenied:       {http.StatusForbidden, pageDenied},
+	ViewerDisconnected: {http.StatusForbidden, pageDisconnected},
+}
+
+// guard serves h only to a viewer who may watch: it answers 401, 403 or 503,
+// with not one byte of media, to anyone else. A media stream (media true)
+// counts toward the viewer's presence and ends when the presenter sends the
+// viewer away.
+func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		if !s.authorize(w, r) {
-			s.log.Debug("refused: no valid token", "addr", r.RemoteAddr, "path", r.URL.Path)
-			if r.URL.Path == "/" {
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				w.WriteHeader(http.StatusUnauthorized)
-				_, _ = w.Write([]byte(unauthorizedPage))
+		sess := s.session(w, r)
+		if sess == nil {
+			return
+		}
+		state, sctx, err := s.viewers.enter(sess, r.URL.Path == "/")
+		if err != nil {
+			s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
+			return
+		}
+		if no, ok := notYet[state]; ok {
+			s.refuse(w, r, no.code, no.page)
+			return
+		}
+		if media {
+			release, err := s.viewers.hold(sess)
+			if err != nil {
+				s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
 				return
 			}
-			http.Error(w, "401 unauthorized: open the link with its token (?t=...) shown by the presenter", http.StatusUnauthorized)
+			defer release()
+		}
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		defer context.AfterFunc(sctx, cancel)()
+		h(w, r.WithContext(context.WithValue(ctx, ctxKey{}, sess)))
+	}
+}
+
+// handlePIN checks the PIN form of a viewer who has the link.
+func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+	sess := s.viewers.lookup(c.secret)
+	if err != nil || sess == nil {
+		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
+		return
+	}
+	pin, err := readPINForm(http.MaxBytesReader(w, r.Body, 1<<10), r.Header.Get("Content-Type"))
+	if err == nil {
+		err = s.viewers.checkPIN(sess, pin)
+	}
+	switch {
+	case errors.Is(err, errLocked):
+		s.log.Warn("PIN lockout", "addr", r.RemoteAddr)
+		pageLocked.render(w, http.StatusTooManyRequests, "")
+	case err != nil:
+		s.log.Info("wrong PIN", "addr", r.RemoteAddr)
+		pagePIN.render(w, http.StatusUnauthorized, err.Error())
+	default:
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+	}
+}
+
+// readPINForm reads the pin field of a urlencoded form body.
+func readPINForm(body io.Reader, contentType string) (string, error) {
+	if mt, _, err := mime.ParseMediaType(contentType); err != nil || mt != "application/x-www-form-urlencoded" {
+		return "", errors.New("send the PIN from the form")
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return "", errors.New("form too large")
+	}
+	q, err := url.ParseQuery(string(raw))
+	if err != nil || len(q["pin"]) != 1 {
+		return "", errors.New("send the PIN from the form")
+	}
+	pin := strings.TrimSpace(q.Get("pin"))
+	if ValidPIN(pin) != nil {
+		return "", errWrongPIN
+	}
+	return pin, nil
+}
+
+// presenter serves h only to the presenter: a request from this computer
+// (loopback) with the token, or with the cookie of a viewer who may watch.
+func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+		ok := err == nil && isLoopback(r.RemoteAddr)
+		if ok && c.hasToken {
+			ok = s.tokenOK(c.token)
+		} else if ok {
+			sess := s.viewers.lookup(c.secret)
+			ok = sess != nil && sess.stateIs(s.viewers, ViewerAllowed)
+		}
+		if !ok {
+			http.Error(w, "403 forbidden: for the presenter, from this computer", http.StatusForbidden)
 			return
 		}
 		h(w, r)
 	}
 }
 
-const unauthorizedPage = `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>Deskcast</title><body style="font:18px system-ui,sans-serif;background:#111;color:#eee;text-align:center;padding:3em 1em">
-<h1>This link is not valid</h1><p>Scan the QR code again, or ask the presenter for the current link.
-Links change each time sharing starts.</p></body>`
+func (s *Server) handleViewers(w http.ResponseWriter, r *http.Request) {
+	vs, _ := s.Viewers()
+	if vs == nil {
+		vs = []Viewer{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(vs)
+}
+
+func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	var err error
+	switch r.PathValue("action") {
+	case "allow":
+		err = s.Allow(id)
+	case "deny":
+		err = s.Deny(id)
+	case "disconnect":
+		err = s.Disconnect(id)
+	default:
+		http.Error(w, "unknown action: want allow, deny or disconnect", http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
 
 func (s *Server) handlePage(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.Assets == nil {
@@ -291,7 +417,8 @@ type Status struct {
 	EncodeMS      float64      `json:"encode_ms"`
 	FrameAgeMS    float64      `json:"frame_age_ms"` // since the newest frame was captured
 	UptimeS       int64        `json:"uptime_s"`
-	You           *ViewerStats `json:"you,omitempty"` // the stream whose ?v= the request names
+	You           *ViewerStats `json:"you,omitempty"`         // the stream whose ?v= the request names
+	ViewerList    []Viewer     `json:"viewer_list,omitempty"` // for the presenter only (loopback)
 }
 
 // Status returns the share's state and counters.
@@ -329,6 +456,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+	}
+	if isLoopback(r.RemoteAddr) {
+		st.ViewerList, _ = s.Viewers()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

@@ -26,6 +26,8 @@ type Config struct {
 	Assets       fs.FS         // the viewer page: index.html and static files
 	Audio        *AudioHub     // sound; nil for none
 	Mode         Mode          // what is shared; "" means screen+audio
+	Access       Access        // PIN, approval and viewer limit
+	OnWaiting    func(Viewer)  // a viewer waits for the presenter's answer; nil for none
 	Logger       *slog.Logger
 }
 
@@ -50,6 +52,7 @@ type Server struct {
 	done    chan struct{}
 	closing sync.Once
 
+	viewers   *sessions
 	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
 	meta      atomic.Pointer[Meta]
 	mode      atomic.Pointer[Mode]
@@ -75,13 +78,16 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 	} else if err := ValidToken(token); err != nil {
 		return nil, err
 	}
+	if err := cfg.Access.Validate(); err != nil {
+		return nil, err
+	}
 	ln, err := listen(cfg.Listen, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, token: token, b: b, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), started: time.Now()}
+		done: make(chan struct{}), started: time.Now(), viewers: newSessions(cfg.Access, cfg.OnWaiting)}
 	s.meta.Store(&Meta{})
 	mode := cfg.Mode
 	if mode == "" {
@@ -161,6 +167,7 @@ func (s *Server) Close() error {
 	var err error
 	s.closing.Do(func() {
 		s.cancel() // streaming handlers watch this and return
+		s.viewers.close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err = s.hs.Shutdown(ctx); err != nil {
@@ -171,3 +178,41 @@ func (s *Server) Close() error {
 	})
 	return err
 }
+
+// Viewers returns the viewers the presenter should see (present or waiting,
+// oldest first) and a number that changes whenever the list does.
+func (s *Server) Viewers() ([]Viewer, uint64) { return s.viewers.list() }
+
+// Allow lets a waiting viewer in, or a denied or disconnected one back.
+func (s *Server) Allow(id string) error {
+	return s.logged("viewer allowed", id, s.viewers.decide(id, true))
+}
+
+// Deny refuses a waiting viewer; it sends away one already watching.
+func (s *Server) Deny(id string) error {
+	return s.logged("viewer denied", id, s.viewers.decide(id, false))
+}
+
+// Disconnect sends a viewer away: its streams end at once and its page says so.
+func (s *Server) Disconnect(id string) error {
+	return s.logged("viewer disconnected", id, s.viewers.disconnect(id))
+}
+
+func (s *Server) logged(msg, id string, err error) error {
+	if err == nil {
+		s.log.Info(msg, "id", id)
+	}
+	return err
+}
+
+// SetAccess changes the PIN, approval and limit for viewers who come next.
+func (s *Server) SetAccess(a Access) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	s.viewers.setAccess(a)
+	return nil
+}
+
+// Access returns the rules for new viewers.
+func (s *Server) Access() Access { return s.viewers.getAccess() }

@@ -143,6 +143,28 @@ func (ts *testServer) get(t *testing.T, ctx context.Context, target string, cook
 	return ts.do(t, ctx, http.MethodGet, target, cookies...)
 }
 
+// sessionCookie opens the link once and returns the session cookie it sets.
+func (ts *testServer) sessionCookie(t *testing.T) *http.Cookie {
+	t.Helper()
+	resp := ts.get(t, timeout(t), "/api/status?t="+token)
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == ts.cookieName() {
+			return c
+		}
+	}
+	t.Fatalf("opening the link set no cookie (status %d)", resp.StatusCode)
+	return nil
+}
+
+// flipLast changes the last hex digit of s.
+func flipLast(s string) string {
+	if strings.HasSuffix(s, "0") {
+		return s[:len(s)-1] + "1"
+	}
+	return s[:len(s)-1] + "0"
+}
+
 func (ts *testServer) cookieName() string { return "deskcast_" + strconv.Itoa(ts.srv.Port()) }
 
 // timeout returns a context that ends after 2×patience, so a read that never
@@ -195,9 +217,10 @@ func TestAuth(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 16, 16, 128)
 	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{}, fd)
-	good := &http.Cookie{Name: ts.cookieName(), Value: token}
+	ts := startServer(t, stream.Config{Access: stream.Access{MaxViewers: -1}}, fd)
+	good := ts.sessionCookie(t)
 	wrong := "Deskcast-test_token-0123456789ac" // same length, last character differs
+	wrongCookie := &http.Cookie{Name: ts.cookieName(), Value: flipLast(good.Value)}
 
 	cases := []struct {
 		name   string
@@ -215,11 +238,12 @@ func TestAuth(t *testing.T) {
 		{"repeated valid token", "?t=" + token + "&t=" + token, nil, false},
 		{"token in another parameter", "?token=" + token, nil, false},
 		{"valid cookie", "", good, true},
-		{"cookie of another port", "", &http.Cookie{Name: "deskcast_1", Value: token}, false},
-		{"wrong cookie", "", &http.Cookie{Name: ts.cookieName(), Value: wrong}, false},
+		{"cookie of another port", "", &http.Cookie{Name: "deskcast_1", Value: good.Value}, false},
+		{"wrong cookie", "", wrongCookie, false},
+		{"the token as cookie", "", &http.Cookie{Name: ts.cookieName(), Value: token}, false},
 		{"wrong token with valid cookie", "?t=" + wrong, good, false},
 		{"empty token with valid cookie", "?t=", good, false},
-		{"valid token with wrong cookie", "?t=" + token, &http.Cookie{Name: ts.cookieName(), Value: wrong}, true},
+		{"valid token with wrong cookie", "?t=" + token, wrongCookie, true},
 	}
 	paths := []string{"/", "/stream.mjpg", "/snapshot.jpg", "/api/status"}
 	for _, path := range paths {
@@ -294,7 +318,7 @@ func TestAuth(t *testing.T) {
 // parsed is still a wrong token, and an old cookie must not let it in.
 func TestAuthMalformedTokenNotRescuedByCookie(t *testing.T) {
 	ts := startServer(t, stream.Config{}, newFeed())
-	good := &http.Cookie{Name: ts.cookieName(), Value: token}
+	good := ts.sessionCookie(t)
 	cases := []struct{ name, query string }{
 		{"bad escape", "?t=%zz"},
 		{"semicolon", "?t=wrong;x=1"},
@@ -324,8 +348,9 @@ func checkTokenCookie(t *testing.T, resp *http.Response, name string) {
 		t.Fatalf("Set-Cookie gives %d cookies (%q), want 1", len(cookies), resp.Header.Values("Set-Cookie"))
 	}
 	c := cookies[0]
-	if c.Name != name || c.Value != token || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
-		t.Errorf("cookie %q, want %s=<token>; Path=/; HttpOnly; SameSite=Strict", c.String(), name)
+	if c.Name != name || len(c.Value) != 32 || strings.Contains(c.Value, token) || !c.HttpOnly ||
+		c.SameSite != http.SameSiteStrictMode || c.Path != "/" {
+		t.Errorf("cookie %q, want %s=<32-digit session secret, not the token>; Path=/; HttpOnly; SameSite=Strict", c.String(), name)
 	}
 }
 

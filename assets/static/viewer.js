@@ -291,7 +291,20 @@
         expired = true;
         disconnect();
         audioStop();
-        show('This link has expired', 'Sharing was restarted. Scan the new QR code or ask for the new link.');
+        // Sharing restarted, so this browser is a stranger again. With the
+        // link's token in hand, open it afresh: the server answers with the
+        // viewer page, a PIN or waiting page, or "not valid" for an old link.
+        if (token) location.replace('./?t=' + encodeURIComponent(token));
+        else show('This link has expired', 'Sharing was restarted. Scan the new QR code or ask for the new link.');
+        return;
+      }
+      if (xhr.status === 403) {
+        // The presenter sent this viewer away (or has yet to let it in): the
+        // server's page for "/" says which.
+        expired = true;
+        disconnect();
+        audioStop();
+        location.replace('./');
         return;
       }
       if (xhr.status !== 200) return onFail();
