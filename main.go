@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Var(approveFlag{&s.Access.Approve}, "approve", "make each new viewer wait for the presenter: --approve (ask; denied when\n"+
 		"nobody answers in time) or --approve=auto (let in when nobody answers in time)")
 	fl.DurationVar(&s.Access.ApproveTimeout, "approve-timeout", 30*time.Second, "how long a new viewer waits for an answer")
+	fl.Var(controlFlag{&s.Control}, "control", "let viewers drive this desktop's mouse and keyboard: --control (only the viewer\n"+
+		"you grant it to, from the viewer list or /api/viewers) or --control=all (every viewer let in)")
 	fl.IntVar(&s.Access.MaxViewers, "max-viewers", stream.DefaultMaxViewers, "most viewers at once (-1: no limit)")
 	if err := fl.Parse(args); err != nil {
 		return 2
@@ -139,6 +141,24 @@ func (f approveFlag) Set(v string) error {
 	a, err := stream.ParseApproval(v)
 	if err == nil {
 		*f.a = a
+	}
+	return err
+}
+
+// controlFlag is --control: bare, it means on (for granted viewers).
+type controlFlag struct{ m *stream.ControlMode }
+
+func (f controlFlag) IsBoolFlag() bool { return true }
+func (f controlFlag) String() string {
+	if f.m == nil || *f.m == stream.ControlOff {
+		return "off"
+	}
+	return string(*f.m)
+}
+func (f controlFlag) Set(v string) error {
+	m, err := stream.ParseControlMode(v)
+	if err == nil {
+		*f.m = m
 	}
 	return err
 }

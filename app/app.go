@@ -33,18 +33,22 @@ type Engine interface {
 	Allow(id string) error
 	Deny(id string) error
 	Disconnect(id string) error
+	SetControl(stream.ControlMode) error
+	Grant(id string) error
+	Revoke(id string)
 	Settings() engine.Settings
 	State() engine.State
 }
 
 // Devices lists what can be shared; capture's functions, or fakes in tests.
 type Devices struct {
-	Monitors func() ([]capture.Monitor, error)
-	Audio    func() ([]capture.AudioDevice, error)
+	Monitors         func() ([]capture.Monitor, error)
+	Audio            func() ([]capture.AudioDevice, error)
+	ControlAvailable func() error // nil, or why input cannot be injected here (e.g. Wayland)
 }
 
 // SystemDevices lists the real monitors and audio inputs.
-var SystemDevices = Devices{Monitors: capture.Monitors, Audio: capture.AudioDevices}
+var SystemDevices = Devices{Monitors: capture.Monitors, Audio: capture.AudioDevices, ControlAvailable: capture.ControlAvailable}
 
 //go:embed translations
 var translations embed.FS
@@ -294,6 +298,39 @@ func (a *App) SetApprove(on bool) {
 	}
 	a.fa.Preferences().SetBool(prefApprove, on)
 	a.refresh()
+}
+
+// SetControl turns "Allow remote control" on or off. On, viewers still
+// need a grant from the viewer list (unless --control=all started it so).
+func (a *App) SetControl(on bool) {
+	mode := stream.ControlOff
+	if on {
+		mode = stream.ControlGrant
+	}
+	a.setErr(a.eng.SetControl(mode))
+	a.refresh()
+}
+
+// GrantControl gives remote control to one viewer; RevokeControl takes it back.
+func (a *App) GrantControl(id string)  { a.viewerAction(a.eng.Grant, id) }
+func (a *App) RevokeControl(id string) { a.eng.Revoke(id); a.refresh() }
+
+// StopControl takes remote control back from everyone at once, and turns
+// off control for all viewers (--control=all) down to per-viewer grants.
+func (a *App) StopControl() {
+	a.eng.Revoke("")
+	if a.eng.Settings().Control == stream.ControlAll {
+		a.setErr(a.eng.SetControl(stream.ControlGrant))
+	}
+	a.refresh()
+}
+
+// controlWhy says why remote control cannot work on this desktop, or "".
+func (a *App) controlWhy() string {
+	if err := a.dev.ControlAvailable(); err != nil {
+		return err.Error()
+	}
+	return ""
 }
 
 // Allow lets a waiting viewer watch; Deny refuses it; Disconnect sends a watching one away.

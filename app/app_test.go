@@ -97,6 +97,29 @@ func (f *fakeEngine) setViewer(id string, st stream.ViewerState) error {
 	}
 	return errors.New("no such viewer")
 }
+func (f *fakeEngine) SetControl(m stream.ControlMode) error {
+	f.mu.Lock()
+	f.settings.Control = m
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeEngine) Grant(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.viewers {
+		f.viewers[i].Control = f.viewers[i].ID == id
+	}
+	return nil
+}
+func (f *fakeEngine) Revoke(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.viewers {
+		if id == "" || f.viewers[i].ID == id {
+			f.viewers[i].Control = false
+		}
+	}
+}
 func (f *fakeEngine) SetListen(a string) { f.mu.Lock(); f.settings.Listen = a; f.mu.Unlock() }
 func (f *fakeEngine) Settings() engine.Settings {
 	f.mu.Lock()
@@ -131,6 +154,7 @@ var fakeDevices = Devices{
 	Audio: func() ([]capture.AudioDevice, error) {
 		return []capture.AudioDevice{{ID: "default", Name: "Default input"}, {ID: "pulse:x.monitor", Name: "Monitor of Speakers", Monitor: true}}, nil
 	},
+	ControlAvailable: func() error { return nil },
 }
 
 func newTestApp(t *testing.T) (*App, *fakeEngine, fyne.App) {
@@ -293,7 +317,7 @@ func TestTrayMenu(t *testing.T) {
 		return nil
 	}
 	m := a.trayMenu(f.State())
-	if got := strings.Join(labels(m), ","); got != "Start sharing,,Monitor,Audio,Quality,,Show window,Copy link,,Quit" {
+	if got := strings.Join(labels(m), ","); got != "Start sharing,,Monitor,Audio,Quality,Allow remote control,,Show window,Copy link,,Quit" {
 		t.Fatalf("idle tray menu: %s", got)
 	}
 	find(m, "Start sharing").Action()

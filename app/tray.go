@@ -15,6 +15,7 @@ import (
 
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/stream"
 )
 
 // The tray icon's colour says the state: grey idle, blue sharing, amber paused.
@@ -148,7 +149,15 @@ func (a *App) trayMenu(st engine.State) *fyne.Menu {
 		qs = append(qs, it)
 	}
 	q.ChildMenu = fyne.NewMenu("", qs...)
-	items = append(items, mon, aud, q, fyne.NewMenuItemSeparator(),
+	items = append(items, mon, aud, q)
+	ctl := fyne.NewMenuItem(lang.L("Allow remote control"), func() { a.SetControl(s.Control == stream.ControlOff) })
+	ctl.Checked = s.Control != stream.ControlOff
+	ctl.Disabled = a.controlWhy() != ""
+	items = append(items, ctl)
+	if st.Status.Control.Controller != "" || s.Control == stream.ControlAll {
+		items = append(items, fyne.NewMenuItem(lang.L("Stop remote control"), a.StopControl))
+	}
+	items = append(items, fyne.NewMenuItemSeparator(),
 		fyne.NewMenuItem(lang.L("Show window"), func() { a.win.w.Show(); a.win.w.RequestFocus() }),
 		fyne.NewMenuItem(lang.L("Copy link"), a.CopyLink),
 		fyne.NewMenuItemSeparator(),

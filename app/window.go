@@ -41,6 +41,9 @@ type window struct {
 	pin      *widget.Entry
 	approve  *widget.Check
 	exposure *widget.Label
+	control  *widget.Check
+	ctlNote  *widget.Label
+	stopCtl  *widget.Button
 	viewers  *fyne.Container
 	asks     map[string]dialog.Dialog // open "let this viewer in?" questions, by viewer ID
 	shownVs  string                   // what the viewer list shows, to rebuild it only on change
@@ -143,6 +146,16 @@ func newWindow(a *App) *window {
 			a.SetApprove(on)
 		}
 	})
+	w.control = widget.NewCheck(lang.L("Allow remote control"), func(on bool) {
+		if !w.updating {
+			a.SetControl(on)
+		}
+	})
+	w.ctlNote = widget.NewLabel("")
+	w.ctlNote.Wrapping = fyne.TextWrapWord
+	w.stopCtl = widget.NewButton(lang.L("Stop remote control"), a.StopControl)
+	w.stopCtl.Importance = widget.DangerImportance
+	w.stopCtl.Hide()
 	w.exposure = widget.NewLabel("")
 	w.exposure.Wrapping = fyne.TextWrapWord
 	w.viewers = container.NewVBox()
@@ -156,10 +169,11 @@ func newWindow(a *App) *window {
 		widget.NewFormItem(lang.L("Address"), w.iface),
 		widget.NewFormItem(lang.L("PIN"), w.pin),
 		widget.NewFormItem("", w.approve),
+		widget.NewFormItem("", w.control),
 	)
 	urlRow := container.NewBorder(nil, nil, nil, w.copyBtn, w.url)
 	buttons := container.NewGridWithColumns(2, w.startBtn, w.pauseBtn)
-	body := container.NewVBox(w.status, w.qr, w.idle, urlRow, w.hint, buttons, form, w.exposure,
+	body := container.NewVBox(w.status, w.stopCtl, w.qr, w.idle, urlRow, w.hint, buttons, form, w.ctlNote, w.exposure,
 		widget.NewLabelWithStyle(lang.L("Viewers"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.viewers, layout.NewSpacer())
 	w.w.SetContent(container.NewVScroll(body))
 	w.w.Resize(fyne.NewSize(460, 820))
@@ -286,6 +300,23 @@ func (w *window) update(st engine.State) {
 		w.pin.SetText(s.Access.PIN)
 	}
 	w.approve.SetChecked(s.Access.Approve != stream.ApproveOff)
+	w.control.SetChecked(s.Control != stream.ControlOff)
+	switch why := a.controlWhy(); {
+	case why != "":
+		w.control.Disable()
+		w.ctlNote.SetText(lang.L("Remote control is not available here") + ": " + why)
+	case s.Control == stream.ControlAll:
+		w.ctlNote.SetText(lang.L("Every viewer can use your mouse and keyboard."))
+	case s.Control != stream.ControlOff:
+		w.ctlNote.SetText(lang.L("Give control to one viewer at a time from the list below."))
+	default:
+		w.ctlNote.SetText("")
+	}
+	if st.Status.Control.Controller != "" || st.Sharing && s.Control == stream.ControlAll {
+		w.stopCtl.Show()
+	} else {
+		w.stopCtl.Hide()
+	}
 	w.exposure.SetText(exposure(st, s.Listen))
 	w.updateViewers(st.Viewers)
 }
@@ -324,9 +355,9 @@ func isLoopbackHost(h string) bool {
 // updateViewers rebuilds the viewer list when it changed, and asks about
 // each new viewer waiting to be let in.
 func (w *window) updateViewers(vs []stream.Viewer) {
-	key := ""
+	key := string(w.a.eng.Settings().Control) + "|"
 	for _, v := range vs {
-		key += v.ID + string(v.State) + strconv.Itoa(v.Streams) + ";"
+		key += v.ID + string(v.State) + strconv.Itoa(v.Streams) + strconv.FormatBool(v.Control) + ";"
 	}
 	if key != w.shownVs {
 		w.shownVs = key
@@ -367,7 +398,14 @@ func (w *window) viewerRow(v stream.Viewer) fyne.CanvasObject {
 	case stream.ViewerWaiting:
 		btns = append(btns, widget.NewButton(lang.L("Allow"), func() { a.Allow(v.ID) }),
 			widget.NewButton(lang.L("Deny"), func() { a.Deny(v.ID) }))
-	case stream.ViewerAllowed, stream.ViewerNeedsPIN:
+	case stream.ViewerAllowed:
+		if v.Control {
+			btns = append(btns, widget.NewButton(lang.L("Take back control"), func() { a.RevokeControl(v.ID) }))
+		} else if a.eng.Settings().Control == stream.ControlGrant {
+			btns = append(btns, widget.NewButton(lang.L("Give control"), func() { a.GrantControl(v.ID) }))
+		}
+		btns = append(btns, widget.NewButton(lang.L("Disconnect"), func() { a.Disconnect(v.ID) }))
+	case stream.ViewerNeedsPIN:
 		btns = append(btns, widget.NewButton(lang.L("Disconnect"), func() { a.Disconnect(v.ID) }))
 	}
 	return container.NewBorder(nil, nil, nil, container.NewHBox(btns...), l)

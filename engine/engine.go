@@ -27,6 +27,7 @@ type Settings struct {
 	Audio    string      // audio device ID (see capture.AudioDevices); "" for none
 	Mode     stream.Mode // what is shared; "" means screen+audio
 	Access   stream.Access
+	Control  stream.ControlMode // remote control from viewers; off by default
 }
 
 // Defaults returns the settings Deskcast starts with.
@@ -51,6 +52,7 @@ type Engine struct {
 	srv      *stream.Server
 	b        *stream.Broadcaster
 	audio    *stream.AudioHub
+	inj      *injector // remote control, once turned on
 }
 
 // New returns a stopped engine with the given settings.
@@ -137,8 +139,14 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	srv.SetMeta(e.meta())
+	if why := capture.ControlAvailable(); why != nil {
+		srv.SetControlUnavailable(why.Error())
+	}
 	e.srv, e.b, e.audio = srv, b, audio
 	e.applyPauseLocked()
+	if err := e.applyControlLocked(); err != nil {
+		e.log.Warn("remote control stays off", "err", err)
+	}
 	return nil
 }
 
@@ -156,10 +164,13 @@ func (e *Engine) applyPauseLocked() {
 // Stop ends every stream and stops serving; it waits until all is closed.
 func (e *Engine) Stop() {
 	e.mu.Lock()
-	srv, b, audio := e.srv, e.b, e.audio
-	e.srv, e.b, e.audio = nil, nil, nil
+	srv, b, audio, inj := e.srv, e.b, e.audio, e.inj
+	e.srv, e.b, e.audio, e.inj = nil, nil, nil, nil
 	e.paused = false
 	e.mu.Unlock()
+	if inj != nil {
+		_ = inj.ReleaseAll()
+	}
 	if srv != nil {
 		_ = srv.Close()
 		b.Close()
@@ -234,6 +245,11 @@ func (e *Engine) applyLocked(s Settings) error {
 	if e.srv != nil {
 		e.b.SetSource(source(scr))
 		e.srv.SetMeta(e.meta())
+		if e.inj != nil {
+			if r, err := sharedRect(s); err == nil {
+				e.inj.setRect(r)
+			}
+		}
 	}
 	return nil
 }

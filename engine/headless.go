@@ -24,6 +24,14 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 		fmt.Fprintf(w, "approve: viewers wait up to %s; list them with  curl '%s?t=%s'  and let one in with  "+
 			"curl -X POST '%s/ID/allow?t=%s'\n", a.ApproveTimeout, base, srv.Token(), base, srv.Token())
 	}
+	if why := srv.Status().Control.Unavailable; why != "" && e.Settings().Control != stream.ControlOff {
+		fmt.Fprintf(w, "control: not available here: %s\n", why)
+	} else if m := srv.ControlMode(); m == stream.ControlGrant {
+		fmt.Fprintf(w, "control: on; give it to a viewer with  curl -X POST 'http://127.0.0.1:%d/api/viewers/ID/control?t=%s'"+
+			"  and take it back with .../ID/revoke\n", srv.Port(), srv.Token())
+	} else if m == stream.ControlAll {
+		fmt.Fprintln(w, "control: every viewer may drive this desktop")
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -115,6 +115,7 @@ type Viewer struct {
 	Since   time.Time   `json:"since"`
 	Streams int         `json:"streams"` // open media connections
 	Present bool        `json:"present"` // streaming, or seen in the last few seconds
+	Control bool        `json:"control"` // granted remote control
 }
 
 const (
@@ -138,6 +139,7 @@ type session struct {
 	lastSeen time.Time
 	streams  int
 	page     bool // has loaded the viewer page (or a waiting page)
+	control  bool // the presenter granted it remote control
 	asked    bool // the presenter has been told about it
 }
 
@@ -297,6 +299,7 @@ func (ss *sessions) disconnect(id string) error {
 	if s.state != ViewerDenied {
 		s.state = ViewerDisconnected
 	}
+	s.control = false
 	s.cancel()
 	ss.gen++
 	return nil
@@ -474,7 +477,59 @@ func (ss *sessions) forgetLocked(s *session) {
 
 func (s *session) viewerLocked(now time.Time) Viewer {
 	return Viewer{ID: s.id, Addr: s.addr, Browser: BrowserName(s.ua), State: s.state, Since: s.since,
-		Streams: s.streams, Present: s.presentLocked(now)}
+		Streams: s.streams, Present: s.presentLocked(now), Control: s.control}
+}
+
+// grant gives remote control to the viewer id alone.
+func (ss *sessions) grant(id string) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.byID[id]
+	if s == nil {
+		return fmt.Errorf("viewer %q: not found", id)
+	}
+	if s.state != ViewerAllowed {
+		return fmt.Errorf("viewer %q: not watching", id)
+	}
+	for _, o := range ss.byID {
+		o.control = false
+	}
+	s.control = true
+	ss.gen++
+	return nil
+}
+
+// revoke takes remote control back from id, or from everyone for "".
+func (ss *sessions) revoke(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, s := range ss.byID {
+		if id == "" || s.id == id {
+			s.control = false
+		}
+	}
+	ss.gen++
+}
+
+func (ss *sessions) revokeAll() { ss.revoke("") }
+
+// controlOf says whether s was granted control and may watch.
+func (ss *sessions) controlOf(s *session) (granted, allowed bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return s.control, s.state == ViewerAllowed
+}
+
+// controller returns the ID of the viewer granted control, or "".
+func (ss *sessions) controller() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, s := range ss.byID {
+		if s.control && s.state == ViewerAllowed {
+			return s.id
+		}
+	}
+	return ""
 }
 
 // list returns the viewers the presenter should see: every one present or

@@ -42,6 +42,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus, false))
 	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV, true))
 	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio, true))
+	mux.HandleFunc("GET /ws/control", s.guard(s.handleControl, true))
 	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
 	mux.HandleFunc("POST /api/viewers/{id}/{action}", s.presenter(s.handleViewerAction))
 	return securityHeaders(mux)
@@ -208,8 +209,12 @@ func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
 		err = s.Deny(id)
 	case "disconnect":
 		err = s.Disconnect(id)
+	case "control":
+		err = s.Grant(id)
+	case "revoke":
+		s.Revoke(id)
 	default:
-		http.Error(w, "unknown action: want allow, deny or disconnect", http.StatusNotFound)
+		http.Error(w, "unknown action: want allow, deny, disconnect, control or revoke", http.StatusNotFound)
 		return
 	}
 	if err != nil {
@@ -399,26 +404,27 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 
 // Status is what /api/status answers.
 type Status struct {
-	State         string       `json:"state"` // sharing, paused or error
-	Error         string       `json:"error,omitempty"`
-	Mode          Mode         `json:"mode"`
-	Audio         AudioStatus  `json:"audio"`
-	Monitor       string       `json:"monitor"`
-	Encoder       string       `json:"encoder"`
-	Capturing     bool         `json:"capturing"`
-	Width         int          `json:"width"`
-	Height        int          `json:"height"`
-	FPS           uint64       `json:"fps"`
-	Viewers       int          `json:"viewers"`
-	Frames        uint64       `json:"frames"`
-	FramesDropped uint64       `json:"frames_dropped"`
-	BytesSent     uint64       `json:"bytes_sent"`
-	GrabMS        float64      `json:"grab_ms"`
-	EncodeMS      float64      `json:"encode_ms"`
-	FrameAgeMS    float64      `json:"frame_age_ms"` // since the newest frame was captured
-	UptimeS       int64        `json:"uptime_s"`
-	You           *ViewerStats `json:"you,omitempty"`         // the stream whose ?v= the request names
-	ViewerList    []Viewer     `json:"viewer_list,omitempty"` // for the presenter only (loopback)
+	State         string        `json:"state"` // sharing, paused or error
+	Error         string        `json:"error,omitempty"`
+	Mode          Mode          `json:"mode"`
+	Audio         AudioStatus   `json:"audio"`
+	Monitor       string        `json:"monitor"`
+	Encoder       string        `json:"encoder"`
+	Capturing     bool          `json:"capturing"`
+	Width         int           `json:"width"`
+	Height        int           `json:"height"`
+	FPS           uint64        `json:"fps"`
+	Viewers       int           `json:"viewers"`
+	Frames        uint64        `json:"frames"`
+	FramesDropped uint64        `json:"frames_dropped"`
+	BytesSent     uint64        `json:"bytes_sent"`
+	GrabMS        float64       `json:"grab_ms"`
+	EncodeMS      float64       `json:"encode_ms"`
+	FrameAgeMS    float64       `json:"frame_age_ms"` // since the newest frame was captured
+	UptimeS       int64         `json:"uptime_s"`
+	You           *ViewerStats  `json:"you,omitempty"`         // the stream whose ?v= the request names
+	ViewerList    []Viewer      `json:"viewer_list,omitempty"` // for the presenter only (loopback)
+	Control       ControlStatus `json:"control"`
 }
 
 // Status returns the share's state and counters.
@@ -427,7 +433,7 @@ func (s *Server) Status() Status {
 	m := s.meta.Load()
 	st := Status{State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
 		Viewers: bs.Viewers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
-		UptimeS: int64(time.Since(s.started).Seconds())}
+		UptimeS: int64(time.Since(s.started).Seconds()), Control: s.controlStatus(nil, true)}
 	paused := bs.Paused
 	if !st.Mode.video() && s.cfg.Audio != nil {
 		paused = s.cfg.Audio.Stats().Paused
@@ -457,6 +463,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	sess, _ := r.Context().Value(ctxKey{}).(*session)
+	st.Control = s.controlStatus(sess, isLoopback(r.RemoteAddr))
 	if isLoopback(r.RemoteAddr) {
 		st.ViewerList, _ = s.Viewers()
 	}

@@ -53,6 +53,7 @@ type Server struct {
 	closing sync.Once
 
 	viewers   *sessions
+	ctl       control
 	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
 	meta      atomic.Pointer[Meta]
 	mode      atomic.Pointer[Mode]

@@ -1,0 +1,229 @@
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// MouseButton names a mouse button.
+type MouseButton int
+
+const (
+	ButtonLeft   MouseButton = 1
+	ButtonMiddle MouseButton = 2
+	ButtonRight  MouseButton = 3
+)
+
+// Key names a non-text key the way a browser's KeyboardEvent.key does:
+// "Enter", "Backspace", "Tab", "Escape", "ArrowLeft", "ArrowRight", "ArrowUp",
+// "ArrowDown", "Delete", "Home", "End", "PageUp", "PageDown", "Shift",
+// "Control", "Alt", "Meta" and " " (the space bar). Text goes through Type.
+type Key string
+
+// ErrControlUnavailable is returned, wrapped with the reason, when this
+// desktop cannot take injected input.
+var ErrControlUnavailable = errors.New("remote control unavailable")
+
+// Input injects mouse and keyboard events into the desktop. Its methods may
+// be called from several goroutines; each returns once the events are sent.
+type Input struct {
+	mu      sync.Mutex
+	sys     *inputSys // nil once closed
+	buttons map[MouseButton]bool
+	keys    map[Key]bool
+}
+
+// ControlAvailable returns nil when this desktop can take injected input, or
+// ErrControlUnavailable wrapped with the reason (no X display, a Wayland
+// session, no XTEST extension, an unsupported platform).
+func ControlAvailable() error {
+	return controlAvailable()
+}
+
+// OpenInput connects to the desktop for injecting input. Errors that mean
+// control cannot work here wrap ErrControlUnavailable.
+func OpenInput() (*Input, error) {
+	sys, err := openInputSys()
+	if err != nil {
+		return nil, err
+	}
+	return &Input{sys: sys, buttons: map[MouseButton]bool{}, keys: map[Key]bool{}}, nil
+}
+
+var errInputClosed = errors.New("input closed")
+
+// Move puts the pointer at (x, y) in virtual-screen pixels: the X root
+// window, or the Windows virtual desktop.
+func (in *Input) Move(x, y int) error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return errInputClosed
+	}
+	if err := in.sys.move(x, y); err != nil {
+		return fmt.Errorf("moving pointer to %d,%d: %w", x, y, err)
+	}
+	return nil
+}
+
+// Button presses (down) or releases a mouse button where the pointer is.
+func (in *Input) Button(b MouseButton, down bool) error {
+	if err := checkButton(b); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return errInputClosed
+	}
+	if err := in.sys.button(b, down); err != nil {
+		return fmt.Errorf("mouse button %d: %w", int(b), err)
+	}
+	in.buttons[b] = down
+	return nil
+}
+
+// Scroll turns the wheel by whole notches: dy > 0 scrolls down, dx > 0 right.
+func (in *Input) Scroll(dx, dy int) error {
+	const maxNotches = 100 // a bound on one call's work, far beyond any real wheel
+	if dx < -maxNotches || dx > maxNotches || dy < -maxNotches || dy > maxNotches {
+		return fmt.Errorf("scrolling %d,%d: more than %d notches", dx, dy, maxNotches)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return errInputClosed
+	}
+	if err := in.sys.scroll(dx, dy); err != nil {
+		return fmt.Errorf("scrolling %d,%d: %w", dx, dy, err)
+	}
+	return nil
+}
+
+// Key presses (down) or releases a named key. An unknown name is an error
+// and sends nothing.
+func (in *Input) Key(k Key, down bool) error {
+	c, err := lookupKey(k)
+	if err != nil {
+		return err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return errInputClosed
+	}
+	if err := in.sys.key(c, down); err != nil {
+		return fmt.Errorf("key %q: %w", string(k), err)
+	}
+	in.keys[k] = down
+	return nil
+}
+
+// Type types text, pressing and releasing a key for each character ("\n" is
+// Enter, "\t" is Tab). Text with other control characters or invalid UTF-8
+// is refused before anything is sent. The result depends on modifiers held
+// at the time (Shift, Caps Lock), as it would for a real keyboard.
+func (in *Input) Type(text string) error {
+	if err := checkText(text); err != nil {
+		return err
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return errInputClosed
+	}
+	if err := in.sys.typeText(text); err != nil {
+		return fmt.Errorf("typing text: %w", err)
+	}
+	return nil
+}
+
+// Close releases any button or key still held through this Input, so a
+// viewer that goes away mid-drag leaves no stuck button, and disconnects.
+// Closing twice is fine.
+func (in *Input) Close() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return nil
+	}
+	var errs []error
+	for b, down := range in.buttons {
+		if down {
+			errs = append(errs, in.sys.button(b, false))
+		}
+	}
+	for k, down := range in.keys {
+		if down {
+			errs = append(errs, in.sys.key(keyCodes[k], false))
+		}
+	}
+	errs = append(errs, in.sys.close())
+	in.sys = nil
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("closing input: %w", err)
+	}
+	return nil
+}
+
+// keyCode is a key's code on each platform, so that every platform accepts
+// the same names.
+type keyCode struct {
+	x11 uint32 // X keysym
+	vk  uint16 // Windows virtual-key code
+	ext bool   // Windows: needs KEYEVENTF_EXTENDEDKEY (else it is a keypad key)
+}
+
+var keyCodes = map[Key]keyCode{
+	"Enter":      {x11: 0xff0d, vk: 0x0d},            // Return, VK_RETURN
+	"Backspace":  {x11: 0xff08, vk: 0x08},            // BackSpace, VK_BACK
+	"Tab":        {x11: 0xff09, vk: 0x09},            // Tab, VK_TAB
+	"Escape":     {x11: 0xff1b, vk: 0x1b},            // Escape, VK_ESCAPE
+	"ArrowLeft":  {x11: 0xff51, vk: 0x25, ext: true}, // Left, VK_LEFT
+	"ArrowUp":    {x11: 0xff52, vk: 0x26, ext: true}, // Up, VK_UP
+	"ArrowRight": {x11: 0xff53, vk: 0x27, ext: true}, // Right, VK_RIGHT
+	"ArrowDown":  {x11: 0xff54, vk: 0x28, ext: true}, // Down, VK_DOWN
+	"Delete":     {x11: 0xffff, vk: 0x2e, ext: true}, // Delete, VK_DELETE
+	"Home":       {x11: 0xff50, vk: 0x24, ext: true}, // Home, VK_HOME
+	"End":        {x11: 0xff57, vk: 0x23, ext: true}, // End, VK_END
+	"PageUp":     {x11: 0xff55, vk: 0x21, ext: true}, // Prior, VK_PRIOR
+	"PageDown":   {x11: 0xff56, vk: 0x22, ext: true}, // Next, VK_NEXT
+	"Shift":      {x11: 0xffe1, vk: 0xa0},            // Shift_L, VK_LSHIFT
+	"Control":    {x11: 0xffe3, vk: 0xa2},            // Control_L, VK_LCONTROL
+	"Alt":        {x11: 0xffe9, vk: 0xa4},            // Alt_L, VK_LMENU
+	"Meta":       {x11: 0xffeb, vk: 0x5b, ext: true}, // Super_L, VK_LWIN
+	" ":          {x11: 0x0020, vk: 0x20},            // space, VK_SPACE
+}
+
+func lookupKey(k Key) (keyCode, error) {
+	c, ok := keyCodes[k]
+	if !ok {
+		return keyCode{}, fmt.Errorf("unknown key %q", string(k))
+	}
+	return c, nil
+}
+
+func checkButton(b MouseButton) error {
+	if b < ButtonLeft || b > ButtonRight {
+		return fmt.Errorf("unknown mouse button %d", int(b))
+	}
+	return nil
+}
+
+// checkText accepts text without control characters other than "\n" (sent
+// as Enter) and "\t" (Tab), so that Type can refuse a string before sending
+// any of it.
+func checkText(text string) error {
+	if !utf8.ValidString(text) {
+		return errors.New("typing text: invalid UTF-8")
+	}
+	for _, r := range text {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return fmt.Errorf("typing text: control character %U", r)
+		}
+	}
+	return nil
+}

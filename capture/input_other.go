@@ -1,0 +1,30 @@
+//go:build !linux && !windows
+
+package capture
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+)
+
+// inputSys exists only to satisfy Input; openInputSys never returns one.
+type inputSys struct{}
+
+func controlAvailable() error {
+	if runtime.GOOS == "darwin" {
+		return fmt.Errorf("%w: macOS: CGEvent injection needs the Accessibility permission; not built in this version", ErrControlUnavailable)
+	}
+	return fmt.Errorf("%w: not supported on %s", ErrControlUnavailable, runtime.GOOS)
+}
+
+func openInputSys() (*inputSys, error) { return nil, controlAvailable() }
+
+var errNoInput = errors.New("no input injection on this platform")
+
+func (s *inputSys) move(x, y int) error                   { return errNoInput }
+func (s *inputSys) button(b MouseButton, down bool) error { return errNoInput }
+func (s *inputSys) scroll(dx, dy int) error               { return errNoInput }
+func (s *inputSys) key(c keyCode, down bool) error        { return errNoInput }
+func (s *inputSys) typeText(text string) error            { return errNoInput }
+func (s *inputSys) close() error                          { return nil }

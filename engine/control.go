@@ -1,0 +1,173 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"sync"
+
+	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/stream"
+)
+
+// injector carries viewers' input to the shared part of the desktop: it maps
+// the page's fractions onto the shared rectangle, whatever the page's size
+// or the stream's downscale, and opens the desktop's input on first use.
+type injector struct {
+	mu   sync.Mutex
+	in   *capture.Input
+	rect image.Rectangle // the shared monitor or region, in screen pixels
+}
+
+var _ stream.Injector = (*injector)(nil)
+
+// sharedRect is the monitor or region s shares, in screen pixels.
+func sharedRect(s Settings) (image.Rectangle, error) {
+	ms, err := capture.Monitors()
+	if err != nil {
+		return image.Rectangle{}, err
+	}
+	if s.Monitor < 0 || s.Monitor >= len(ms) {
+		return image.Rectangle{}, fmt.Errorf("monitor %d: %w", s.Monitor+1, capture.ErrNoMonitor)
+	}
+	mon := ms[s.Monitor].Bounds
+	if s.Region.Empty() {
+		return mon, nil
+	}
+	r := s.Region.Add(mon.Min)
+	if !r.In(mon) {
+		return image.Rectangle{}, capture.ErrRegion
+	}
+	return r, nil
+}
+
+func (j *injector) setRect(r image.Rectangle) {
+	j.mu.Lock()
+	j.rect = r
+	j.mu.Unlock()
+}
+
+// input returns the open desktop input; under j.mu.
+func (j *injector) inputLocked() (*capture.Input, error) {
+	if j.in == nil {
+		in, err := capture.OpenInput()
+		if err != nil {
+			return nil, err
+		}
+		j.in = in
+	}
+	return j.in, nil
+}
+
+func (j *injector) do(f func(*capture.Input) error) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	in, err := j.inputLocked()
+	if err != nil {
+		return err
+	}
+	return f(in)
+}
+
+// point maps fractions of the picture to a screen pixel inside the rectangle.
+func (j *injector) point(x, y float64) (int, int, error) {
+	r := j.rect
+	if r.Empty() {
+		return 0, 0, errors.New("no shared area to control")
+	}
+	px := r.Min.X + min(int(x*float64(r.Dx())), r.Dx()-1)
+	py := r.Min.Y + min(int(y*float64(r.Dy())), r.Dy()-1)
+	return px, py, nil
+}
+
+func (j *injector) Move(x, y float64) error {
+	return j.do(func(in *capture.Input) error {
+		px, py, err := j.point(x, y)
+		if err != nil {
+			return err
+		}
+		return in.Move(px, py)
+	})
+}
+
+// domButtons maps the DOM's button numbers to the desktop's.
+var domButtons = [...]capture.MouseButton{capture.ButtonLeft, capture.ButtonMiddle, capture.ButtonRight}
+
+func (j *injector) Button(b int, down bool) error {
+	if b < 0 || b >= len(domButtons) {
+		return fmt.Errorf("mouse button %d: want 0, 1 or 2", b)
+	}
+	return j.do(func(in *capture.Input) error { return in.Button(domButtons[b], down) })
+}
+
+func (j *injector) Scroll(dx, dy int) error {
+	return j.do(func(in *capture.Input) error { return in.Scroll(dx, dy) })
+}
+
+func (j *injector) Key(name string, down bool) error {
+	return j.do(func(in *capture.Input) error { return in.Key(capture.Key(name), down) })
+}
+
+func (j *injector) Text(s string) error {
+	return j.do(func(in *capture.Input) error { return in.Type(s) })
+}
+
+// ReleaseAll lets go of whatever the viewers held, by closing the desktop
+// input; the next event opens it again.
+func (j *injector) ReleaseAll() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.in == nil {
+		return nil
+	}
+	err := j.in.Close()
+	j.in = nil
+	return err
+}
+
+// SetControl turns remote control on (stream.ControlGrant: for the viewer
+// the presenter grants it to; stream.ControlAll: for every viewer) or off.
+// It fails, saying why, where this desktop cannot take injected input
+// (a Wayland session, no XTEST).
+func (e *Engine) SetControl(mode stream.ControlMode) error {
+	if _, err := stream.ParseControlMode(string(mode)); err != nil {
+		return err
+	}
+	if mode != stream.ControlOff {
+		if err := capture.ControlAvailable(); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.settings.Control = mode
+	return e.applyControlLocked()
+}
+
+func (e *Engine) applyControlLocked() error {
+	if e.srv == nil {
+		return nil
+	}
+	if e.settings.Control == stream.ControlOff {
+		return e.srv.SetControl(stream.ControlOff, nil)
+	}
+	if e.inj == nil {
+		e.inj = &injector{}
+	}
+	r, err := sharedRect(e.settings)
+	if err != nil {
+		return fmt.Errorf("remote control: %w", err)
+	}
+	e.inj.setRect(r)
+	return e.srv.SetControl(e.settings.Control, e.inj)
+}
+
+// Grant gives remote control to the viewer id (taking it from anyone else).
+func (e *Engine) Grant(id string) error { return e.onViewer(id, (*stream.Server).Grant) }
+
+// Revoke takes remote control back from the viewer id, or from everyone for "".
+func (e *Engine) Revoke(id string) {
+	if srv := e.Server(); srv != nil {
+		srv.Revoke(id)
+	}
+}

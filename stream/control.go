@@ -1,0 +1,405 @@
+package stream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+)
+
+// ControlMode says whether viewers may drive the presenter's desktop.
+type ControlMode string
+
+const (
+	ControlOff   ControlMode = ""    // no input from viewers at all
+	ControlGrant ControlMode = "on"  // input from the one viewer the presenter grants it to
+	ControlAll   ControlMode = "all" // input from every viewer let in: a trusted room
+)
+
+// ParseControlMode reads --control's value.
+func ParseControlMode(s string) (ControlMode, error) {
+	switch strings.ToLower(s) {
+	case "", "off", "false", "no":
+		return ControlOff, nil
+	case "on", "true", "yes", "grant":
+		return ControlGrant, nil
+	case "all":
+		return ControlAll, nil
+	}
+	return "", fmt.Errorf("control %q: want on, all or off", s)
+}
+
+// Injector carries viewers' input to the shared desktop. Coordinates are
+// fractions of the shared picture: 0,0 its top-left corner, 1,1 its
+// bottom-right. Buttons are numbered as the DOM does: 0 left, 1 middle, 2 right.
+type Injector interface {
+	Move(x, y float64) error
+	Button(b int, down bool) error
+	Scroll(dx, dy int) error
+	Key(name string, down bool) error
+	Text(s string) error
+	ReleaseAll() error // lets go of every button and key still held
+}
+
+// ControlKeys are the key names (as KeyboardEvent.key says them) a viewer may send.
+var ControlKeys = []string{"Enter", "Backspace", "Tab", "Escape", "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown",
+	"Delete", "Home", "End", "PageUp", "PageDown", "Shift", "Control", "Alt", "Meta", " "}
+
+// ControlEvent is one message of a viewer's /ws/control socket.
+type ControlEvent struct {
+	Type   string  `json:"t"`              // move, down, up, wheel, key, text
+	X      float64 `json:"x,omitempty"`    // move, down, up, wheel: 0..1 across the picture
+	Y      float64 `json:"y,omitempty"`    // 0..1 down the picture
+	Button int     `json:"b,omitempty"`    // down, up: 0 left, 1 middle, 2 right
+	DX     int     `json:"dx,omitempty"`   // wheel: notches, right positive
+	DY     int     `json:"dy,omitempty"`   // wheel: notches, down positive
+	Key    string  `json:"k,omitempty"`    // key: one of ControlKeys
+	Down   bool    `json:"down,omitempty"` // key: pressed (else released)
+	Text   string  `json:"s,omitempty"`    // text: what to type
+}
+
+const (
+	maxControlMsg  = 512 // bytes in one message
+	maxTextRunes   = 64
+	maxWheelNotch  = 10
+	controlRate    = 250 // events a second, on average ...
+	controlBurst   = 500 // ... with bursts up to this
+	controlRecheck = 150 * time.Millisecond
+)
+
+// ParseControl reads and checks one control message: a known type, numbers
+// in range, a known key, printable text. Anything else is an error.
+func ParseControl(msg []byte) (ControlEvent, error) {
+	var ev ControlEvent
+	if len(msg) > maxControlMsg {
+		return ev, errors.New("control message too long")
+	}
+	dec := json.NewDecoder(bytes.NewReader(msg))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ev); err != nil {
+		return ControlEvent{}, fmt.Errorf("control message: %w", err)
+	}
+	if dec.More() {
+		return ControlEvent{}, errors.New("control message: trailing data")
+	}
+	inPicture := func() error {
+		if !(ev.X >= 0 && ev.X <= 1 && ev.Y >= 0 && ev.Y <= 1) { // also refuses NaN
+			return fmt.Errorf("control %s: position %v,%v outside 0..1", ev.Type, ev.X, ev.Y)
+		}
+		return nil
+	}
+	switch ev.Type {
+	case "move":
+		return ev, inPicture()
+	case "down", "up":
+		if ev.Button < 0 || ev.Button > 2 {
+			return ControlEvent{}, fmt.Errorf("control %s: button %d, want 0, 1 or 2", ev.Type, ev.Button)
+		}
+		return ev, inPicture()
+	case "wheel":
+		if abs(ev.DX) > maxWheelNotch || abs(ev.DY) > maxWheelNotch || ev.DX == 0 && ev.DY == 0 {
+			return ControlEvent{}, fmt.Errorf("control wheel: %d,%d notches, want 1 to %d", ev.DX, ev.DY, maxWheelNotch)
+		}
+		return ev, inPicture()
+	case "key":
+		for _, k := range ControlKeys {
+			if ev.Key == k {
+				return ev, nil
+			}
+		}
+		return ControlEvent{}, fmt.Errorf("control key: unknown key %q", ev.Key)
+	case "text":
+		if ev.Text == "" || !utf8.ValidString(ev.Text) || utf8.RuneCountInString(ev.Text) > maxTextRunes {
+			return ControlEvent{}, fmt.Errorf("control text: want 1 to %d characters of UTF-8", maxTextRunes)
+		}
+		for _, r := range ev.Text {
+			if !unicode.IsPrint(r) {
+				return ControlEvent{}, fmt.Errorf("control text: unprintable %U", r)
+			}
+		}
+		return ev, nil
+	}
+	return ControlEvent{}, fmt.Errorf("control: unknown type %q", ev.Type)
+}
+
+func abs(n int) int { return int(math.Abs(float64(n))) }
+
+// inject sends ev to inj.
+func inject(inj Injector, ev ControlEvent) error {
+	switch ev.Type {
+	case "move":
+		return inj.Move(ev.X, ev.Y)
+	case "down", "up":
+		if err := inj.Move(ev.X, ev.Y); err != nil {
+			return err
+		}
+		return inj.Button(ev.Button, ev.Type == "down")
+	case "wheel":
+		if err := inj.Move(ev.X, ev.Y); err != nil {
+			return err
+		}
+		return inj.Scroll(ev.DX, ev.DY)
+	case "key":
+		return inj.Key(ev.Key, ev.Down)
+	case "text":
+		return inj.Text(ev.Text)
+	}
+	return fmt.Errorf("control: unknown type %q", ev.Type)
+}
+
+// control is the server's remote-control state.
+type control struct {
+	mu   sync.Mutex
+	mode ControlMode
+	inj  Injector
+	why  string // why control cannot be turned on here; "" when it can
+
+	events, malformed, refused, limited atomic.Uint64
+}
+
+// ControlStatus is the remote-control part of /api/status.
+type ControlStatus struct {
+	Mode        ControlMode `json:"mode"`                  // "", on or all
+	Unavailable string      `json:"unavailable,omitempty"` // why control cannot work on this desktop
+	Granted     bool        `json:"granted"`               // the asking viewer may control
+	Controller  string      `json:"controller,omitempty"`  // presenter only: the viewer ID granted it
+	Events      uint64      `json:"events"`                // injected
+	Malformed   uint64      `json:"malformed"`             // dropped: not a valid message
+	Refused     uint64      `json:"refused"`               // dropped: no grant
+	Limited     uint64      `json:"limited"`               // dropped: too fast
+}
+
+// SetControl turns remote control on (for granted viewers, or for all) or
+// off, injecting through inj. Turning it off takes every grant back.
+func (s *Server) SetControl(mode ControlMode, inj Injector) error {
+	if mode != ControlOff && inj == nil {
+		return errors.New("remote control: nothing to inject input with")
+	}
+	s.ctl.mu.Lock()
+	old := s.ctl.inj
+	s.ctl.mode, s.ctl.inj = mode, inj
+	s.ctl.mu.Unlock()
+	if mode == ControlOff {
+		s.viewers.revokeAll()
+		if old != nil {
+			_ = old.ReleaseAll()
+		}
+	}
+	s.log.Info("remote control", "mode", cmp(string(mode), "off"))
+	return nil
+}
+
+// SetControlUnavailable records why control cannot work here, for the page and the status.
+func (s *Server) SetControlUnavailable(why string) {
+	s.ctl.mu.Lock()
+	s.ctl.why = why
+	s.ctl.mu.Unlock()
+}
+
+func cmp(s, dflt string) string {
+	if s == "" {
+		return dflt
+	}
+	return s
+}
+
+// ControlMode returns whether viewers may drive the desktop.
+func (s *Server) ControlMode() ControlMode {
+	s.ctl.mu.Lock()
+	defer s.ctl.mu.Unlock()
+	return s.ctl.mode
+}
+
+// Grant gives control to the viewer id, taking it from anyone else.
+func (s *Server) Grant(id string) error {
+	if s.ControlMode() == ControlOff {
+		return errors.New("remote control is off")
+	}
+	if err := s.viewers.grant(id); err != nil {
+		return err
+	}
+	s.log.Info("control granted", "id", id)
+	return nil
+}
+
+// Revoke takes control back from the viewer id ("" for whoever has it) at once.
+func (s *Server) Revoke(id string) {
+	s.viewers.revoke(id)
+	s.ctl.mu.Lock()
+	inj := s.ctl.inj
+	s.ctl.mu.Unlock()
+	if inj != nil {
+		_ = inj.ReleaseAll()
+	}
+	s.log.Info("control revoked", "id", cmp(id, "all"))
+}
+
+// mayControl says whether sess's input goes to the desktop now, and where.
+func (s *Server) mayControl(sess *session) (Injector, bool) {
+	s.ctl.mu.Lock()
+	mode, inj := s.ctl.mode, s.ctl.inj
+	s.ctl.mu.Unlock()
+	if mode == ControlOff || inj == nil {
+		return nil, false
+	}
+	granted, allowed := s.viewers.controlOf(sess)
+	return inj, allowed && (mode == ControlAll || granted)
+}
+
+func (s *Server) controlStatus(sess *session, presenter bool) ControlStatus {
+	s.ctl.mu.Lock()
+	st := ControlStatus{Mode: s.ctl.mode, Unavailable: s.ctl.why}
+	s.ctl.mu.Unlock()
+	if sess != nil {
+		_, st.Granted = s.mayControl(sess)
+	}
+	if presenter {
+		st.Controller = s.viewers.controller()
+		st.Events, st.Malformed, st.Refused, st.Limited = s.ctl.events.Load(), s.ctl.malformed.Load(),
+			s.ctl.refused.Load(), s.ctl.limited.Load()
+	}
+	return st
+}
+
+// bucket is a token bucket: n events a second, bursts up to max.
+type bucket struct {
+	tokens, rate, max float64
+	last              time.Time
+}
+
+func (b *bucket) take(now time.Time) bool {
+	if !b.last.IsZero() {
+		b.tokens = min(b.max, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// handleControl is a viewer's input socket. It tells the page whether it
+// may control (at once, and on every change) and injects the messages of
+// a viewer who may; everything else is dropped and counted.
+func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
+	sess, _ := r.Context().Value(ctxKey{}).(*session)
+	if sess == nil {
+		http.Error(w, "no viewer", http.StatusForbidden)
+		return
+	}
+	s.sockets.Add(1)
+	defer s.sockets.Done()
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(maxControlMsg)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+
+	msgs := make(chan []byte, 64)
+	go func() {
+		defer cancel()
+		defer close(msgs)
+		for {
+			typ, data, err := c.Read(ctx)
+			if err != nil {
+				return
+			}
+			if typ != websocket.MessageText {
+				s.ctl.malformed.Add(1)
+				continue
+			}
+			select {
+			case msgs <- data:
+			default: // the injector is behind: drop, as any overload
+				s.ctl.limited.Add(1)
+			}
+		}
+	}()
+
+	send := func(granted bool) bool {
+		st := s.controlStatus(sess, false)
+		st.Granted = granted
+		msg, _ := json.Marshal(struct {
+			Type string `json:"type"`
+			ControlStatus
+		}{"control", st})
+		wctx, cancelW := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+		defer cancelW()
+		return c.Write(wctx, websocket.MessageText, msg) == nil
+	}
+	_, granted := s.mayControl(sess)
+	if !send(granted) {
+		return
+	}
+	b := bucket{tokens: controlBurst, rate: controlRate, max: controlBurst}
+	held := false // this viewer may have pressed something
+	recheck := time.NewTicker(controlRecheck)
+	defer recheck.Stop()
+	defer func() {
+		if held {
+			if inj, _ := s.mayControlAny(); inj != nil {
+				_ = inj.ReleaseAll()
+			}
+		}
+	}()
+	for {
+		select {
+		case data, ok := <-msgs:
+			if !ok {
+				return
+			}
+			ev, err := ParseControl(data)
+			if err != nil {
+				s.ctl.malformed.Add(1)
+				s.log.Debug("control message dropped", "addr", r.RemoteAddr, "err", err)
+				continue
+			}
+			inj, ok := s.mayControl(sess)
+			if !ok {
+				s.ctl.refused.Add(1)
+				continue
+			}
+			if !b.take(time.Now()) {
+				s.ctl.limited.Add(1)
+				continue
+			}
+			if err := inject(inj, ev); err != nil {
+				s.log.Warn("injecting input", "err", err)
+				continue
+			}
+			held = held || ev.Type == "down" || ev.Type == "key" && ev.Down
+			s.ctl.events.Add(1)
+		case <-recheck.C:
+			if _, now := s.mayControl(sess); now != granted {
+				granted = now
+				if !send(granted) {
+					return
+				}
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// mayControlAny returns the injector when control is on.
+func (s *Server) mayControlAny() (Injector, bool) {
+	s.ctl.mu.Lock()
+	defer s.ctl.mu.Unlock()
+	return s.ctl.inj, s.ctl.mode != ControlOff
+}
