@@ -81,6 +81,14 @@ const (
 // ParseControl reads and checks one control message: a known type, numbers
 // in range, a known key, printable text. Anything else is an error.
 func ParseControl(msg []byte) (ControlEvent, error) {
+	ev, err := parseControl(msg)
+	if err != nil {
+		return ControlEvent{}, err
+	}
+	return ev, nil
+}
+
+func parseControl(msg []byte) (ControlEvent, error) {
 	var ev ControlEvent
 	if len(msg) > maxControlMsg {
 		return ev, errors.New("control message too long")
