@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -189,3 +190,61 @@ func TestPINField(t *testing.T) {
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestControlInWindow: the toggle, Give control and Take back control in the
+// viewer list, the global Stop remote control and the tray's items.
+func TestControlInWindow(t *testing.T) {
+	a, f, _ := newTestApp(t)
+	a.Start()
+	f.mu.Lock()
+	f.viewers = []stream.Viewer{{ID: "v1", Addr: "192.168.1.7", Browser: "Chrome on Android", State: stream.ViewerAllowed, Streams: 1, Present: true}}
+	f.mu.Unlock()
+	a.refresh()
+	if findButton(t, a.win.viewers, "Give control") != nil {
+		t.Fatal("Give control offered while remote control is off")
+	}
+	test.Tap(a.win.control)
+	if got := f.Settings().Control; got != stream.ControlGrant {
+		t.Fatalf("after ticking Allow remote control, control = %q", got)
+	}
+	give := findButton(t, a.win.viewers, "Give control")
+	if give == nil {
+		t.Fatal("no Give control for a watching viewer")
+	}
+	test.Tap(give)
+	if st := f.State(); !st.Viewers[0].Control {
+		t.Fatal("Give control did not reach the engine")
+	}
+	if findButton(t, a.win.viewers, "Take back control") == nil || !a.win.stopCtl.Visible() {
+		t.Fatal("while a viewer controls, the window offers no Take back control or Stop remote control")
+	}
+	if !strings.Contains(menuKey(a.trayMenu(f.State())), "Stop remote control") {
+		t.Error("the tray offers no Stop remote control while a viewer controls")
+	}
+	test.Tap(a.win.stopCtl)
+	if st := f.State(); st.Viewers[0].Control || a.win.stopCtl.Visible() {
+		t.Fatal("Stop remote control left the viewer in control")
+	}
+	test.Tap(a.win.control)
+	if got := f.Settings().Control; got != stream.ControlOff {
+		t.Fatalf("after unticking, control = %q", got)
+	}
+}
+
+// TestControlUnavailable: where input cannot be injected (Wayland), the
+// window says why and the toggle is off limits.
+func TestControlUnavailable(t *testing.T) {
+	fa := test.NewTempApp(t)
+	f := &fakeEngine{settings: engine.Defaults()}
+	dev := fakeDevices
+	dev.ControlAvailable = func() error { return errors.New("remote control unavailable: this is a Wayland session") }
+	a := New(fa, f, dev, Options{})
+	if !a.win.control.Disabled() || !strings.Contains(a.win.ctlNote.Text, "Wayland") {
+		t.Fatalf("toggle disabled %v, note %q; want disabled and the reason", a.win.control.Disabled(), a.win.ctlNote.Text)
+	}
+	for _, it := range a.trayMenu(f.State()).Items {
+		if it.Label == "Allow remote control" && !it.Disabled {
+			t.Error("the tray's Allow remote control is enabled where control cannot work")
+		}
+	}
+}

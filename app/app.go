@@ -85,6 +85,7 @@ type App struct {
 	audio    []capture.AudioDevice
 	iface    string // preferred interface name for the QR code
 	lastErr  string
+	ctlWhy   string // why remote control cannot work here; "" when it can
 	state    engine.State
 
 	trayStarted atomic.Bool // systray has connected; raw systray calls are safe
@@ -189,8 +190,14 @@ func (a *App) refreshDevices() {
 	if err != nil {
 		a.log.Warn("listing audio inputs", "err", err)
 	}
+	why := ""
+	if a.dev.ControlAvailable != nil {
+		if err := a.dev.ControlAvailable(); err != nil {
+			why = err.Error()
+		}
+	}
 	a.mu.Lock()
-	a.monitors, a.audio = ms, ds
+	a.monitors, a.audio, a.ctlWhy = ms, ds, why
 	a.mu.Unlock()
 }
 
@@ -325,12 +332,12 @@ func (a *App) StopControl() {
 	a.refresh()
 }
 
-// controlWhy says why remote control cannot work on this desktop, or "".
+// controlWhy says why remote control cannot work on this desktop, or "";
+// checked with the device lists, as it opens a display connection.
 func (a *App) controlWhy() string {
-	if err := a.dev.ControlAvailable(); err != nil {
-		return err.Error()
-	}
-	return ""
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ctlWhy
 }
 
 // Allow lets a waiting viewer watch; Deny refuses it; Disconnect sends a watching one away.

@@ -141,6 +141,11 @@ func (f *fakeEngine) State() engine.State {
 		st.Status.State = "paused"
 	}
 	st.Viewers = slices.Clone(f.viewers)
+	for _, v := range f.viewers {
+		if v.Control {
+			st.Status.Control.Controller = v.ID
+		}
+	}
 	return st
 }
 
