@@ -7,9 +7,10 @@ PKGS      := ./...
 # Checkptr stays on for every other package.
 RACEFLAGS := -race -gcflags=github.com/gordonklaus/portaudio=-d=checkptr=0
 TESTFLAGS ?= $(RACEFLAGS) -count=1 -timeout 15m
+FUZZTIME  ?= 5m
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all deps test-deps build run test bench package vet clean
+.PHONY: all deps test-deps build run test fuzz fuzz-short bench package vet clean
 
 all: build
 
@@ -30,6 +31,19 @@ run: build
 test: test-deps
 	$(GO) vet $(PKGS)
 	bash scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
+	$(MAKE) fuzz-short
+
+## fuzz: run each fuzz target for FUZZTIME (5m), one after another
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadCredentials$$' -fuzztime $(FUZZTIME) ./stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadPINForm$$' -fuzztime $(FUZZTIME) ./stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzViewerID$$' -fuzztime $(FUZZTIME) ./stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./stream/
+
+## fuzz-short: each fuzz target for 20 s, the short run in make test
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=20s
 
 ## bench: figures for a 1920x1080 screen (fps, latency, CPU, RSS, bandwidth); not a pass/fail test
 bench: test-deps

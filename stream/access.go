@@ -56,8 +56,10 @@ func (a Access) Validate() error {
 	if err := ValidPIN(a.PIN); a.PIN != "" && err != nil {
 		return err
 	}
-	if _, err := ParseApproval(string(a.Approve)); err != nil {
-		return err
+	switch a.Approve {
+	case ApproveOff, ApproveAsk, ApproveAuto:
+	default: // ParseApproval turns the spellings people type into these
+		return fmt.Errorf("approve %q: want %q, %q or %q", a.Approve, ApproveOff, ApproveAsk, ApproveAuto)
 	}
 	if a.MaxViewers < -1 {
 		return errors.New("max viewers: want a positive number, 0 for the default or -1 for no limit")
@@ -333,7 +335,7 @@ func (ss *sessions) checkPIN(s *session, pin string) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	now := ss.now()
-	ip, _ := netip.ParseAddr(s.addr)
+	ip := strikeKey(s.addr)
 	st := ss.fails[ip]
 	if st != nil && now.Before(st.lock) {
 		return errLocked
@@ -344,6 +346,7 @@ func (ss *sessions) checkPIN(s *session, pin string) error {
 	want := ss.access.PIN
 	if want == "" || subtle.ConstantTimeCompare([]byte(pin), []byte(want)) == 1 {
 		delete(ss.fails, ip)
+		s.page = false // its PIN page took no place: it takes one from its next page, if there is room
 		if ss.access.Approve != ApproveOff {
 			s.state = ViewerWaiting
 			ss.askLocked(s)
@@ -355,7 +358,14 @@ func (ss *sessions) checkPIN(s *session, pin string) error {
 	}
 	if st == nil || now.Sub(st.first) > lockWindow {
 		if len(ss.fails) > 10000 {
-			clear(ss.fails)
+			for ip, st := range ss.fails { // forget the stale, keep lockouts in force
+				if now.After(st.lock) && now.Sub(st.first) > lockWindow {
+					delete(ss.fails, ip)
+				}
+			}
+			if len(ss.fails) > 10000 { // a flood from everywhere: memory first
+				clear(ss.fails)
+			}
 		}
 		st = &strikes{first: now}
 		ss.fails[ip] = st
@@ -556,6 +566,22 @@ func (ss *sessions) close() {
 	for _, s := range ss.byID {
 		s.cancel()
 	}
+}
+
+// strikeKey is whom wrong PINs count against: the IPv4 address, or the
+// IPv6 /64 (one device can pick any address in its network's /64).
+func strikeKey(addr string) netip.Addr {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 func hostOf(remote string) string {

@@ -129,13 +129,19 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
 	sess := s.viewers.lookup(c.secret)
-	if err != nil || sess == nil {
+	if err != nil || sess == nil || c.hasToken && !s.tokenOK(c.token) {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
 		return
 	}
 	pin, err := readPINForm(http.MaxBytesReader(w, r.Body, 1<<10), r.Header.Get("Content-Type"))
-	if err == nil {
+	switch {
+	case err == nil:
 		err = s.viewers.checkPIN(sess, pin)
+	case errors.Is(err, errWrongPIN):
+		// Not even digits: still a guess, and it counts toward the lockout.
+		if lerr := s.viewers.checkPIN(sess, ""); errors.Is(lerr, errLocked) {
+			err = lerr
+		}
 	}
 	switch {
 	case errors.Is(err, errLocked):
