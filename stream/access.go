@@ -124,6 +124,7 @@ const (
 	presentFor   = 10 * time.Second // a page polls its status every second
 	forgetAfter  = 5 * time.Minute  // an absent viewer is forgotten
 	maxSessions  = 1000             // remembered viewers, present or not
+	maxStreams   = 8                // open media connections of one viewer: picture, sound, control, and reconnects
 	lockFailures = 5                // wrong PINs from one address ...
 	lockWindow   = time.Minute      // ... within this lock it out for as long
 )
@@ -187,8 +188,9 @@ func (ss *sessions) lookup(secret string) *session {
 
 // errFull and errBusy refuse a new viewer.
 var (
-	errFull = errors.New("this share is full")
-	errBusy = errors.New("too many viewers remembered")
+	errTooManyStreams = errors.New("too many streams open for one viewer")
+	errFull           = errors.New("this share is full")
+	errBusy           = errors.New("too many viewers remembered")
 )
 
 // create adds a session for a request that showed the token.
@@ -418,6 +420,10 @@ func (ss *sessions) hold(s *session) (release func(), err error) {
 	if !s.presentLocked(ss.now()) && ss.presentLocked(ss.now(), s) >= ss.access.max() {
 		ss.mu.Unlock()
 		return nil, errFull
+	}
+	if s.streams >= maxStreams {
+		ss.mu.Unlock()
+		return nil, errTooManyStreams
 	}
 	s.streams++
 	ss.gen++

@@ -111,7 +111,10 @@ func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 		}
 		if media {
 			release, err := s.viewers.hold(sess)
-			if err != nil {
+			if errors.Is(err, errTooManyStreams) {
+				http.Error(w, "429 too many requests: "+err.Error(), http.StatusTooManyRequests)
+				return
+			} else if err != nil {
 				s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
 				return
 			}

@@ -105,11 +105,28 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 	}
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.hs.Serve(smallSendBuffers{ln}); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
 	return s, nil
+}
+
+// sendBuffer caps each connection's kernel send buffer. Left alone, Linux
+// grows it to 4 MB, so a viewer that stops reading would take seconds of
+// stream (and megabytes of memory) before a write blocked and its deadline
+// dropped it; on a still screen, with only keep-alives, many minutes.
+// 256 KB (the kernel doubles it) still carries 50 MB/s at a 10 ms round trip.
+const sendBuffer = 256 << 10
+
+type smallSendBuffers struct{ net.Listener }
+
+func (l smallSendBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(sendBuffer)
+	}
+	return c, err
 }
 
 // listen binds addr, or the next free port above it (up to 20 more) when it is taken.
