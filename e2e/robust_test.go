@@ -466,8 +466,10 @@ func TestStalledClients(t *testing.T) {
 			perStalled = stalledTook(st)
 		}
 	}
+	made0 := serverStatus(t, e).Frames
 	fpsStalled, n, sz := viewer.fpsOver(t, 8*time.Second, checkDropped)
-	rate := float64(sz) / 8 // the stream's bytes a second, as the viewer gets it
+	made := serverStatus(t, e).Frames - made0 // what the capture produced meanwhile
+	rate := float64(sz) / 8                   // the stream's bytes a second, as the viewer gets it
 	t.Logf("viewer with %d stalled clients: %.1f fps over 8 s (%d frames, %.0f KB a frame), %.0f%% of alone",
 		stalledN, fpsStalled, n, float64(sz)/float64(max(n, 1))/1024, 100*fpsStalled/fpsAlone)
 	for dropped == 0 && time.Since(started) < 15*time.Second {
@@ -494,9 +496,14 @@ func TestStalledClients(t *testing.T) {
 		fpsAfter, _, _ = viewer.fpsOver(t, 3*time.Second, nil)
 		t.Logf("viewer alone again: %.1f fps over 3 s", fpsAfter)
 	}
-	if fpsStalled < 0.9*fpsAlone {
-		t.Errorf("viewer gets %.1f fps with %d stalled clients, want at least 90%% of the %.1f fps it gets alone "+
-			"(alone again afterwards: %.1f fps; load average %s)", fpsStalled, stalledN, fpsAlone, fpsAfter, loadAvg())
+	// The viewer must get (nearly) every frame the capture made meanwhile: the
+	// stalled clients must cost it nothing. Measured against the capture of the
+	// same 8 s, not against the fps alone, so a machine busy with other tests
+	// (which slows the capture for everyone) does not count against the server.
+	t.Logf("the viewer got %d of the %d frames captured meanwhile (%.0f%%)", n, made, 100*float64(n)/float64(max(made, 1)))
+	if float64(n) < 0.9*float64(made) {
+		t.Errorf("viewer got %d of %d frames captured (%.1f fps) with %d stalled clients, want at least 90%% "+
+			"(alone: %.1f fps, alone again afterwards: %.1f fps; load average %s)", n, made, fpsStalled, stalledN, fpsAlone, fpsAfter, loadAvg())
 	}
 
 	// Close everything; the process must be back where it started.
