@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"sync"
 
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/shm"
@@ -88,7 +89,7 @@ func (g *xshmGrabber) init(monitor int, region image.Rectangle) error {
 	if err != nil {
 		return err
 	}
-	if err := shm.Init(conn); err != nil {
+	if err := initShm(conn); err != nil {
 		return fmt.Errorf("MIT-SHM extension: %w", err)
 	}
 	size := g.rect.Dx() * g.rect.Dy() * 4
@@ -185,4 +186,33 @@ func screenRects(conn *xgb.Conn) []image.Rectangle {
 		screens = []image.Rectangle{image.Rect(0, 0, int(s.WidthInPixels), int(s.HeightInPixels))}
 	}
 	return screens
+}
+
+// shmOnce guards the one shm.Init that may touch xgb's process-wide event
+// tables: shm.Init writes them on every call, while every other open
+// connection's reader (the input injector's, say) reads them, which the
+// race detector rightly flags and which can crash with a concurrent map
+// write. We read no MIT-SHM events, so registering them once is enough.
+var shmOnce sync.Once
+
+// initShm makes MIT-SHM requests usable on conn.
+func initShm(conn *xgb.Conn) error {
+	var err error
+	first := false
+	shmOnce.Do(func() { first = true; err = shm.Init(conn) })
+	if first {
+		return err
+	}
+	const name = "MIT-SHM"
+	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
+	switch {
+	case err != nil:
+		return err
+	case !reply.Present:
+		return errors.New("the X server has no MIT-SHM extension")
+	}
+	conn.ExtLock.Lock()
+	conn.Extensions[name] = reply.MajorOpcode
+	conn.ExtLock.Unlock()
+	return nil
 }
