@@ -325,10 +325,12 @@ func (a *App) RevokeControl(id string) { a.eng.Revoke(id); a.refresh() }
 // StopControl takes remote control back from everyone at once, and turns
 // off control for all viewers (--control=all) down to per-viewer grants.
 func (a *App) StopControl() {
-	a.eng.Revoke("")
+	// Down to grants first, so no viewer of --control=all can press
+	// anything between the revoke and the switch.
 	if a.eng.Settings().Control == stream.ControlAll {
 		a.setErr(a.eng.SetControl(stream.ControlGrant))
 	}
+	a.eng.Revoke("")
 	a.refresh()
 }
 

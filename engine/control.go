@@ -66,7 +66,14 @@ func (j *injector) do(f func(*capture.Input) error) error {
 	if err != nil {
 		return err
 	}
-	return f(in)
+	if err := f(in); err != nil {
+		// The connection may be dead (the X server restarted): start over
+		// with a new one at the next event rather than fail for ever.
+		_ = in.Close()
+		j.in = nil
+		return err
+	}
+	return nil
 }
 
 // point maps fractions of the picture to a screen pixel inside the rectangle.

@@ -107,6 +107,26 @@ func parseControl(msg []byte) (ControlEvent, error) {
 		}
 		return nil
 	}
+	// Each type carries its own fields only: a button on a move or a wheel
+	// on a key is refused, so what is accepted is exactly what is injected.
+	var ok bool
+	switch ev.Type {
+	case "move":
+		ok = ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
+	case "down", "up":
+		ok = ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
+	case "wheel":
+		ok = ev.Button == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
+	case "key":
+		ok = ev.X == 0 && ev.Y == 0 && ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Text == ""
+	case "text":
+		ok = ev.X == 0 && ev.Y == 0 && ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down
+	default:
+		return ControlEvent{}, fmt.Errorf("control: unknown type %q", ev.Type)
+	}
+	if !ok {
+		return ControlEvent{}, fmt.Errorf("control %s: fields that belong to another type", ev.Type)
+	}
 	switch ev.Type {
 	case "move":
 		return ev, inPicture()
@@ -141,7 +161,15 @@ func parseControl(msg []byte) (ControlEvent, error) {
 	return ControlEvent{}, fmt.Errorf("control: unknown type %q", ev.Type)
 }
 
-func abs(n int) int { return int(math.Abs(float64(n))) }
+func abs(n int) int {
+	if n < 0 {
+		if n == math.MinInt {
+			return math.MaxInt
+		}
+		return -n
+	}
+	return n
+}
 
 // inject sends ev to inj.
 func inject(inj Injector, ev ControlEvent) error {
@@ -168,12 +196,27 @@ func inject(inj Injector, ev ControlEvent) error {
 
 // control is the server's remote-control state.
 type control struct {
+	// gate orders injection against grant changes: a handler holds it for
+	// reading from its grant check through the injection, and Grant, Revoke
+	// and SetControl hold it for writing from the change through releasing
+	// what was held, so no event of a viewer lands after its control ends.
+	gate sync.RWMutex
+	gen  uint64 // under gate: bumped at every ReleaseAll
+
 	mu   sync.Mutex
 	mode ControlMode
 	inj  Injector
 	why  string // why control cannot be turned on here; "" when it can
 
 	events, malformed, refused, limited atomic.Uint64
+}
+
+// releaseLocked lets go of every held button and key; gate is held for writing.
+func (c *control) releaseLocked(inj Injector) {
+	if inj != nil {
+		_ = inj.ReleaseAll()
+	}
+	c.gen++
 }
 
 // ControlStatus is the remote-control part of /api/status.
@@ -189,20 +232,23 @@ type ControlStatus struct {
 }
 
 // SetControl turns remote control on (for granted viewers, or for all) or
-// off, injecting through inj. Turning it off takes every grant back.
+// off, injecting through inj. Turning it off takes every grant back; any
+// change lets go of what viewers were holding.
 func (s *Server) SetControl(mode ControlMode, inj Injector) error {
 	if mode != ControlOff && inj == nil {
 		return errors.New("remote control: nothing to inject input with")
 	}
+	s.ctl.gate.Lock()
+	defer s.ctl.gate.Unlock()
 	s.ctl.mu.Lock()
-	old := s.ctl.inj
+	old, oldMode := s.ctl.inj, s.ctl.mode
 	s.ctl.mode, s.ctl.inj = mode, inj
 	s.ctl.mu.Unlock()
 	if mode == ControlOff {
 		s.viewers.revokeAll()
-		if old != nil {
-			_ = old.ReleaseAll()
-		}
+	}
+	if mode != oldMode || old != inj {
+		s.ctl.releaseLocked(old)
 	}
 	s.log.Info("remote control", "mode", cmp(string(mode), "off"))
 	return nil
@@ -229,27 +275,38 @@ func (s *Server) ControlMode() ControlMode {
 	return s.ctl.mode
 }
 
-// Grant gives control to the viewer id, taking it from anyone else.
+func (s *Server) injector() Injector {
+	s.ctl.mu.Lock()
+	defer s.ctl.mu.Unlock()
+	return s.ctl.inj
+}
+
+// Grant gives control to the viewer id, taking it from anyone else (and
+// letting go of whatever the one before held).
 func (s *Server) Grant(id string) error {
 	if s.ControlMode() == ControlOff {
 		return errors.New("remote control is off")
 	}
+	s.ctl.gate.Lock()
+	defer s.ctl.gate.Unlock()
+	prev := s.viewers.controller()
 	if err := s.viewers.grant(id); err != nil {
 		return err
+	}
+	if prev != "" && prev != id {
+		s.ctl.releaseLocked(s.injector())
 	}
 	s.log.Info("control granted", "id", id)
 	return nil
 }
 
-// Revoke takes control back from the viewer id ("" for whoever has it) at once.
+// Revoke takes control back from the viewer id ("" for whoever has it) at
+// once: its next message is refused, and every button and key is let go.
 func (s *Server) Revoke(id string) {
+	s.ctl.gate.Lock()
+	defer s.ctl.gate.Unlock()
 	s.viewers.revoke(id)
-	s.ctl.mu.Lock()
-	inj := s.ctl.inj
-	s.ctl.mu.Unlock()
-	if inj != nil {
-		_ = inj.ReleaseAll()
-	}
+	s.ctl.releaseLocked(s.injector())
 	s.log.Info("control revoked", "id", cmp(id, "all"))
 }
 
@@ -298,6 +355,49 @@ func (b *bucket) take(now time.Time) bool {
 	return true
 }
 
+// isRelease says whether ev only lets go of something: releases are never
+// rate limited or dropped, so nothing stays pressed on the desktop.
+func isRelease(ev ControlEvent) bool {
+	return ev.Type == "up" || ev.Type == "key" && !ev.Down
+}
+
+// pressed is what one viewer's socket holds down, since the last ReleaseAll.
+type pressed struct {
+	gen     uint64
+	buttons map[int]bool
+	keys    map[string]bool
+}
+
+// note records ev, injected at release generation gen.
+func (p *pressed) note(gen uint64, ev ControlEvent) {
+	if p.gen != gen || p.buttons == nil {
+		*p = pressed{gen: gen, buttons: map[int]bool{}, keys: map[string]bool{}}
+	}
+	switch ev.Type {
+	case "down", "up":
+		p.buttons[ev.Button] = ev.Type == "down"
+	case "key":
+		p.keys[ev.Key] = ev.Down
+	}
+}
+
+// release lets go of what p holds, unless a ReleaseAll did already.
+func (p *pressed) release(gen uint64, inj Injector) {
+	if p.gen != gen || inj == nil {
+		return
+	}
+	for b, down := range p.buttons {
+		if down {
+			_ = inj.Button(b, false)
+		}
+	}
+	for k, down := range p.keys {
+		if down {
+			_ = inj.Key(k, false)
+		}
+	}
+}
+
 // handleControl is a viewer's input socket. It tells the page whether it
 // may control (at once, and on every change) and injects the messages of
 // a viewer who may; everything else is dropped and counted.
@@ -307,7 +407,10 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no viewer", http.StatusForbidden)
 		return
 	}
-	s.sockets.Add(1)
+	if !s.socketStarted() {
+		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+		return
+	}
 	defer s.sockets.Done()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
@@ -318,23 +421,34 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 
-	msgs := make(chan []byte, 64)
+	evs := make(chan ControlEvent, 64)
 	go func() {
 		defer cancel()
-		defer close(msgs)
+		defer close(evs)
 		for {
 			typ, data, err := c.Read(ctx)
 			if err != nil {
 				return
 			}
-			if typ != websocket.MessageText {
+			ev, err := ParseControl(data)
+			if typ != websocket.MessageText || err != nil {
 				s.ctl.malformed.Add(1)
+				s.log.Debug("control message dropped", "addr", r.RemoteAddr, "err", err)
 				continue
 			}
 			select {
-			case msgs <- data:
-			default: // the injector is behind: drop, as any overload
+			case evs <- ev:
+				continue
+			default:
+			}
+			if !isRelease(ev) { // the injector is behind: drop, as any overload
 				s.ctl.limited.Add(1)
+				continue
+			}
+			select { // a release waits for room: a lost one would leave a button down
+			case evs <- ev:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
@@ -354,44 +468,21 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 	if !send(granted) {
 		return
 	}
-	b := bucket{tokens: controlBurst, rate: controlRate, max: controlBurst}
-	held := false // this viewer may have pressed something
+	var held pressed
+	defer func() { // a viewer that leaves lets go of what it holds
+		s.ctl.gate.RLock()
+		defer s.ctl.gate.RUnlock()
+		held.release(s.ctl.gen, s.injector())
+	}()
 	recheck := time.NewTicker(controlRecheck)
 	defer recheck.Stop()
-	defer func() {
-		if held {
-			if inj, _ := s.mayControlAny(); inj != nil {
-				_ = inj.ReleaseAll()
-			}
-		}
-	}()
 	for {
 		select {
-		case data, ok := <-msgs:
+		case ev, ok := <-evs:
 			if !ok {
 				return
 			}
-			ev, err := ParseControl(data)
-			if err != nil {
-				s.ctl.malformed.Add(1)
-				s.log.Debug("control message dropped", "addr", r.RemoteAddr, "err", err)
-				continue
-			}
-			inj, ok := s.mayControl(sess)
-			if !ok {
-				s.ctl.refused.Add(1)
-				continue
-			}
-			if !b.take(time.Now()) {
-				s.ctl.limited.Add(1)
-				continue
-			}
-			if err := inject(inj, ev); err != nil {
-				s.log.Warn("injecting input", "err", err)
-				continue
-			}
-			held = held || ev.Type == "down" || ev.Type == "key" && ev.Down
-			s.ctl.events.Add(1)
+			s.injectFrom(sess, ev, &held, r.RemoteAddr)
 		case <-recheck.C:
 			if _, now := s.mayControl(sess); now != granted {
 				granted = now
@@ -405,9 +496,23 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// mayControlAny returns the injector when control is on.
-func (s *Server) mayControlAny() (Injector, bool) {
-	s.ctl.mu.Lock()
-	defer s.ctl.mu.Unlock()
-	return s.ctl.inj, s.ctl.mode != ControlOff
+// injectFrom injects ev for sess if it may control now and is within its rate.
+func (s *Server) injectFrom(sess *session, ev ControlEvent, held *pressed, addr string) {
+	s.ctl.gate.RLock()
+	defer s.ctl.gate.RUnlock()
+	inj, ok := s.mayControl(sess)
+	if !ok {
+		s.ctl.refused.Add(1)
+		return
+	}
+	if !isRelease(ev) && !sess.takeControlToken(time.Now()) {
+		s.ctl.limited.Add(1)
+		return
+	}
+	if err := inject(inj, ev); err != nil {
+		s.log.Warn("injecting input", "addr", addr, "err", err)
+		return
+	}
+	held.note(s.ctl.gen, ev)
+	s.ctl.events.Add(1)
 }

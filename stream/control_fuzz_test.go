@@ -35,7 +35,7 @@ func FuzzParseControl(f *testing.F) {
 			if ev.Button < 0 || ev.Button > 2 {
 				t.Fatalf("accepted button %d", ev.Button)
 			}
-			if abs(ev.DX) > maxWheelNotch || abs(ev.DY) > maxWheelNotch {
+			if ev.DX < -maxWheelNotch || ev.DX > maxWheelNotch || ev.DY < -maxWheelNotch || ev.DY > maxWheelNotch {
 				t.Fatalf("accepted wheel %d,%d", ev.DX, ev.DY)
 			}
 		case "key":

@@ -43,6 +43,13 @@ func TestParseControl(t *testing.T) {
 		{`{"t":"exec","s":"rm -rf /"}`, stream.ControlEvent{}, false},
 		{`{"t":"move","x":0,"y":0,"evil":1}`, stream.ControlEvent{}, false},
 		{`{"t":"move","x":0,"y":0}{"t":"move"}`, stream.ControlEvent{}, false},
+		{`{"t":"move","b":7,"x":0,"y":0}`, stream.ControlEvent{}, false}, // found by FuzzParseControl
+		{`{"t":"move","dy":100,"x":0,"y":0}`, stream.ControlEvent{}, false},
+		{`{"t":"wheel","b":9,"dy":1,"x":0,"y":0}`, stream.ControlEvent{}, false},
+		{`{"t":"down","b":0,"dx":3,"x":0,"y":0}`, stream.ControlEvent{}, false},
+		{`{"t":"key","k":"Enter","s":"rm -rf /"}`, stream.ControlEvent{}, false},
+		{`{"t":"text","s":"a","k":"Enter","down":true}`, stream.ControlEvent{}, false},
+		{`{"t":"key","k":"Tab","x":0.5}`, stream.ControlEvent{}, false},
 		{`[1,2]`, stream.ControlEvent{}, false},
 		{`{"t":"move","x":0,"y":0`, stream.ControlEvent{}, false},
 		{``, stream.ControlEvent{}, false},

@@ -485,7 +485,10 @@
       clearTimeout(one.timer);
       one.drag = pointer('down', one.x, one.y, { b: 0 });
     }
-    if (one.drag) pointer('move', e.clientX, e.clientY);
+    if (one.drag) {
+      pointer('move', e.clientX, e.clientY);
+      one.x = e.clientX; one.y = e.clientY; // a second finger ends the drag here, not where it began
+    }
   }
   function endOne(e) {
     if (!one) return;
@@ -513,7 +516,7 @@
     if (NAMED.indexOf(e.key) >= 0) {
       ctl.held[e.key] = true;
       send({ t: 'key', k: e.key, down: true });
-    } else if (e.key && e.key.length === 1) {
+    } else if (e.key && (e.key.length === 1 || e.key.length === 2 && /^[\uD800-\uDBFF]/.test(e.key))) { // one character, emoji too
       send({ t: 'text', s: e.key });
     } else {
       return false;
@@ -536,7 +539,9 @@
   kbdBtn.onclick = function () { kbd.focus(); };
   // Phones' on-screen keyboards often send no usable key: take what lands in the field.
   kbd.addEventListener('input', function () {
-    if (kbd.value) send({ t: 'text', s: kbd.value.slice(0, 64) });
+    // In pieces of 64 characters (not UTF-16 units: an emoji stays whole).
+    var chars = Array.from(kbd.value);
+    for (var i = 0; i < chars.length; i += 64) send({ t: 'text', s: chars.slice(i, i + 64).join('') });
     kbd.value = '';
   });
 
