@@ -242,9 +242,19 @@ func TestControlUnavailable(t *testing.T) {
 	if !a.win.control.Disabled() || !strings.Contains(a.win.ctlNote.Text, "Wayland") {
 		t.Fatalf("toggle disabled %v, note %q; want disabled and the reason", a.win.control.Disabled(), a.win.ctlNote.Text)
 	}
+	found := false
 	for _, it := range a.trayMenu(f.State()).Items {
-		if it.Label == "Allow remote control" && !it.Disabled {
-			t.Error("the tray's Allow remote control is enabled where control cannot work")
+		if it.Label == "Allow remote control" {
+			t.Error("the tray offers Allow remote control where control cannot work")
 		}
+		if strings.HasPrefix(it.Label, "Remote control: not available here") {
+			found = true
+			if !it.Disabled {
+				t.Error("the tray's remote-control item is enabled where control cannot work")
+			}
+		}
+	}
+	if !found {
+		t.Error("the tray does not say remote control is unavailable")
 	}
 }

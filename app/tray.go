@@ -152,7 +152,11 @@ func (a *App) trayMenu(st engine.State) *fyne.Menu {
 	items = append(items, mon, aud, q)
 	ctl := fyne.NewMenuItem(lang.L("Allow remote control"), func() { a.SetControl(s.Control == stream.ControlOff) })
 	ctl.Checked = s.Control != stream.ControlOff
-	ctl.Disabled = a.controlWhy() != ""
+	if a.controlWhy() != "" {
+		// A menu item cannot say why; its label says where to read it.
+		ctl.Label = lang.L("Remote control: not available here (see the window)")
+		ctl.Disabled = true
+	}
 	items = append(items, ctl)
 	if st.Status.Control.Controller != "" || s.Control == stream.ControlAll {
 		items = append(items, fyne.NewMenuItem(lang.L("Stop remote control"), a.StopControl))

@@ -128,7 +128,7 @@ func newWindow(a *App) *window {
 		}
 	})
 
-	w.pin = widget.NewEntry()
+	w.pin = widget.NewPasswordEntry() // hidden: the window may be on the shared screen
 	w.pin.SetPlaceHolder(lang.L("none"))
 	w.pin.Validator = func(s string) error {
 		if s == "" {
@@ -317,7 +317,11 @@ func (w *window) update(st engine.State) {
 	} else {
 		w.stopCtl.Hide()
 	}
-	w.exposure.SetText(exposure(st, s.Listen))
+	exp := exposure(st, s.Listen)
+	if st.Sharing && st.Wanted != 0 {
+		exp = fmt.Sprintf(lang.L("Port %d is busy, so Deskcast uses port %d."), st.Wanted, st.Port) + " " + exp
+	}
+	w.exposure.SetText(exp)
 	w.updateViewers(st.Viewers)
 }
 
@@ -334,12 +338,7 @@ func exposure(st engine.State, listen string) string {
 		}
 		return lang.L("When sharing, anyone on this computer's networks who has the link (and the PIN, if set) can watch.")
 	}
-	var lan []string
-	for _, u := range st.URLs {
-		if !u.IP.IsLoopback() {
-			lan = append(lan, label(u))
-		}
-	}
+	lan := st.Exposed
 	if len(lan) == 0 {
 		return lang.L("Only this computer can watch (listening on a local address).")
 	}

@@ -168,13 +168,14 @@ func (e *Engine) Stop() {
 	e.srv, e.b, e.audio, e.inj = nil, nil, nil, nil
 	e.paused = false
 	e.mu.Unlock()
-	if inj != nil {
-		_ = inj.ReleaseAll()
-	}
 	if srv != nil {
 		_ = srv.Close()
 		b.Close()
 		audio.Close()
+	}
+	// After the server: no control handler can reopen the input now.
+	if inj != nil {
+		_ = inj.ReleaseAll()
 	}
 }
 
@@ -273,7 +274,9 @@ type State struct {
 	Sharing bool
 	Paused  bool
 	Port    int
+	Wanted  int // the port asked for, when it was busy and Port is the next free one; else 0
 	URLs    []stream.ViewerURL
+	Exposed []string // every address others reach the share on, "interface address"
 	Status  stream.Status
 	Viewers []stream.Viewer // present or waiting, oldest first
 }
@@ -287,7 +290,7 @@ func (e *Engine) State() State {
 		return State{}
 	}
 	vs, _ := srv.Viewers()
-	return State{Sharing: true, Paused: paused, Port: srv.Port(), URLs: srv.ViewerURLs(), Status: srv.Status(), Viewers: vs}
+	return State{Sharing: true, Paused: paused, Port: srv.Port(), Wanted: srv.PortMoved(), URLs: srv.ViewerURLs(), Exposed: srv.Exposed(), Status: srv.Status(), Viewers: vs}
 }
 
 // SetAccess changes the PIN, approval and viewer limit; live for viewers

@@ -16,6 +16,9 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 	}
 	defer e.Stop()
 	srv := e.Server()
+	if wanted := srv.PortMoved(); wanted != 0 {
+		fmt.Fprintf(w, "port: %d is busy, so this share uses port %d\n", wanted, srv.Port())
+	}
 	for _, u := range srv.ViewerURLs() {
 		fmt.Fprintf(w, "viewer: %s\n", u.URL)
 	}

@@ -121,12 +121,13 @@ type Viewer struct {
 }
 
 const (
-	presentFor   = 10 * time.Second // a page polls its status every second
-	forgetAfter  = 5 * time.Minute  // an absent viewer is forgotten
-	maxSessions  = 1000             // remembered viewers, present or not
-	maxStreams   = 8                // open media connections of one viewer: picture, sound, control, and reconnects
-	lockFailures = 5                // wrong PINs from one address ...
-	lockWindow   = time.Minute      // ... within this lock it out for as long
+	presentFor        = 10 * time.Second // a page polls its status every second
+	forgetAfter       = 5 * time.Minute  // an absent viewer is forgotten
+	maxSessions       = 1000             // remembered viewers, present or not
+	maxWaitingPerAddr = 3                // viewers of one address waiting for approval at once
+	maxStreams        = 8                // open media connections of one viewer: picture, sound, control, and reconnects
+	lockFailures      = 5                // wrong PINs from one address ...
+	lockWindow        = time.Minute      // ... within this lock it out for as long
 )
 
 // session is one viewer's standing, found by the secret in its cookie.
@@ -144,6 +145,20 @@ type session struct {
 	page     bool // has loaded the viewer page (or a waiting page)
 	control  bool // the presenter granted it remote control
 	asked    bool // the presenter has been told about it
+
+	rateMu  sync.Mutex
+	ctlRate *bucket // remote-control events, shared by all its sockets
+}
+
+// takeControlToken says whether the viewer may send one more control event
+// now: a rate per viewer, so more sockets or a reconnect buy nothing.
+func (s *session) takeControlToken(now time.Time) bool {
+	s.rateMu.Lock()
+	defer s.rateMu.Unlock()
+	if s.ctlRate == nil {
+		s.ctlRate = &bucket{tokens: controlBurst, rate: controlRate, max: controlBurst}
+	}
+	return s.ctlRate.take(now)
 }
 
 // sessions holds the viewers of one share (a token's lifetime).
@@ -191,6 +206,8 @@ var (
 	errTooManyStreams = errors.New("too many streams open for one viewer")
 	errFull           = errors.New("this share is full")
 	errBusy           = errors.New("too many viewers remembered")
+	errNoViewer       = errors.New("not found")
+	errTooManyWaiting = errors.New("too many viewers from this address are waiting for the presenter")
 )
 
 // create adds a session for a request that showed the token.
@@ -204,6 +221,18 @@ func (ss *sessions) create(r *http.Request) (*session, error) {
 	ss.pruneLocked(now)
 	if ss.presentLocked(now, nil) >= ss.access.max() {
 		return nil, errFull
+	}
+	if ss.access.Approve != ApproveOff && ss.access.PIN == "" {
+		// Each new viewer asks the presenter: a few at a time from one address.
+		n, addr := 0, hostOf(r.RemoteAddr)
+		for _, o := range ss.byID {
+			if o.state == ViewerWaiting && o.addr == addr {
+				n++
+			}
+		}
+		if n >= maxWaitingPerAddr {
+			return nil, errTooManyWaiting
+		}
 	}
 	if len(ss.byHash) >= maxSessions {
 		ss.evictLocked(now)
@@ -275,7 +304,7 @@ func (ss *sessions) decide(id string, allow bool) error {
 	defer ss.mu.Unlock()
 	s := ss.byID[id]
 	if s == nil {
-		return fmt.Errorf("viewer %q: not found", id)
+		return fmt.Errorf("viewer %q: %w", id, errNoViewer)
 	}
 	switch {
 	case s.state == ViewerWaiting:
@@ -298,7 +327,7 @@ func (ss *sessions) disconnect(id string) error {
 	defer ss.mu.Unlock()
 	s := ss.byID[id]
 	if s == nil {
-		return fmt.Errorf("viewer %q: not found", id)
+		return fmt.Errorf("viewer %q: %w", id, errNoViewer)
 	}
 	if s.state != ViewerDenied {
 		s.state = ViewerDisconnected
@@ -333,11 +362,12 @@ func (ss *sessions) getAccess() Access {
 }
 
 // checkPIN tries pin for s. It returns errLocked while the address is locked out.
-func (ss *sessions) checkPIN(s *session, pin string) error {
+// Strikes count against addr, the address the guess came from.
+func (ss *sessions) checkPIN(s *session, addr, pin string) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	now := ss.now()
-	ip := strikeKey(s.addr)
+	ip := strikeKey(hostOf(addr))
 	st := ss.fails[ip]
 	if st != nil && now.Before(st.lock) {
 		return errLocked
@@ -461,7 +491,11 @@ func (ss *sessions) presentLocked(now time.Time, except *session) int {
 func (ss *sessions) pruneLocked(now time.Time) {
 	for _, s := range ss.byID {
 		away := now.Sub(s.lastSeen)
-		if s.streams == 0 && s.state != ViewerWaiting && (away > forgetAfter || !s.page && away > 30*time.Second) {
+		// Denied and disconnected viewers are kept for the whole share, so the
+		// same browser cannot come back by opening the link again; only
+		// evictLocked, under a flood, forgets them.
+		kept := s.state == ViewerWaiting || s.state == ViewerDenied || s.state == ViewerDisconnected
+		if s.streams == 0 && !kept && (away > forgetAfter || !s.page && away > 30*time.Second) {
 			ss.forgetLocked(s)
 		}
 	}
@@ -502,7 +536,7 @@ func (ss *sessions) grant(id string) error {
 	defer ss.mu.Unlock()
 	s := ss.byID[id]
 	if s == nil {
-		return fmt.Errorf("viewer %q: not found", id)
+		return fmt.Errorf("viewer %q: %w", id, errNoViewer)
 	}
 	if s.state != ViewerAllowed {
 		return fmt.Errorf("viewer %q: not watching", id)

@@ -292,10 +292,18 @@ func TestPIN(t *testing.T) {
 			resp, body := b.get(t, p)
 			refused(t, p+" with the cookie, before the PIN", resp, body, http.StatusUnauthorized)
 		}
-		// The token alone, without the cookie, does no better.
+		// The token alone, without the cookie, does no better; only the
+		// presenter's own /api/status (this computer, TestPresenterStatusWithAccess) is answered.
 		for _, p := range mediaPaths {
+			if p == "/api/status" {
+				continue
+			}
 			resp, body := newBrowser(t, ts, "").get(t, p+"?t="+token)
 			refused(t, p+"?t=token, before the PIN", resp, body, http.StatusUnauthorized)
+		}
+		hc := newHandlerClient(ts)
+		if rec := hc.do(t, http.MethodGet, "/api/status?t="+token, "192.0.2.50:1000", "", ""); rec.Code != http.StatusUnauthorized {
+			t.Errorf("/api/status?t=token from another computer, before the PIN: status %d, want 401", rec.Code)
 		}
 		nothingCaptured(t, ts, hub)
 		noPIN(t, b.seen)

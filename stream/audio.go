@@ -173,7 +173,10 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	if !s.audioReady(w) {
 		return
 	}
-	s.sockets.Add(1)
+	if !s.socketStarted() {
+		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+		return
+	}
 	defer s.sockets.Done()
 	// Accept checks that the page's Origin is this server (no cross-site sockets).
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})

@@ -87,6 +87,10 @@ func (s *Server) session(w http.ResponseWriter, r *http.Request) *session {
 		sess, err = s.viewers.create(r)
 		if err != nil {
 			s.log.Info("viewer refused", "addr", r.RemoteAddr, "err", err)
+			if errors.Is(err, errTooManyWaiting) {
+				http.Error(w, "429 too many requests: "+err.Error(), http.StatusTooManyRequests)
+				return nil
+			}
 			s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
 			return nil
 		}

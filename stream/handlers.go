@@ -39,13 +39,26 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /pin", s.handlePIN)
 	mux.HandleFunc("GET /stream.mjpg", s.guard(s.handleMJPEG, true))
 	mux.HandleFunc("GET /snapshot.jpg", s.guard(s.handleSnapshot, false))
-	mux.HandleFunc("GET /api/status", s.guard(s.handleStatus, false))
+	mux.HandleFunc("GET /api/status", s.statusRoute(s.guard(s.handleStatus, false)))
 	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV, true))
 	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio, true))
 	mux.HandleFunc("GET /ws/control", s.guard(s.handleControl, true))
 	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
 	mux.HandleFunc("POST /api/viewers/{id}/{action}", s.presenter(s.handleViewerAction))
-	return securityHeaders(mux)
+	return securityHeaders(bodyDeadline(mux, s.cfg.BodyTimeout))
+}
+
+// bodyDeadline bounds the time a request body may take to arrive. The server
+// has no ReadTimeout, which would cut long streams; without this, a client
+// that announces a body and never sends it would hold its connection for
+// ever, since net/http reads what a handler left unread with no deadline.
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // noListing answers 404 for folders instead of listing them.
@@ -139,10 +152,10 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	pin, err := readPINForm(http.MaxBytesReader(w, r.Body, 1<<10), r.Header.Get("Content-Type"))
 	switch {
 	case err == nil:
-		err = s.viewers.checkPIN(sess, pin)
+		err = s.viewers.checkPIN(sess, r.RemoteAddr, pin)
 	case errors.Is(err, errWrongPIN):
 		// Not even digits: still a guess, and it counts toward the lockout.
-		if lerr := s.viewers.checkPIN(sess, ""); errors.Is(lerr, errLocked) {
+		if lerr := s.viewers.checkPIN(sess, r.RemoteAddr, ""); errors.Is(lerr, errLocked) {
 			err = lerr
 		}
 	}
@@ -187,6 +200,10 @@ func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 		ok := err == nil && isLoopback(r.RemoteAddr)
 		if ok && c.hasToken {
 			ok = s.tokenOK(c.token)
+		} else if ok && r.Method != http.MethodGet {
+			// Actions need the token itself: a page served from another port of
+			// this computer is the same site, so the cookie would come along.
+			ok = false
 		} else if ok {
 			sess := s.viewers.lookup(c.secret)
 			ok = sess != nil && sess.stateIs(s.viewers, ViewerAllowed)
@@ -196,6 +213,24 @@ func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
+	}
+}
+
+// statusRoute answers the presenter (this computer, with the token) without
+// making it a viewer when a PIN or approval is on, so neither stands in its
+// way nor asks the presenter about its own script; everyone else goes
+// through viewer.
+func (s *Server) statusRoute(viewer http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+		acc := s.Access()
+		open := acc.PIN == "" && acc.Approve == ApproveOff
+		if open || err != nil || !c.hasToken || c.secret != "" || !isLoopback(r.RemoteAddr) || !s.tokenOK(c.token) {
+			viewer(w, r)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		s.handleStatus(w, r)
 	}
 }
 
@@ -226,8 +261,12 @@ func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown action: want allow, deny, disconnect, control or revoke", http.StatusNotFound)
 		return
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, errNoViewer):
 		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusConflict)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -23,6 +23,7 @@ type Config struct {
 	Token        string        // "" means a fresh random token
 	KeepAlive    time.Duration // re-send the last frame this often on a still screen (25 s)
 	WriteTimeout time.Duration // drop a viewer whose single write takes longer (5 s)
+	BodyTimeout  time.Duration // a request body must have arrived within this (10 s)
 	Assets       fs.FS         // the viewer page: index.html and static files
 	Audio        *AudioHub     // sound; nil for none
 	Mode         Mode          // what is shared; "" means screen+audio
@@ -54,7 +55,10 @@ type Server struct {
 
 	viewers   *sessions
 	ctl       control
+	sockMu    sync.Mutex
+	sockShut  bool           // under sockMu: Close has begun, no new WebSocket handler
 	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
+	wanted    int            // the port asked for, when it was busy and another is used
 	meta      atomic.Pointer[Meta]
 	mode      atomic.Pointer[Mode]
 	bytesSent atomic.Uint64
@@ -70,6 +74,9 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 5 * time.Second
 	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 10 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -82,13 +89,13 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 	if err := cfg.Access.Validate(); err != nil {
 		return nil, err
 	}
-	ln, err := listen(cfg.Listen, cfg.Logger)
+	ln, wanted, err := listen(cfg.Listen, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{cfg: cfg, token: token, b: b, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), started: time.Now(), viewers: newSessions(cfg.Access, cfg.OnWaiting)}
+		done: make(chan struct{}), started: time.Now(), viewers: newSessions(cfg.Access, cfg.OnWaiting), wanted: wanted}
 	s.meta.Store(&Meta{})
 	mode := cfg.Mode
 	if mode == "" {
@@ -129,18 +136,19 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 	return c, err
 }
 
-// listen binds addr, or the next free port above it (up to 20 more) when it is taken.
-func listen(addr string, log *slog.Logger) (net.Listener, error) {
+// listen binds addr, or the next free port above it (up to 20 more) when it
+// is taken; then it also returns the port that was asked for, else 0.
+func listen(addr string, log *slog.Logger) (_ net.Listener, wanted int, _ error) {
 	if addr == "" {
 		addr = ":" + strconv.Itoa(DefaultPort)
 	}
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("listen address %q: %w", addr, err)
+		return nil, 0, fmt.Errorf("listen address %q: %w", addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("listen address %q: bad port", addr)
+		return nil, 0, fmt.Errorf("listen address %q: bad port", addr)
 	}
 	tries := 20
 	if port == 0 {
@@ -152,14 +160,31 @@ func listen(addr string, log *slog.Logger) (net.Listener, error) {
 		if err == nil {
 			if i > 0 {
 				log.Warn("port busy, using the next free one", "wanted", port, "port", p)
+				return ln, port, nil
 			}
-			return ln, nil
+			return ln, 0, nil
 		}
 		if !isAddrInUse(err) || p == 65535 {
-			return nil, fmt.Errorf("listening on %s: %w", addr, err)
+			return nil, 0, fmt.Errorf("listening on %s: %w", addr, err)
 		}
 	}
-	return nil, fmt.Errorf("listening on %s: ports %d to %d are all busy", addr, port, port+tries-1)
+	return nil, 0, fmt.Errorf("listening on %s: ports %d to %d are all busy", addr, port, port+tries-1)
+}
+
+// PortMoved returns the port that was asked for when it was busy and
+// Port is the next free one instead; 0 when the server got the port it asked for.
+func (s *Server) PortMoved() int { return s.wanted }
+
+// socketStarted counts a WebSocket handler in, unless Close has begun;
+// then the caller must answer without upgrading.
+func (s *Server) socketStarted() bool {
+	s.sockMu.Lock()
+	defer s.sockMu.Unlock()
+	if s.sockShut {
+		return false
+	}
+	s.sockets.Add(1)
+	return true
 }
 
 // Token returns the share token.
@@ -192,6 +217,9 @@ func (s *Server) Close() error {
 			err = s.hs.Close()
 		}
 		<-s.done
+		s.sockMu.Lock()
+		s.sockShut = true
+		s.sockMu.Unlock()
 		s.sockets.Wait()
 	})
 	return err

@@ -30,6 +30,16 @@ func (s *Server) ViewerURLs() []ViewerURL {
 		return []ViewerURL{mk(name, bound)}
 	}
 	var out []ViewerURL
+	lanAddrs(func(iface string, ip net.IP) {
+		if ip.To4() != nil && !ip.IsLinkLocalUnicast() {
+			out = append(out, mk(iface, ip.To4()))
+		}
+	})
+	return append(out, mk("loopback", net.IPv4(127, 0, 0, 1).To4()))
+}
+
+// lanAddrs calls f with each address of each interface that is up, loopback left out.
+func lanAddrs(f func(iface string, ip net.IP)) {
 	ifaces, _ := net.Interfaces()
 	for _, ifc := range ifaces {
 		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
@@ -37,12 +47,27 @@ func (s *Server) ViewerURLs() []ViewerURL {
 		}
 		addrs, _ := ifc.Addrs()
 		for _, a := range addrs {
-			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
-				out = append(out, mk(ifc.Name, ipn.IP.To4()))
+			if ipn, ok := a.(*net.IPNet); ok && !ipn.IP.IsLoopback() {
+				f(ifc.Name, ipn.IP)
 			}
 		}
 	}
-	return append(out, mk("loopback", net.IPv4(127, 0, 0, 1).To4()))
+}
+
+// Exposed lists every address other computers can reach the share on, as
+// "interface address": the viewer URLs' IPv4 addresses, and also the IPv6
+// ones (link-local included), since listening on all interfaces takes both.
+func (s *Server) Exposed() []string {
+	bound := s.Addr().IP
+	if !bound.IsUnspecified() {
+		if bound.IsLoopback() {
+			return nil
+		}
+		return []string{interfaceOf(bound) + " " + bound.String()}
+	}
+	var out []string
+	lanAddrs(func(iface string, ip net.IP) { out = append(out, iface+" "+ip.String()) })
+	return out
 }
 
 func interfaceOf(ip net.IP) string {
