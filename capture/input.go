@@ -38,7 +38,8 @@ type Input struct {
 
 // ControlAvailable returns nil when this desktop can take injected input, or
 // ErrControlUnavailable wrapped with the reason (no X display, a Wayland
-// session, no XTEST extension, an unsupported platform).
+// session, no XTEST extension, macOS without the Accessibility permission,
+// an unsupported platform).
 func ControlAvailable() error {
 	return controlAvailable()
 }
@@ -56,7 +57,8 @@ func OpenInput() (*Input, error) {
 var errInputClosed = errors.New("input closed")
 
 // Move puts the pointer at (x, y) in virtual-screen pixels: the X root
-// window, or the Windows virtual desktop.
+// window, the Windows virtual desktop, or macOS's global display space (in
+// points, as the monitor bounds are there).
 func (in *Input) Move(x, y int) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -175,27 +177,28 @@ type keyCode struct {
 	x11 uint32 // X keysym
 	vk  uint16 // Windows virtual-key code
 	ext bool   // Windows: needs KEYEVENTF_EXTENDEDKEY (else it is a keypad key)
+	mac uint16 // macOS virtual key code (kVK_* in Carbon's Events.h)
 }
 
 var keyCodes = map[Key]keyCode{
-	"Enter":      {x11: 0xff0d, vk: 0x0d},            // Return, VK_RETURN
-	"Backspace":  {x11: 0xff08, vk: 0x08},            // BackSpace, VK_BACK
-	"Tab":        {x11: 0xff09, vk: 0x09},            // Tab, VK_TAB
-	"Escape":     {x11: 0xff1b, vk: 0x1b},            // Escape, VK_ESCAPE
-	"ArrowLeft":  {x11: 0xff51, vk: 0x25, ext: true}, // Left, VK_LEFT
-	"ArrowUp":    {x11: 0xff52, vk: 0x26, ext: true}, // Up, VK_UP
-	"ArrowRight": {x11: 0xff53, vk: 0x27, ext: true}, // Right, VK_RIGHT
-	"ArrowDown":  {x11: 0xff54, vk: 0x28, ext: true}, // Down, VK_DOWN
-	"Delete":     {x11: 0xffff, vk: 0x2e, ext: true}, // Delete, VK_DELETE
-	"Home":       {x11: 0xff50, vk: 0x24, ext: true}, // Home, VK_HOME
-	"End":        {x11: 0xff57, vk: 0x23, ext: true}, // End, VK_END
-	"PageUp":     {x11: 0xff55, vk: 0x21, ext: true}, // Prior, VK_PRIOR
-	"PageDown":   {x11: 0xff56, vk: 0x22, ext: true}, // Next, VK_NEXT
-	"Shift":      {x11: 0xffe1, vk: 0xa0},            // Shift_L, VK_LSHIFT
-	"Control":    {x11: 0xffe3, vk: 0xa2},            // Control_L, VK_LCONTROL
-	"Alt":        {x11: 0xffe9, vk: 0xa4},            // Alt_L, VK_LMENU
-	"Meta":       {x11: 0xffeb, vk: 0x5b, ext: true}, // Super_L, VK_LWIN
-	" ":          {x11: 0x0020, vk: 0x20},            // space, VK_SPACE
+	"Enter":      {x11: 0xff0d, vk: 0x0d, mac: 36},             // Return, VK_RETURN, kVK_Return
+	"Backspace":  {x11: 0xff08, vk: 0x08, mac: 51},             // BackSpace, VK_BACK, kVK_Delete
+	"Tab":        {x11: 0xff09, vk: 0x09, mac: 48},             // Tab, VK_TAB, kVK_Tab
+	"Escape":     {x11: 0xff1b, vk: 0x1b, mac: 53},             // Escape, VK_ESCAPE, kVK_Escape
+	"ArrowLeft":  {x11: 0xff51, vk: 0x25, ext: true, mac: 123}, // Left, VK_LEFT, kVK_LeftArrow
+	"ArrowUp":    {x11: 0xff52, vk: 0x26, ext: true, mac: 126}, // Up, VK_UP, kVK_UpArrow
+	"ArrowRight": {x11: 0xff53, vk: 0x27, ext: true, mac: 124}, // Right, VK_RIGHT, kVK_RightArrow
+	"ArrowDown":  {x11: 0xff54, vk: 0x28, ext: true, mac: 125}, // Down, VK_DOWN, kVK_DownArrow
+	"Delete":     {x11: 0xffff, vk: 0x2e, ext: true, mac: 117}, // Delete, VK_DELETE, kVK_ForwardDelete
+	"Home":       {x11: 0xff50, vk: 0x24, ext: true, mac: 115}, // Home, VK_HOME, kVK_Home
+	"End":        {x11: 0xff57, vk: 0x23, ext: true, mac: 119}, // End, VK_END, kVK_End
+	"PageUp":     {x11: 0xff55, vk: 0x21, ext: true, mac: 116}, // Prior, VK_PRIOR, kVK_PageUp
+	"PageDown":   {x11: 0xff56, vk: 0x22, ext: true, mac: 121}, // Next, VK_NEXT, kVK_PageDown
+	"Shift":      {x11: 0xffe1, vk: 0xa0, mac: 56},             // Shift_L, VK_LSHIFT, kVK_Shift
+	"Control":    {x11: 0xffe3, vk: 0xa2, mac: 59},             // Control_L, VK_LCONTROL, kVK_Control
+	"Alt":        {x11: 0xffe9, vk: 0xa4, mac: 58},             // Alt_L, VK_LMENU, kVK_Option
+	"Meta":       {x11: 0xffeb, vk: 0x5b, ext: true, mac: 55},  // Super_L, VK_LWIN, kVK_Command
+	" ":          {x11: 0x0020, vk: 0x20, mac: 49},             // space, VK_SPACE, kVK_Space
 }
 
 func lookupKey(k Key) (keyCode, error) {

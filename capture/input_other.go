@@ -1,4 +1,4 @@
-//go:build !linux && !windows
+//go:build !linux && !windows && !darwin
 
 package capture
 
@@ -12,9 +12,6 @@ import (
 type inputSys struct{}
 
 func controlAvailable() error {
-	if runtime.GOOS == "darwin" {
-		return fmt.Errorf("%w: macOS: CGEvent injection needs the Accessibility permission; not built in this version", ErrControlUnavailable)
-	}
 	return fmt.Errorf("%w: not supported on %s", ErrControlUnavailable, runtime.GOOS)
 }
 

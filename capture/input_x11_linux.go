@@ -70,7 +70,12 @@ func controlAvailable() error {
 }
 
 func openInputSys() (*inputSys, error) {
-	if os.Getenv("XDG_SESSION_TYPE") == "wayland" {
+	// A Wayland session says so in XDG_SESSION_TYPE; started outside a login
+	// session (a script, a terminal multiplexer) that may be unset, and then
+	// WAYLAND_DISPLAY alone tells. Only an explicit X11 session with a
+	// WAYLAND_DISPLAY (a nested compositor for testing) is taken as X11.
+	session := os.Getenv("XDG_SESSION_TYPE")
+	if session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != "" && os.Getenv("DISPLAY") != "" {
 		return nil, fmt.Errorf("%w: this is a Wayland session, where X11 input injection reaches only X11 (Xwayland) windows; log in to an X11 session to allow control", ErrControlUnavailable)
 	}
 	wayland := os.Getenv("WAYLAND_DISPLAY") != ""
@@ -86,6 +91,11 @@ func openInputSys() (*inputSys, error) {
 			return nil, fmt.Errorf("%w: Wayland session without a usable X display: %w", ErrControlUnavailable, err)
 		}
 		return nil, fmt.Errorf("%w: connecting to X server: %w", ErrControlUnavailable, err)
+	}
+	// Xwayland announces itself: input sent to it reaches X11 windows only.
+	if ext, err := xproto.QueryExtension(conn, uint16(len("XWAYLAND")), "XWAYLAND").Reply(); err == nil && ext.Present {
+		conn.Close()
+		return nil, fmt.Errorf("%w: the X display is Xwayland, so injected input would reach only X11 windows; log in to an X11 session to allow control", ErrControlUnavailable)
 	}
 	s := &inputSys{conn: conn, root: xproto.Setup(conn).DefaultScreen(conn).Root}
 	if err := xtest.Init(conn); err != nil {
