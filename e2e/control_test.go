@@ -53,6 +53,7 @@ type controlPage struct {
 	id     string          // the viewer's ID, as the presenter sees it
 	vw, vh float64         // the page's viewport, in CSS pixels
 	area   image.Rectangle // the shared monitor or region, in screen pixels
+	dpr    float64         // device pixels per CSS pixel, when emulated; 0 for 1
 }
 
 // openControl starts an engine with s and opens its viewer page with the
@@ -211,6 +212,11 @@ func (p *controlPage) clickAt(t *testing.T, pt image.Point, b input.MouseButton,
 func (p *controlPage) wheel(t *testing.T, pt image.Point, dx, dy float64) {
 	t.Helper()
 	x, y := p.page(pt)
+	// With an emulated device scale, CDP takes wheel deltas in device pixels
+	// (the page sees them divided by it), while x, y stay CSS pixels.
+	if p.dpr != 0 {
+		dx, dy = dx*p.dpr, dy*p.dpr
+	}
 	// DispatchMouseEventParams leaves out a zero delta, which the browser
 	// then refuses: send the command's parameters as they are.
 	wheel := cdp.Command[map[string]any, cdp.Empty]{Method: input.CommandDispatchMouseEvent}
@@ -339,18 +345,33 @@ func TestControlPointer(t *testing.T) {
 		name   string
 		vw, vh int
 		s      engine.Settings
+		scale  float64 // device pixels per CSS pixel; 0 for 1
 	}{
-		{"800x600 exact fit", 800, 600, engine.Settings{}},
-		{"400x800 phone letterboxed", 400, 800, engine.Settings{}},
-		{"1200x400 wide pillarboxed", 1200, 400, engine.Settings{}},
-		{"downscaled to 320 wide in 1000x600", 1000, 600, engine.Settings{MaxWidth: 320}},
-		{"region 100,50 320x240 in 800x700", 800, 700, engine.Settings{Region: region}},
+		{"800x600 exact fit", 800, 600, engine.Settings{}, 0},
+		{"400x800 phone letterboxed", 400, 800, engine.Settings{}, 0},
+		{"1200x400 wide pillarboxed", 1200, 400, engine.Settings{}, 0},
+		{"downscaled to 320 wide in 1000x600", 1000, 600, engine.Settings{MaxWidth: 320}, 0},
+		{"region 100,50 320x240 in 800x700", 800, 700, engine.Settings{Region: region}, 0},
+		// A HiDPI phone, and a browser zoomed to 150% (which is what zoom
+		// is to a page: fewer CSS pixels, each of 1.5 device pixels).
+		{"HiDPI phone 390x844 at 3x", 390, 844, engine.Settings{}, 3},
+		{"browser zoom 150% (800x600 CSS px)", 800, 600, engine.Settings{}, 1.5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.s
 			s.FPS, s.Quality, s.Control = 30, 80, stream.ControlGrant
-			p := openControl(t, s, tc.vw, tc.vh)
+			var setup []chromedp.Action[chromedp.Void]
+			if tc.scale != 0 {
+				setup = append(setup, chromedp.EmulateViewport(int64(tc.vw), int64(tc.vh), chromedp.EmulateScale(tc.scale)))
+			}
+			p := openControl(t, s, tc.vw, tc.vh, setup...)
+			if tc.scale != 0 {
+				if dpr := eval[float64](t, p.ctx, "window.devicePixelRatio"); dpr != tc.scale {
+					t.Fatalf("devicePixelRatio %v, want %v", dpr, tc.scale)
+				}
+				p.dpr = tc.scale
+			}
 			if w := eval[int](t, p.ctx, "document.getElementById('screen').naturalWidth"); s.MaxWidth > 0 && w != s.MaxWidth {
 				t.Fatalf("picture is %d wide, want the downscaled %d", w, s.MaxWidth)
 			}

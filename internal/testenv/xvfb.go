@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +27,10 @@ type X struct {
 	conn    *xgb.Conn
 	root    xproto.Window
 	gc      xproto.Gcontext
+	proc    *os.Process
+	exited  chan struct{} // closed when the server has exited
+	once    sync.Once
+	t       testing.TB
 }
 
 // Need fails the test with the install command when a program is missing:
@@ -42,6 +48,53 @@ func Need(t testing.TB, programs ...string) {
 // the test and stops the server when the test ends.
 func StartX(t testing.TB, w, h int) *X {
 	t.Helper()
+	return startX(t, "", w, h)
+}
+
+// StartXOn starts Xvfb with one w×h screen on display (e.g. ":93"), as
+// StartX does: for a server that comes back where a killed one was.
+func StartXOn(t testing.TB, display string, w, h int) *X {
+	t.Helper()
+	if !strings.HasPrefix(display, ":") {
+		t.Fatalf("display %q: want \":N\"", display)
+	}
+	release(display)
+	return startX(t, display, w, h)
+}
+
+// reserved holds the displays of killed servers (see Kill), by display.
+var (
+	reservedMu sync.Mutex
+	reserved   = map[string]net.Listener{}
+)
+
+// reserve keeps a dead server's display number from other Xvfbs until
+// StartXOn or the end of the test. With -displayfd Xvfb takes no lock file:
+// it takes the lowest number whose abstract socket (@/tmp/.X11-unix/XN) it
+// can bind. So the test binds that socket itself. Clients are not misled:
+// xgb dials the socket file, which nobody listens on any more.
+func reserve(t testing.TB, display string) {
+	l, err := net.Listen("unix", "@/tmp/.X11-unix/X"+strings.TrimPrefix(display, ":"))
+	if err != nil {
+		t.Fatalf("reserving display %s after its server died (another server took it?): %v", display, err)
+	}
+	reservedMu.Lock()
+	reserved[display] = l
+	reservedMu.Unlock()
+	t.Cleanup(func() { release(display) })
+}
+
+func release(display string) {
+	reservedMu.Lock()
+	defer reservedMu.Unlock()
+	if l := reserved[display]; l != nil {
+		l.Close()
+		delete(reserved, display)
+	}
+}
+
+func startX(t testing.TB, display string, w, h int) *X {
+	t.Helper()
 	Need(t, "Xvfb")
 	r, wr, err := os.Pipe()
 	if err != nil {
@@ -49,18 +102,23 @@ func StartX(t testing.TB, w, h int) *X {
 	}
 	// -noreset: kbinani/screenshot opens a connection per call, and a server
 	// reset when the last client leaves would break the next one.
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h),
-		"-noreset", "-nolisten", "tcp", "+extension", "MIT-SHM")
+	args := []string{"-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h),
+		"-noreset", "-nolisten", "tcp", "+extension", "MIT-SHM"}
+	if display != "" {
+		// With a display given, Xvfb still writes its number to the fd once ready.
+		args = append([]string{display}, args...)
+	}
+	cmd := exec.Command("Xvfb", args...)
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.Stderr = &prefixWriter{t: t, prefix: "Xvfb: "}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting Xvfb: %v", err)
 	}
 	wr.Close()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	x := &X{Width: w, Height: h, proc: cmd.Process, exited: exited, t: t}
+	t.Cleanup(x.stop)
 	num := make(chan string, 1)
 	go func() {
 		line, _ := bufio.NewReader(r).ReadString('\n')
@@ -77,19 +135,41 @@ func StartX(t testing.TB, w, h int) *X {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Xvfb did not start within 10 s")
 	}
+	if display != "" && disp != display {
+		t.Fatalf("Xvfb started on %s, want %s", disp, display)
+	}
 	t.Setenv("DISPLAY", disp)
-	x := &X{Display: disp, Width: w, Height: h}
+	x.Display = disp
 	x.conn, err = xgb.NewConnDisplay(disp)
 	if err != nil {
 		t.Fatalf("connecting to Xvfb: %v", err)
 	}
-	t.Cleanup(x.conn.Close)
 	x.root = xproto.Setup(x.conn).DefaultScreen(x.conn).Root
 	x.gc, _ = xproto.NewGcontextId(x.conn)
 	if err := xproto.CreateGCChecked(x.conn, x.gc, xproto.Drawable(x.root), 0, nil).Check(); err != nil {
 		t.Fatalf("creating GC: %v", err)
 	}
 	return x
+}
+
+// stop closes the painting connection and stops the server; a second call does nothing.
+func (x *X) stop() {
+	x.once.Do(func() {
+		if x.conn != nil {
+			x.conn.Close()
+		}
+		_ = x.proc.Kill()
+		<-x.exited
+	})
+}
+
+// Kill ends the server at once (SIGKILL), as a crash would, and returns when
+// it has exited: every client's connection breaks. The display number stays
+// reserved for StartXOn(t, x.Display, …), which starts a new server there.
+func (x *X) Kill() {
+	x.t.Helper()
+	x.stop()
+	reserve(x.t, x.Display)
 }
 
 // Fill paints the whole screen one colour.
