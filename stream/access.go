@@ -224,9 +224,10 @@ func (ss *sessions) create(r *http.Request) (*session, error) {
 	}
 	if ss.access.Approve != ApproveOff && ss.access.PIN == "" {
 		// Each new viewer asks the presenter: a few at a time from one address.
-		n, addr := 0, hostOf(r.RemoteAddr)
+		// By strikeKey, as the PIN lockout: an IPv6 /64 is one address.
+		n, key := 0, strikeKey(hostOf(r.RemoteAddr))
 		for _, o := range ss.byID {
-			if o.state == ViewerWaiting && o.addr == addr {
+			if o.state == ViewerWaiting && strikeKey(o.addr) == key {
 				n++
 			}
 		}
@@ -293,6 +294,7 @@ func (ss *sessions) setLocked(s *session, allow bool) {
 		s.state = ViewerAllowed
 	} else {
 		s.state = ViewerDenied
+		s.control = false
 		s.cancel()
 	}
 	ss.gen++
@@ -315,6 +317,7 @@ func (ss *sessions) decide(id string, allow bool) error {
 		ss.gen++
 	case !allow && s.state != ViewerDenied && s.state != ViewerDisconnected:
 		s.state = ViewerDisconnected
+		s.control = false
 		s.cancel()
 		ss.gen++
 	}
@@ -568,6 +571,13 @@ func (ss *sessions) controlOf(s *session) (granted, allowed bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return s.control, s.state == ViewerAllowed
+}
+
+// known says whether id names a remembered viewer.
+func (ss *sessions) known(id string) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.byID[id] != nil
 }
 
 // controller returns the ID of the viewer granted control, or "".

@@ -152,7 +152,9 @@ func parseControl(msg []byte) (ControlEvent, error) {
 			return ControlEvent{}, fmt.Errorf("control text: want 1 to %d characters of UTF-8", maxTextRunes)
 		}
 		for _, r := range ev.Text {
-			if !unicode.IsPrint(r) {
+			// Joiners and variation selectors are not printable alone, but
+			// joined emoji and their presentation forms need them.
+			if !unicode.IsPrint(r) && r != '\u200d' && !unicode.Is(unicode.Variation_Selector, r) {
 				return ControlEvent{}, fmt.Errorf("control text: unprintable %U", r)
 			}
 		}
@@ -284,11 +286,11 @@ func (s *Server) injector() Injector {
 // Grant gives control to the viewer id, taking it from anyone else (and
 // letting go of whatever the one before held).
 func (s *Server) Grant(id string) error {
+	s.ctl.gate.Lock() // first: control cannot be turned off between the check and the grant
+	defer s.ctl.gate.Unlock()
 	if s.ControlMode() == ControlOff {
 		return errors.New("remote control is off")
 	}
-	s.ctl.gate.Lock()
-	defer s.ctl.gate.Unlock()
 	prev := s.viewers.controller()
 	if err := s.viewers.grant(id); err != nil {
 		return err
@@ -305,8 +307,11 @@ func (s *Server) Grant(id string) error {
 func (s *Server) Revoke(id string) {
 	s.ctl.gate.Lock()
 	defer s.ctl.gate.Unlock()
+	had := s.viewers.controller()
 	s.viewers.revoke(id)
-	s.ctl.releaseLocked(s.injector())
+	if id == "" || had == id { // revoking another viewer leaves the controller's drag alone
+		s.ctl.releaseLocked(s.injector())
+	}
 	s.log.Info("control revoked", "id", cmp(id, "all"))
 }
 

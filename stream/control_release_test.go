@@ -184,4 +184,54 @@ func TestControlLetsGo(t *testing.T) {
 			t.Errorf("4 sockets of one viewer injected %d moves in %v, want at most %d", got, time.Since(start), limit)
 		}
 	})
+
+	t.Run("revoking another viewer leaves the controller's drag alone", func(t *testing.T) {
+		ts, rec := controlServer(t, stream.ControlGrant)
+		alice, bob := ts.sessionCookie(t), ts.sessionCookie(t)
+		socket(t, ts, alice)
+		socket(t, ts, bob)
+		vs, _ := ts.srv.Viewers()
+		if err := ts.srv.Grant(vs[0].ID); err != nil {
+			t.Fatal(err)
+		}
+		before := rec.releases()
+		ts.srv.Revoke(vs[1].ID)
+		if rec.releases() != before {
+			t.Error("revoking a viewer without control let go of the controller's input")
+		}
+		ts.srv.Revoke(vs[0].ID)
+		if rec.releases() != before+1 {
+			t.Error("revoking the controller let go of nothing")
+		}
+	})
+
+	t.Run("sending the controller away lets go and ends its grant", func(t *testing.T) {
+		for name, send := range map[string]func(*stream.Server, string) error{
+			"disconnect": (*stream.Server).Disconnect,
+			"deny":       (*stream.Server).Deny,
+		} {
+			t.Run(name, func(t *testing.T) {
+				ts, rec := controlServer(t, stream.ControlGrant)
+				socket(t, ts, ts.sessionCookie(t))
+				vs, _ := ts.srv.Viewers()
+				if err := ts.srv.Grant(vs[0].ID); err != nil {
+					t.Fatal(err)
+				}
+				before := rec.releases()
+				if err := send(ts.srv, vs[0].ID); err != nil {
+					t.Fatal(err)
+				}
+				if rec.releases() != before+1 {
+					t.Errorf("%s of the controller: %d releases, want 1", name, rec.releases()-before)
+				}
+				// Let back in, it must be granted again to control.
+				if err := ts.srv.Allow(vs[0].ID); err != nil {
+					t.Fatal(err)
+				}
+				if st := ts.srv.Status().Control; st.Controller != "" {
+					t.Errorf("after %s and allow, %s controls without a new grant", name, st.Controller)
+				}
+			})
+		}
+	})
 }

@@ -27,6 +27,8 @@ func TestParseControl(t *testing.T) {
 		{`{"t":"key","k":"Enter","down":true}`, stream.ControlEvent{Type: "key", Key: "Enter", Down: true}, true},
 		{`{"t":"key","k":" "}`, stream.ControlEvent{Type: "key", Key: " "}, true},
 		{`{"t":"text","s":"héllo wörld"}`, stream.ControlEvent{Type: "text", Text: "héllo wörld"}, true},
+		{`{"t":"text","s":"👨\u200d👩\u200d👧 ❤\ufe0f"}`, stream.ControlEvent{Type: "text", Text: "👨\u200d👩\u200d👧 ❤\ufe0f"}, true},
+		{`{"t":"text","s":"a\u200bb"}`, stream.ControlEvent{}, false}, // a zero-width space is not for typing
 		{`{"t":"move","x":1.5,"y":0}`, stream.ControlEvent{}, false},
 		{`{"t":"move","x":-0.01,"y":0}`, stream.ControlEvent{}, false},
 		{`{"t":"move","x":"NaN","y":0}`, stream.ControlEvent{}, false},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"mime"
@@ -256,7 +257,11 @@ func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
 	case "control":
 		err = s.Grant(id)
 	case "revoke":
-		s.Revoke(id)
+		if !s.viewers.known(id) {
+			err = fmt.Errorf("viewer %q: %w", id, errNoViewer)
+		} else {
+			s.Revoke(id)
+		}
 	default:
 		http.Error(w, "unknown action: want allow, deny, disconnect, control or revoke", http.StatusNotFound)
 		return

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -120,12 +121,26 @@ func TestWaitingPerAddress(t *testing.T) {
 		}
 	}
 	nothingOn(t, calls, "OnWaiting calls for the flood")
+	// An IPv6 /64 is one address: a device picks any address in it.
+	for i := range 5 {
+		rec := hc.do(t, http.MethodGet, "/?t="+token, fmt.Sprintf("[2001:db8:1:2::%x]:1000", i+1), "", "")
+		want := http.StatusForbidden
+		if i >= 3 {
+			want = http.StatusTooManyRequests
+		}
+		if rec.Code != want {
+			t.Fatalf("IPv6 viewer %d of one /64: status %d, want %d", i+1, rec.Code, want)
+		}
+		if want == http.StatusForbidden {
+			nextWaiting(t, calls)
+		}
+	}
 	if rec := hc.do(t, http.MethodGet, "/?t="+token, "192.0.2.8:1000", "", ""); rec.Code != http.StatusForbidden {
 		t.Errorf("another address: status %d, want 403 and the waiting page", rec.Code)
 	}
 	nextWaiting(t, calls)
-	if vs, _ := ts.srv.Viewers(); len(vs) != 4 {
-		t.Errorf("%d viewers waiting, want 4", len(vs))
+	if vs, _ := ts.srv.Viewers(); len(vs) != 7 {
+		t.Errorf("%d viewers waiting, want 7", len(vs))
 	}
 }
 
@@ -167,5 +182,8 @@ func TestPresenterActionsNeedTheToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	grant("00000000", http.StatusNotFound)
+	if resp := ts.do(t, timeout(t), http.MethodPost, "/api/viewers/00000000/revoke?t="+token); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("revoke for an unknown viewer: status %d, want 404", resp.StatusCode)
+	}
 	grant(vs[0].ID, http.StatusNoContent)
 }

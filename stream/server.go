@@ -236,12 +236,26 @@ func (s *Server) Allow(id string) error {
 
 // Deny refuses a waiting viewer; it sends away one already watching.
 func (s *Server) Deny(id string) error {
-	return s.logged("viewer denied", id, s.viewers.decide(id, false))
+	return s.sendAway("viewer denied", id, func(id string) error { return s.viewers.decide(id, false) })
 }
 
 // Disconnect sends a viewer away: its streams end at once and its page says so.
 func (s *Server) Disconnect(id string) error {
-	return s.logged("viewer disconnected", id, s.viewers.disconnect(id))
+	return s.sendAway("viewer disconnected", id, s.viewers.disconnect)
+}
+
+// sendAway applies f to the viewer id against the control gate: once it
+// returns, no input of that viewer reaches the desktop, and what it held as
+// the controller is let go (with --control=all, its socket lets go of its own).
+func (s *Server) sendAway(msg, id string, f func(string) error) error {
+	s.ctl.gate.Lock()
+	defer s.ctl.gate.Unlock()
+	had := s.viewers.controller() == id
+	err := f(id)
+	if err == nil && had {
+		s.ctl.releaseLocked(s.injector())
+	}
+	return s.logged(msg, id, err)
 }
 
 func (s *Server) logged(msg, id string, err error) error {
