@@ -318,7 +318,7 @@ func (w *window) update(st engine.State) {
 		w.stopCtl.Hide()
 	}
 	exp := exposure(st, s.Listen)
-	if st.Sharing && st.Wanted != 0 {
+	if st.Wanted != 0 { // 0 too while not sharing
 		exp = fmt.Sprintf(lang.L("Port %d is busy, so Deskcast uses port %d."), st.Wanted, st.Port) + " " + exp
 	}
 	w.exposure.SetText(exp)

@@ -553,31 +553,28 @@ func (ss *sessions) grant(id string) error {
 }
 
 // revoke takes remote control back from id, or from everyone for "".
-func (ss *sessions) revoke(id string) {
+func (ss *sessions) revoke(id string) error {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if id != "" && ss.byID[id] == nil {
+		return fmt.Errorf("viewer %q: %w", id, errNoViewer)
+	}
 	for _, s := range ss.byID {
 		if id == "" || s.id == id {
 			s.control = false
 		}
 	}
 	ss.gen++
+	return nil
 }
 
-func (ss *sessions) revokeAll() { ss.revoke("") }
+func (ss *sessions) revokeAll() { _ = ss.revoke("") }
 
 // controlOf says whether s was granted control and may watch.
 func (ss *sessions) controlOf(s *session) (granted, allowed bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return s.control, s.state == ViewerAllowed
-}
-
-// known says whether id names a remembered viewer.
-func (ss *sessions) known(id string) bool {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return ss.byID[id] != nil
 }
 
 // controller returns the ID of the viewer granted control, or "".

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -107,24 +106,7 @@ func parseControl(msg []byte) (ControlEvent, error) {
 		}
 		return nil
 	}
-	// Each type carries its own fields only: a button on a move or a wheel
-	// on a key is refused, so what is accepted is exactly what is injected.
-	var ok bool
-	switch ev.Type {
-	case "move":
-		ok = ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
-	case "down", "up":
-		ok = ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
-	case "wheel":
-		ok = ev.Button == 0 && ev.Key == "" && !ev.Down && ev.Text == ""
-	case "key":
-		ok = ev.X == 0 && ev.Y == 0 && ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Text == ""
-	case "text":
-		ok = ev.X == 0 && ev.Y == 0 && ev.Button == 0 && ev.DX == 0 && ev.DY == 0 && ev.Key == "" && !ev.Down
-	default:
-		return ControlEvent{}, fmt.Errorf("control: unknown type %q", ev.Type)
-	}
-	if !ok {
+	if ev.foreign() {
 		return ControlEvent{}, fmt.Errorf("control %s: fields that belong to another type", ev.Type)
 	}
 	switch ev.Type {
@@ -136,7 +118,8 @@ func parseControl(msg []byte) (ControlEvent, error) {
 		}
 		return ev, inPicture()
 	case "wheel":
-		if abs(ev.DX) > maxWheelNotch || abs(ev.DY) > maxWheelNotch || ev.DX == 0 && ev.DY == 0 {
+		if ev.DX < -maxWheelNotch || ev.DX > maxWheelNotch || ev.DY < -maxWheelNotch || ev.DY > maxWheelNotch ||
+			ev.DX == 0 && ev.DY == 0 {
 			return ControlEvent{}, fmt.Errorf("control wheel: %d,%d notches, want 1 to %d", ev.DX, ev.DY, maxWheelNotch)
 		}
 		return ev, inPicture()
@@ -163,14 +146,24 @@ func parseControl(msg []byte) (ControlEvent, error) {
 	return ControlEvent{}, fmt.Errorf("control: unknown type %q", ev.Type)
 }
 
-func abs(n int) int {
-	if n < 0 {
-		if n == math.MinInt {
-			return math.MaxInt
-		}
-		return -n
+// foreign says whether ev carries a field its type does not have (a button on
+// a move, a wheel on a key), so that what is accepted is exactly what is injected.
+func (ev ControlEvent) foreign() bool {
+	pos, button, wheel := ev.X != 0 || ev.Y != 0, ev.Button != 0, ev.DX != 0 || ev.DY != 0
+	key, text := ev.Key != "" || ev.Down, ev.Text != ""
+	switch ev.Type {
+	case "move":
+		return button || wheel || key || text
+	case "down", "up":
+		return wheel || key || text
+	case "wheel":
+		return button || key || text
+	case "key":
+		return pos || button || wheel || text
+	case "text":
+		return pos || button || wheel || key
 	}
-	return n
+	return false
 }
 
 // inject sends ev to inj.
@@ -304,15 +297,19 @@ func (s *Server) Grant(id string) error {
 
 // Revoke takes control back from the viewer id ("" for whoever has it) at
 // once: its next message is refused, and every button and key is let go.
-func (s *Server) Revoke(id string) {
+// It fails only for an id that names no viewer.
+func (s *Server) Revoke(id string) error {
 	s.ctl.gate.Lock()
 	defer s.ctl.gate.Unlock()
 	had := s.viewers.controller()
-	s.viewers.revoke(id)
+	if err := s.viewers.revoke(id); err != nil {
+		return err
+	}
 	if id == "" || had == id { // revoking another viewer leaves the controller's drag alone
 		s.ctl.releaseLocked(s.injector())
 	}
 	s.log.Info("control revoked", "id", cmp(id, "all"))
+	return nil
 }
 
 // mayControl says whether sess's input goes to the desktop now, and where.

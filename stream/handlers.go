@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"mime"
@@ -223,10 +222,12 @@ func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 // through viewer.
 func (s *Server) statusRoute(viewer http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if acc := s.Access(); acc.PIN == "" && acc.Approve == ApproveOff {
+			viewer(w, r) // nothing stands in the way: a viewer like any other
+			return
+		}
 		c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
-		acc := s.Access()
-		open := acc.PIN == "" && acc.Approve == ApproveOff
-		if open || err != nil || !c.hasToken || c.secret != "" || !isLoopback(r.RemoteAddr) || !s.tokenOK(c.token) {
+		if err != nil || !c.hasToken || c.secret != "" || !isLoopback(r.RemoteAddr) || !s.tokenOK(c.token) {
 			viewer(w, r)
 			return
 		}
@@ -257,11 +258,7 @@ func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
 	case "control":
 		err = s.Grant(id)
 	case "revoke":
-		if !s.viewers.known(id) {
-			err = fmt.Errorf("viewer %q: %w", id, errNoViewer)
-		} else {
-			s.Revoke(id)
-		}
+		err = s.Revoke(id)
 	default:
 		http.Error(w, "unknown action: want allow, deny, disconnect, control or revoke", http.StatusNotFound)
 		return
