@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/stream"
 )
@@ -25,7 +26,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	s := engine.Defaults()
 	var (
 		list     = fl.Bool("list", false, "list monitors and audio inputs, and exit")
-		audio    = fl.String("audio", capture.AudioNone, "sound to share: an input's name or number from --list, \"default\" or \"none\"")
+		sound    = fl.String("audio", audio.None, "sound to share: an input's name or number from --list, \"default\" or \"none\"")
 		mode     = fl.String("mode", string(stream.ModeScreenAudio), "what to share: screen+audio, screen or audio")
 		headless = fl.Bool("headless", false, "run without a window: print the viewer URLs and serve until Ctrl-C")
 		monitor  = fl.Int("monitor", 1, "monitor to share, as --list numbers them")
@@ -65,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, m := range ms {
 			fmt.Fprintf(stdout, "  %s at %d,%d\n", m, m.Bounds.Min.X, m.Bounds.Min.Y)
 		}
-		ds, err := capture.AudioDevices()
+		ds, err := audio.Devices()
 		if err != nil {
 			fmt.Fprintln(stderr, "deskcast:", err)
 			return 1
@@ -89,7 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	s.Mode = m
-	if s.Audio, err = capture.ResolveAudio(*audio); err != nil {
+	if s.Audio, err = audio.Resolve(*sound); err != nil {
 		fmt.Fprintln(stderr, "deskcast:", err)
 		return 2
 	}

@@ -16,7 +16,9 @@ import (
 	"fyne.io/fyne/v2/lang"
 
 	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/stream"
 )
 
@@ -43,12 +45,12 @@ type Engine interface {
 // Devices lists what can be shared; capture's functions, or fakes in tests.
 type Devices struct {
 	Monitors         func() ([]capture.Monitor, error)
-	Audio            func() ([]capture.AudioDevice, error)
+	Audio            func() ([]audio.Device, error)
 	ControlAvailable func() error // nil, or why input cannot be injected here (e.g. Wayland)
 }
 
 // SystemDevices lists the real monitors and audio inputs.
-var SystemDevices = Devices{Monitors: capture.Monitors, Audio: capture.AudioDevices, ControlAvailable: capture.ControlAvailable}
+var SystemDevices = Devices{Monitors: capture.Monitors, Audio: audio.Devices, ControlAvailable: input.Available}
 
 //go:embed translations
 var translations embed.FS
@@ -82,7 +84,7 @@ type App struct {
 
 	mu       sync.Mutex
 	monitors []capture.Monitor
-	audio    []capture.AudioDevice
+	audio    []audio.Device
 	iface    string // preferred interface name for the QR code
 	lastErr  string
 	ctlWhy   string // why remote control cannot work here; "" when it can

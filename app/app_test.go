@@ -19,6 +19,7 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/stream"
 )
@@ -156,8 +157,8 @@ var fakeDevices = Devices{
 			{Index: 1, Bounds: image.Rect(1920, 0, 3200, 1024)},
 		}, nil
 	},
-	Audio: func() ([]capture.AudioDevice, error) {
-		return []capture.AudioDevice{{ID: "default", Name: "Default input"}, {ID: "pulse:x.monitor", Name: "Monitor of Speakers", Monitor: true}}, nil
+	Audio: func() ([]audio.Device, error) {
+		return []audio.Device{{ID: "default", Name: "Default input"}, {ID: "pulse:x.monitor", Name: "Monitor of Speakers", Monitor: true}}, nil
 	},
 	ControlAvailable: func() error { return nil },
 }

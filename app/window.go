@@ -15,7 +15,7 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
-	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/stream"
 )
@@ -188,7 +188,7 @@ func newWindow(a *App) *window {
 }
 
 // audioID maps a menu label back to a device ID; "" is None.
-func audioID(ds []capture.AudioDevice, label string) string {
+func audioID(ds []audio.Device, label string) string {
 	for _, d := range ds {
 		if d.Name == label {
 			return d.ID

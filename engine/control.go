@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/stream"
 )
 
@@ -15,7 +16,7 @@ import (
 // or the stream's downscale, and opens the desktop's input on first use.
 type injector struct {
 	mu   sync.Mutex
-	in   *capture.Input
+	in   *input.Injector
 	rect image.Rectangle // the shared monitor or region, in screen pixels
 }
 
@@ -48,9 +49,9 @@ func (j *injector) setRect(r image.Rectangle) {
 }
 
 // input returns the open desktop input; under j.mu.
-func (j *injector) inputLocked() (*capture.Input, error) {
+func (j *injector) inputLocked() (*input.Injector, error) {
 	if j.in == nil {
-		in, err := capture.OpenInput()
+		in, err := input.Open()
 		if err != nil {
 			return nil, err
 		}
@@ -59,7 +60,7 @@ func (j *injector) inputLocked() (*capture.Input, error) {
 	return j.in, nil
 }
 
-func (j *injector) do(f func(*capture.Input) error) error {
+func (j *injector) do(f func(*input.Injector) error) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	in, err := j.inputLocked()
@@ -88,7 +89,7 @@ func (j *injector) point(x, y float64) (int, int, error) {
 }
 
 func (j *injector) Move(x, y float64) error {
-	return j.do(func(in *capture.Input) error {
+	return j.do(func(in *input.Injector) error {
 		px, py, err := j.point(x, y)
 		if err != nil {
 			return err
@@ -98,25 +99,25 @@ func (j *injector) Move(x, y float64) error {
 }
 
 // domButtons maps the DOM's button numbers to the desktop's.
-var domButtons = [...]capture.MouseButton{capture.ButtonLeft, capture.ButtonMiddle, capture.ButtonRight}
+var domButtons = [...]input.MouseButton{input.ButtonLeft, input.ButtonMiddle, input.ButtonRight}
 
 func (j *injector) Button(b int, down bool) error {
 	if b < 0 || b >= len(domButtons) {
 		return fmt.Errorf("mouse button %d: want 0, 1 or 2", b)
 	}
-	return j.do(func(in *capture.Input) error { return in.Button(domButtons[b], down) })
+	return j.do(func(in *input.Injector) error { return in.Button(domButtons[b], down) })
 }
 
 func (j *injector) Scroll(dx, dy int) error {
-	return j.do(func(in *capture.Input) error { return in.Scroll(dx, dy) })
+	return j.do(func(in *input.Injector) error { return in.Scroll(dx, dy) })
 }
 
 func (j *injector) Key(name string, down bool) error {
-	return j.do(func(in *capture.Input) error { return in.Key(capture.Key(name), down) })
+	return j.do(func(in *input.Injector) error { return in.Key(input.Key(name), down) })
 }
 
 func (j *injector) Text(s string) error {
-	return j.do(func(in *capture.Input) error { return in.Type(s) })
+	return j.do(func(in *input.Injector) error { return in.Type(s) })
 }
 
 // ReleaseAll lets go of whatever the viewers held, by closing the desktop
@@ -141,7 +142,7 @@ func (e *Engine) SetControl(mode stream.ControlMode) error {
 		return err
 	}
 	if mode != stream.ControlOff {
-		if err := capture.ControlAvailable(); err != nil {
+		if err := input.Available(); err != nil {
 			return err
 		}
 	}

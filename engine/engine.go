@@ -12,6 +12,9 @@ import (
 
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/capture"
+	"github.com/deskcast/deskcast/capture/audio"
+	"github.com/deskcast/deskcast/input"
+	"github.com/deskcast/deskcast/media"
 	"github.com/deskcast/deskcast/stream"
 )
 
@@ -24,7 +27,7 @@ type Settings struct {
 	FPS      int
 	Quality  int
 	MaxWidth int
-	Audio    string      // audio device ID (see capture.AudioDevices); "" for none
+	Audio    string      // audio device ID (see audio.Devices); "" for none
 	Mode     stream.Mode // what is shared; "" means screen+audio
 	Access   stream.Access
 	Control  stream.ControlMode // remote control from viewers; off by default
@@ -78,14 +81,14 @@ func source(scr *capture.Screen) stream.Source {
 	})
 }
 
-// audioSource adapts a capture.Audio to the stream's AudioSource; nil for no device.
+// audioSource adapts an audio.Source to the stream's AudioSource; nil for no device.
 func audioSource(device string) stream.AudioSource {
 	if device == "" {
 		return nil
 	}
-	a := capture.NewAudio(device)
+	a := audio.New(device)
 	return stream.AudioSourceFunc(func(ctx context.Context, emit func(*stream.AudioChunk)) error {
-		return a.Run(ctx, func(c capture.AudioChunk) {
+		return a.Run(ctx, func(c *media.AudioChunk) {
 			emit(&stream.AudioChunk{PCM: c.PCM, Rate: c.Rate, Channels: c.Channels, Captured: c.Captured})
 		})
 	})
@@ -96,7 +99,7 @@ func audioName(id string) string {
 	if id == "" {
 		return ""
 	}
-	if ds, err := capture.AudioDevices(); err == nil {
+	if ds, err := audio.Devices(); err == nil {
 		for _, d := range ds {
 			if d.ID == id {
 				return d.Name
@@ -139,7 +142,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	srv.SetMeta(e.meta())
-	if why := capture.ControlAvailable(); why != nil {
+	if why := input.Available(); why != nil {
 		srv.SetControlUnavailable(why.Error())
 	}
 	e.srv, e.b, e.audio = srv, b, audio
@@ -206,7 +209,7 @@ func (e *Engine) SetMode(m stream.Mode) error {
 	return nil
 }
 
-// SetAudio switches the audio device (an ID from capture.AudioDevices, "" for
+// SetAudio switches the audio device (an ID from audio.Devices, "" for
 // none), live: listeners stay connected and hear the new device.
 func (e *Engine) SetAudio(device string) error {
 	e.mu.Lock()

@@ -117,6 +117,43 @@ func (r *Recorder) Drain() []InputEvent {
 	}
 }
 
+// Next returns the next event, failing the test after 5 s without one.
+func (r *Recorder) Next(t testing.TB) InputEvent {
+	t.Helper()
+	select {
+	case e := <-r.events:
+		return e
+	case <-time.After(5 * time.Second):
+		t.Fatal("no input event within 5 s")
+		return InputEvent{}
+	}
+}
+
+// Collect returns the events that arrive before a marker: a pointer motion
+// that move (the injector under test) makes after everything the test sent,
+// to a point the pointer is not at, so that it always produces an event.
+func (r *Recorder) Collect(t testing.TB, move func(x, y int) error) []InputEvent {
+	t.Helper()
+	mark := 1
+	if r.Pointer(t) == image.Pt(mark, mark) {
+		mark = 2
+	}
+	if err := move(mark, mark); err != nil {
+		t.Fatalf("moving to the marker: %v", err)
+	}
+	var evs []InputEvent
+	for {
+		e := r.Next(t)
+		if e.Kind == "motion" && e.X == mark && e.Y == mark {
+			if n := len(evs); n > 0 && evs[n-1].X == mark && evs[n-1].Y == mark {
+				t.Fatalf("the marker point was reached before the marker: %v", evs)
+			}
+			return evs
+		}
+		evs = append(evs, e)
+	}
+}
+
 // During returns every event that arrives within d.
 func (r *Recorder) During(d time.Duration) []InputEvent {
 	var evs []InputEvent

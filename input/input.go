@@ -1,4 +1,6 @@
-package capture
+// Package input injects remote viewers' mouse and keyboard events into the
+// desktop: XTEST on X11, SendInput on Windows, CGEvent on macOS.
+package input
 
 import (
 	"errors"
@@ -23,35 +25,35 @@ const (
 // "Control", "Alt", "Meta" and " " (the space bar). Text goes through Type.
 type Key string
 
-// ErrControlUnavailable is returned, wrapped with the reason, when this
+// ErrUnavailable is returned, wrapped with the reason, when this
 // desktop cannot take injected input.
-var ErrControlUnavailable = errors.New("remote control unavailable")
+var ErrUnavailable = errors.New("remote control unavailable")
 
-// Input injects mouse and keyboard events into the desktop. Its methods may
+// Injector injects mouse and keyboard events into the desktop. Its methods may
 // be called from several goroutines; each returns once the events are sent.
-type Input struct {
+type Injector struct {
 	mu      sync.Mutex
 	sys     *inputSys // nil once closed
 	buttons map[MouseButton]bool
 	keys    map[Key]bool
 }
 
-// ControlAvailable returns nil when this desktop can take injected input, or
-// ErrControlUnavailable wrapped with the reason (no X display, a Wayland
+// Available returns nil when this desktop can take injected input, or
+// ErrUnavailable wrapped with the reason (no X display, a Wayland
 // session, no XTEST extension, macOS without the Accessibility permission,
 // an unsupported platform).
-func ControlAvailable() error {
+func Available() error {
 	return controlAvailable()
 }
 
-// OpenInput connects to the desktop for injecting input. Errors that mean
-// control cannot work here wrap ErrControlUnavailable.
-func OpenInput() (*Input, error) {
+// Open connects to the desktop for injecting input. Errors that mean
+// control cannot work here wrap ErrUnavailable.
+func Open() (*Injector, error) {
 	sys, err := openInputSys()
 	if err != nil {
 		return nil, err
 	}
-	return &Input{sys: sys, buttons: map[MouseButton]bool{}, keys: map[Key]bool{}}, nil
+	return &Injector{sys: sys, buttons: map[MouseButton]bool{}, keys: map[Key]bool{}}, nil
 }
 
 var errInputClosed = errors.New("input closed")
@@ -59,7 +61,7 @@ var errInputClosed = errors.New("input closed")
 // Move puts the pointer at (x, y) in virtual-screen pixels: the X root
 // window, the Windows virtual desktop, or macOS's global display space (in
 // points, as the monitor bounds are there).
-func (in *Input) Move(x, y int) error {
+func (in *Injector) Move(x, y int) error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.sys == nil {
@@ -72,7 +74,7 @@ func (in *Input) Move(x, y int) error {
 }
 
 // Button presses (down) or releases a mouse button where the pointer is.
-func (in *Input) Button(b MouseButton, down bool) error {
+func (in *Injector) Button(b MouseButton, down bool) error {
 	if err := checkButton(b); err != nil {
 		return err
 	}
@@ -89,7 +91,7 @@ func (in *Input) Button(b MouseButton, down bool) error {
 }
 
 // Scroll turns the wheel by whole notches: dy > 0 scrolls down, dx > 0 right.
-func (in *Input) Scroll(dx, dy int) error {
+func (in *Injector) Scroll(dx, dy int) error {
 	const maxNotches = 100 // a bound on one call's work, far beyond any real wheel
 	if dx < -maxNotches || dx > maxNotches || dy < -maxNotches || dy > maxNotches {
 		return fmt.Errorf("scrolling %d,%d: more than %d notches", dx, dy, maxNotches)
@@ -107,7 +109,7 @@ func (in *Input) Scroll(dx, dy int) error {
 
 // Key presses (down) or releases a named key. An unknown name is an error
 // and sends nothing.
-func (in *Input) Key(k Key, down bool) error {
+func (in *Injector) Key(k Key, down bool) error {
 	c, err := lookupKey(k)
 	if err != nil {
 		return err
@@ -128,7 +130,7 @@ func (in *Input) Key(k Key, down bool) error {
 // Enter, "\t" is Tab). Text with other control characters or invalid UTF-8
 // is refused before anything is sent. The result depends on modifiers held
 // at the time (Shift, Caps Lock), as it would for a real keyboard.
-func (in *Input) Type(text string) error {
+func (in *Injector) Type(text string) error {
 	if err := checkText(text); err != nil {
 		return err
 	}
@@ -143,10 +145,10 @@ func (in *Input) Type(text string) error {
 	return nil
 }
 
-// Close releases any button or key still held through this Input, so a
+// Close releases any button or key still held through this Injector, so a
 // viewer that goes away mid-drag leaves no stuck button, and disconnects.
 // Closing twice is fine.
-func (in *Input) Close() error {
+func (in *Injector) Close() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.sys == nil {

@@ -1,6 +1,6 @@
 //go:build darwin
 
-package capture
+package input
 
 // Remote control on macOS: CoreGraphics events (CGEvent) posted at the HID
 // level, where a real mouse's and keyboard's enter. The frameworks are loaded
@@ -214,7 +214,7 @@ func promptAccessibility() {
 
 func controlAvailable() error {
 	if err := loadCG(); err != nil {
-		return fmt.Errorf("%w: macOS: %w", ErrControlUnavailable, err)
+		return fmt.Errorf("%w: macOS: %w", ErrUnavailable, err)
 	}
 	if cg.axIsProcessTrusted() {
 		return nil
@@ -222,10 +222,10 @@ func controlAvailable() error {
 	// Once per process: the app asks again every few seconds, and macOS
 	// shows its dialog only the first time anyway.
 	promptOnce.Do(promptAccessibility)
-	return fmt.Errorf("%w: %w", ErrControlUnavailable, errNotTrusted)
+	return fmt.Errorf("%w: %w", ErrUnavailable, errNotTrusted)
 }
 
-// inputSys posts CGEvents. Input's mutex guards it.
+// inputSys posts CGEvents. Injector's mutex guards it.
 type inputSys struct {
 	held   [ButtonRight + 1]bool // indexed by MouseButton
 	flags  uint64                // CGEventFlags of the modifiers held through key
@@ -419,6 +419,6 @@ func (s *inputSys) tap(code uint16, units []uint16) error {
 	return nil
 }
 
-// close has nothing to give back: Input releases held buttons and keys
-// first, and the frameworks stay loaded for the next Input.
+// close has nothing to give back: Injector releases held buttons and keys
+// first, and the frameworks stay loaded for the next Injector.
 func (s *inputSys) close() error { return nil }

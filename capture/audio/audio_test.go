@@ -1,4 +1,4 @@
-package capture
+package audio
 
 import (
 	"context"
@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
 )
 
-// record runs an Audio source for d and returns its samples, mono.
-func record(t *testing.T, a *Audio, d time.Duration) ([]float64, error) {
+// record runs a Source for d and returns its samples, mono.
+func record(t *testing.T, a *Source, d time.Duration) ([]float64, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var pcm []int16
-	err := a.Run(ctx, func(c AudioChunk) {
+	err := a.Run(ctx, func(c *media.AudioChunk) {
 		if c.Rate != 48000 || c.Channels != 2 || len(c.PCM) != 960 {
 			t.Errorf("chunk: %d Hz, %d channels, %d samples; want 48000, 2, 960", c.Rate, c.Channels, len(c.PCM))
 		}
@@ -24,9 +25,9 @@ func record(t *testing.T, a *Audio, d time.Duration) ([]float64, error) {
 	return testenv.Mono(pcm, 2), err
 }
 
-func TestAudioFromPulseSink(t *testing.T) {
+func TestFromPulseSink(t *testing.T) {
 	sink := testenv.NewSink(t)
-	ds, err := AudioDevices()
+	ds, err := Devices()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +37,13 @@ func TestAudioFromPulseSink(t *testing.T) {
 		found = found || (d.ID == id && d.Monitor)
 	}
 	if !found {
-		t.Fatalf("AudioDevices() = %+v; want %s listed as a monitor", ds, id)
+		t.Fatalf("Devices() = %+v; want %s listed as a monitor", ds, id)
 	}
-	if got, err := ResolveAudio(sink.Name); err != nil || got != id {
-		t.Fatalf("ResolveAudio(%q) = %q, %v; want %q", sink.Name, got, err, id)
+	if got, err := Resolve(sink.Name); err != nil || got != id {
+		t.Fatalf("Resolve(%q) = %q, %v; want %q", sink.Name, got, err, id)
 	}
 
-	a := NewAudio(id)
+	a := New(id)
 	t.Run("silence", func(t *testing.T) {
 		s, err := record(t, a, 600*time.Millisecond)
 		if err != nil {
@@ -78,7 +79,7 @@ func TestAudioFromPulseSink(t *testing.T) {
 		errc := make(chan error, 1)
 		started := make(chan struct{}, 1)
 		go func() {
-			errc <- a.Run(ctx, func(AudioChunk) {
+			errc <- a.Run(ctx, func(*media.AudioChunk) {
 				select {
 				case started <- struct{}{}:
 				default:

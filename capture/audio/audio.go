@@ -1,4 +1,6 @@
-package capture
+// Package audio records a sound input (a microphone or a loopback of what the
+// computer plays) through portaudio, and lists the inputs there are.
+package audio
 
 import (
 	"context"
@@ -9,36 +11,30 @@ import (
 	"time"
 
 	"github.com/gordonklaus/portaudio"
+
+	"github.com/deskcast/deskcast/media"
 )
 
-// AudioDevice is one input that can be shared: a microphone or a loopback
+// Device is one input that can be shared: a microphone or a loopback
 // ("Monitor of …", "Stereo Mix", BlackHole).
-type AudioDevice struct {
+type Device struct {
 	ID      string `json:"id"`   // what --audio and the settings store
 	Name    string `json:"name"` // what menus show
 	Monitor bool   `json:"monitor"`
 	Default bool   `json:"default"`
 }
 
-// AudioNone is the --audio value that shares no sound.
-const AudioNone = "none"
-
-// AudioChunk is a run of interleaved signed 16-bit PCM samples.
-type AudioChunk struct {
-	PCM      []int16
-	Rate     int
-	Channels int
-	Captured time.Time // when the first sample was recorded, near enough
-}
+// None is the --audio value that shares no sound.
+const None = "none"
 
 var (
 	paOnce sync.Once
 	paErr  error
 )
 
-// audioInit initialises portaudio once for the process. ALSA and JACK print
+// initPortaudio initialises portaudio once for the process. ALSA and JACK print
 // pages of probing noise to stderr while it enumerates devices.
-func audioInit() error {
+func initPortaudio() error {
 	paOnce.Do(func() {
 		quietStderr(func() { paErr = portaudio.Initialize() })
 		if paErr != nil {
@@ -48,15 +44,15 @@ func audioInit() error {
 	return paErr
 }
 
-// AudioDevices lists the input devices. On Linux with PulseAudio or PipeWire,
+// Devices lists the input devices. On Linux with PulseAudio or PipeWire,
 // each source (microphones and "Monitor of" loopbacks) is listed by name.
-func AudioDevices() ([]AudioDevice, error) {
-	if err := audioInit(); err != nil {
+func Devices() ([]Device, error) {
+	if err := initPortaudio(); err != nil {
 		return nil, err
 	}
-	var out []AudioDevice
+	var out []Device
 	def, _ := portaudio.DefaultInputDevice()
-	out = append(out, AudioDevice{ID: "default", Name: "Default input", Default: true})
+	out = append(out, Device{ID: "default", Name: "Default input", Default: true})
 	if srcs, err := pulseSources(); err == nil {
 		out = append(out, srcs...)
 	}
@@ -70,23 +66,23 @@ func AudioDevices() ([]AudioDevice, error) {
 		}
 		name := d.Name
 		lower := strings.ToLower(name)
-		out = append(out, AudioDevice{ID: name, Name: name, Default: def != nil && def.Index == d.Index,
+		out = append(out, Device{ID: name, Name: name, Default: def != nil && def.Index == d.Index,
 			Monitor: strings.Contains(lower, "stereo mix") || strings.Contains(lower, "loopback") ||
 				strings.Contains(lower, "blackhole") || strings.Contains(lower, "monitor")})
 	}
 	return out, nil
 }
 
-// ResolveAudio turns an --audio value (ID, name, 1-based index as --list
+// Resolve turns an --audio value (ID, name, 1-based index as --list
 // shows, "default" or "none") into a device ID; "" means no audio.
-func ResolveAudio(v string) (string, error) {
+func Resolve(v string) (string, error) {
 	switch strings.ToLower(strings.TrimSpace(v)) {
-	case "", AudioNone:
+	case "", None:
 		return "", nil
 	case "default":
 		return "default", nil
 	}
-	ds, err := AudioDevices()
+	ds, err := Devices()
 	if err != nil {
 		return "", err
 	}
@@ -101,7 +97,7 @@ func ResolveAudio(v string) (string, error) {
 			return d.ID, nil
 		}
 	}
-	var hits []AudioDevice
+	var hits []Device
 	for _, d := range ds {
 		if strings.Contains(strings.ToLower(d.Name), strings.ToLower(v)) {
 			hits = append(hits, d)
@@ -113,21 +109,21 @@ func ResolveAudio(v string) (string, error) {
 	return "", fmt.Errorf("audio device %q: %d devices match (see --list)", v, len(hits))
 }
 
-// Audio records one input device.
-type Audio struct {
+// Source records one input device.
+type Source struct {
 	device   string // a device ID
 	rate     int
 	channels int
 }
 
-// NewAudio returns a source for the device ID (see AudioDevices), recording
+// New returns a source for the device ID (see Devices), recording
 // at 48 kHz in stereo (PulseAudio and PipeWire convert as needed).
-func NewAudio(device string) *Audio { return &Audio{device: device, rate: 48000, channels: 2} }
+func New(device string) *Source { return &Source{device: device, rate: 48000, channels: 2} }
 
 // Run records until ctx ends, emitting 10 ms chunks. It returns an error when
 // the device cannot be opened or fails, e.g. when it is unplugged.
-func (a *Audio) Run(ctx context.Context, emit func(AudioChunk)) error {
-	if err := audioInit(); err != nil {
+func (a *Source) Run(ctx context.Context, emit func(*media.AudioChunk)) error {
+	if err := initPortaudio(); err != nil {
 		return err
 	}
 	frames := a.rate / 100
@@ -135,10 +131,10 @@ func (a *Audio) Run(ctx context.Context, emit func(AudioChunk)) error {
 	// never blocks (a full queue drops the chunk), and Stop ends it cleanly.
 	// A blocking Read would hang while the device delivers nothing, which a
 	// suspended PulseAudio sink's monitor does whenever nothing plays.
-	chunks := make(chan AudioChunk, 32)
+	chunks := make(chan *media.AudioChunk, 32)
 	cb := func(in []int16) {
 		select {
-		case chunks <- AudioChunk{PCM: append([]int16(nil), in...), Rate: a.rate, Channels: a.channels, Captured: time.Now()}:
+		case chunks <- &media.AudioChunk{PCM: append([]int16(nil), in...), Rate: a.rate, Channels: a.channels, Captured: time.Now()}:
 		default:
 		}
 	}
@@ -172,13 +168,13 @@ func (a *Audio) Run(ctx context.Context, emit func(AudioChunk)) error {
 			emit(c)
 		case now := <-tick.C:
 			for ; now.Sub(last) >= 10*chunk; last = last.Add(chunk) {
-				emit(AudioChunk{PCM: make([]int16, frames*a.channels), Rate: a.rate, Channels: a.channels, Captured: last})
+				emit(&media.AudioChunk{PCM: make([]int16, frames*a.channels), Rate: a.rate, Channels: a.channels, Captured: last})
 			}
 		}
 	}
 }
 
-func (a *Audio) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
+func (a *Source) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
 	dev, err := a.paDevice()
 	if err != nil {
 		return nil, err
@@ -195,7 +191,7 @@ func (a *Audio) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
 	return st, err
 }
 
-func (a *Audio) paDevice() (*portaudio.DeviceInfo, error) {
+func (a *Source) paDevice() (*portaudio.DeviceInfo, error) {
 	if a.device == "default" {
 		return portaudio.DefaultInputDevice()
 	}
@@ -216,7 +212,7 @@ func (a *Audio) paDevice() (*portaudio.DeviceInfo, error) {
 }
 
 // watch reports a device that has gone away.
-func (a *Audio) watch(ctx context.Context) <-chan error {
+func (a *Source) watch(ctx context.Context) <-chan error {
 	gone := make(chan error, 1)
 	src, isPulse := strings.CutPrefix(a.device, pulsePrefix)
 	if !isPulse {

@@ -1,6 +1,6 @@
 //go:build !linux && !windows && !darwin
 
-package capture
+package input
 
 import (
 	"errors"
@@ -8,11 +8,11 @@ import (
 	"runtime"
 )
 
-// inputSys exists only to satisfy Input; openInputSys never returns one.
+// inputSys exists only to satisfy Injector; openInputSys never returns one.
 type inputSys struct{}
 
 func controlAvailable() error {
-	return fmt.Errorf("%w: not supported on %s", ErrControlUnavailable, runtime.GOOS)
+	return fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)
 }
 
 func openInputSys() (*inputSys, error) { return nil, controlAvailable() }

@@ -1,4 +1,4 @@
-package capture
+package audio
 
 import (
 	"encoding/json"
@@ -14,7 +14,7 @@ import (
 const pulsePrefix = "pulse:"
 
 // pulseSources lists PulseAudio's sources through pactl.
-func pulseSources() ([]AudioDevice, error) {
+func pulseSources() ([]Device, error) {
 	out, err := exec.Command("pactl", "--format=json", "list", "sources").Output()
 	if err != nil {
 		return nil, err
@@ -28,13 +28,13 @@ func pulseSources() ([]AudioDevice, error) {
 		return nil, err
 	}
 	def, _ := exec.Command("pactl", "get-default-source").Output()
-	var ds []AudioDevice
+	var ds []Device
 	for _, s := range srcs {
 		name := s.Description
 		if name == "" {
 			name = s.Name
 		}
-		ds = append(ds, AudioDevice{ID: pulsePrefix + s.Name, Name: name,
+		ds = append(ds, Device{ID: pulsePrefix + s.Name, Name: name,
 			Monitor: strings.HasSuffix(s.Name, ".monitor") || (s.MonitorOf != "" && s.MonitorOf != "n/a"),
 			Default: strings.TrimSpace(string(def)) == s.Name})
 	}

@@ -1,6 +1,6 @@
 //go:build windows
 
-package capture
+package input
 
 import (
 	"fmt"
@@ -79,12 +79,12 @@ func keyEvent(vk, scan uint16, flags uint32) winInput {
 	return in
 }
 
-// inputSys injects events with SendInput. Input's mutex guards it.
+// inputSys injects events with SendInput. Injector's mutex guards it.
 type inputSys struct{}
 
 func controlAvailable() error {
 	if err := procSendInput.Find(); err != nil {
-		return fmt.Errorf("%w: %w", ErrControlUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
 }

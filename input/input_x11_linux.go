@@ -1,6 +1,6 @@
 //go:build linux
 
-package capture
+package input
 
 import (
 	"errors"
@@ -29,7 +29,7 @@ const (
 	spareHold = 100 * time.Millisecond
 )
 
-// inputSys injects events with XTEST over one X connection. Input's mutex
+// inputSys injects events with XTEST over one X connection. Injector's mutex
 // guards it.
 type inputSys struct {
 	conn    *xgb.Conn
@@ -76,31 +76,31 @@ func openInputSys() (*inputSys, error) {
 	// WAYLAND_DISPLAY (a nested compositor for testing) is taken as X11.
 	session := os.Getenv("XDG_SESSION_TYPE")
 	if session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != "" && os.Getenv("DISPLAY") != "" {
-		return nil, fmt.Errorf("%w: this is a Wayland session, where X11 input injection reaches only X11 (Xwayland) windows; log in to an X11 session to allow control", ErrControlUnavailable)
+		return nil, fmt.Errorf("%w: this is a Wayland session, where X11 input injection reaches only X11 (Xwayland) windows; log in to an X11 session to allow control", ErrUnavailable)
 	}
 	wayland := os.Getenv("WAYLAND_DISPLAY") != ""
 	if os.Getenv("DISPLAY") == "" {
 		if wayland {
-			return nil, fmt.Errorf("%w: this is a Wayland session without an X display; log in to an X11 session to allow control", ErrControlUnavailable)
+			return nil, fmt.Errorf("%w: this is a Wayland session without an X display; log in to an X11 session to allow control", ErrUnavailable)
 		}
-		return nil, fmt.Errorf("%w: no X display (DISPLAY is not set)", ErrControlUnavailable)
+		return nil, fmt.Errorf("%w: no X display (DISPLAY is not set)", ErrUnavailable)
 	}
 	conn, err := xgb.NewConn()
 	if err != nil {
 		if wayland {
-			return nil, fmt.Errorf("%w: Wayland session without a usable X display: %w", ErrControlUnavailable, err)
+			return nil, fmt.Errorf("%w: Wayland session without a usable X display: %w", ErrUnavailable, err)
 		}
-		return nil, fmt.Errorf("%w: connecting to X server: %w", ErrControlUnavailable, err)
+		return nil, fmt.Errorf("%w: connecting to X server: %w", ErrUnavailable, err)
 	}
 	// Xwayland announces itself: input sent to it reaches X11 windows only.
 	if ext, err := xproto.QueryExtension(conn, uint16(len("XWAYLAND")), "XWAYLAND").Reply(); err == nil && ext.Present {
 		conn.Close()
-		return nil, fmt.Errorf("%w: the X display is Xwayland, so injected input would reach only X11 windows; log in to an X11 session to allow control", ErrControlUnavailable)
+		return nil, fmt.Errorf("%w: the X display is Xwayland, so injected input would reach only X11 windows; log in to an X11 session to allow control", ErrUnavailable)
 	}
 	s := &inputSys{conn: conn, root: xproto.Setup(conn).DefaultScreen(conn).Root}
 	if err := xtest.Init(conn); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("%w: X server has no XTEST extension: %w", ErrControlUnavailable, err)
+		return nil, fmt.Errorf("%w: X server has no XTEST extension: %w", ErrUnavailable, err)
 	}
 	if err := s.loadKeymap(); err != nil {
 		conn.Close()
