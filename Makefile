@@ -50,7 +50,7 @@ fuzz-short:
 ## bench: figures for a 1920x1080 screen (fps, latency, CPU, RSS, bandwidth); not a pass/fail test
 bench: test-deps
 	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
-	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 2s ./capture/
+	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 2s ./capture/ ./codec/jpeg/
 
 ## package: the Linux package (dist/Deskcast.tar.xz: binary, icon, .desktop file) through the fyne tool
 package: deps

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/kbinani/screenshot"
+
+	"github.com/deskcast/deskcast/media"
 )
 
 // genericGrabber captures through kbinani/screenshot, which works on every
@@ -36,12 +38,14 @@ func newGenericGrabber(monitor int, region image.Rectangle, why error) (grabber,
 	return &genericGrabber{rect: r}, nil
 }
 
-func (g *genericGrabber) Grab() (Pixels, error) {
+// Grab returns the rectangle in fresh memory, which the garbage collector
+// takes back.
+func (g *genericGrabber) Grab() (*media.Picture, error) {
 	img, err := screenshot.CaptureRect(g.rect)
 	if err != nil {
-		return Pixels{}, fmt.Errorf("grabbing screen: %w", err)
+		return nil, fmt.Errorf("grabbing screen: %w", err)
 	}
-	return Pixels{Pix: img.Pix, Width: img.Rect.Dx(), Height: img.Rect.Dy(), Stride: img.Stride, Format: RGBA}, nil
+	return media.NewPicture(img.Pix, img.Rect.Dx(), img.Rect.Dy(), img.Stride, media.RGBA, nil), nil
 }
 
 func (g *genericGrabber) Close() error { return nil }

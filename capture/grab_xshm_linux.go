@@ -14,23 +14,39 @@ import (
 	"github.com/jezek/xgb/xinerama"
 	"github.com/jezek/xgb/xproto"
 	"golang.org/x/sys/unix"
+
+	"github.com/deskcast/deskcast/media"
 )
 
-// xshmGrabber keeps one X connection and two MIT-SHM segments for the life of
-// a capture, so a grab is a single GetImage request that the X server answers
-// by writing straight into our memory. kbinani/screenshot instead opens a new
-// connection and segment per call and copies pixel by pixel (~27 ms at 1080p).
+// xshmGrabber keeps one X connection and a few MIT-SHM segments for the life
+// of a capture, so a grab is a single GetImage request that the X server
+// answers by writing straight into our memory, and the picture handed on is
+// that memory itself. kbinani/screenshot instead opens a new connection and
+// segment per call and copies pixel by pixel (~27 ms at 1080p).
+//
+// Each picture holds its segment until its last reference is released; a
+// grab takes a free segment, attaching a new one when every segment is still
+// held (a slow encoder, the previous grab kept for comparison). Grab and
+// Close are called from one goroutine; releases come from any.
 type xshmGrabber struct {
 	conn *xgb.Conn
 	root xproto.Drawable
 	rect image.Rectangle // in root window coordinates
-	segs [2]xshmSeg
-	next int
+
+	mu     sync.Mutex
+	segs   []*xshmSeg // every attached segment, free or held
+	free   []*xshmSeg
+	closed bool
 }
 
+// maxSegs bounds the segments one grabber attaches (8 MB each at 1080p):
+// pictures held beyond that are a leak, and grabbing stops with an error.
+const maxSegs = 16
+
 type xshmSeg struct {
-	id   shm.Seg
-	data []byte
+	id      shm.Seg
+	data    []byte
+	release func() // the free func of the segment's pictures
 }
 
 func init() {
@@ -92,27 +108,25 @@ func (g *xshmGrabber) init(monitor int, region image.Rectangle) error {
 	if err := initShm(conn); err != nil {
 		return fmt.Errorf("MIT-SHM extension: %w", err)
 	}
-	size := g.rect.Dx() * g.rect.Dy() * 4
-	for i := range g.segs {
-		if g.segs[i], err = attachSeg(conn, size); err != nil {
-			return err
-		}
-	}
 	// One grab now, so that a failure shows at start-up rather than in the loop.
-	_, err = g.Grab()
-	return err
+	p, err := g.Grab()
+	if err != nil {
+		return err
+	}
+	p.Release()
+	return nil
 }
 
-func attachSeg(conn *xgb.Conn, size int) (xshmSeg, error) {
+func attachSeg(conn *xgb.Conn, size int) (*xshmSeg, error) {
 	shmid, err := unix.SysvShmGet(unix.IPC_PRIVATE, size, unix.IPC_CREAT|0o600)
 	if err != nil {
-		return xshmSeg{}, fmt.Errorf("creating shared memory: %w", err)
+		return nil, fmt.Errorf("creating shared memory: %w", err)
 	}
 	// Marked for removal once both sides have attached, so it cannot outlive us.
 	defer unix.SysvShmCtl(shmid, unix.IPC_RMID, nil)
 	data, err := unix.SysvShmAttach(shmid, 0, 0)
 	if err != nil {
-		return xshmSeg{}, fmt.Errorf("attaching shared memory: %w", err)
+		return nil, fmt.Errorf("attaching shared memory: %w", err)
 	}
 	seg, err := shm.NewSegId(conn)
 	if err == nil {
@@ -120,28 +134,87 @@ func attachSeg(conn *xgb.Conn, size int) (xshmSeg, error) {
 	}
 	if err != nil {
 		_ = unix.SysvShmDetach(data)
-		return xshmSeg{}, fmt.Errorf("attaching shared memory to the X server: %w", err)
+		return nil, fmt.Errorf("attaching shared memory to the X server: %w", err)
 	}
-	return xshmSeg{id: seg, data: data}, nil
+	return &xshmSeg{id: seg, data: data}, nil
 }
 
-func (g *xshmGrabber) Grab() (Pixels, error) {
-	s := g.segs[g.next]
-	g.next ^= 1
-	_, err := shm.GetImage(g.conn, g.root, int16(g.rect.Min.X), int16(g.rect.Min.Y),
+// Grab captures the rectangle into a free segment; the picture gives the
+// segment back when its last reference is released.
+func (g *xshmGrabber) Grab() (*media.Picture, error) {
+	s, err := g.take()
+	if err != nil {
+		return nil, err
+	}
+	_, err = shm.GetImage(g.conn, g.root, int16(g.rect.Min.X), int16(g.rect.Min.Y),
 		uint16(g.rect.Dx()), uint16(g.rect.Dy()), 0xffffffff, xproto.ImageFormatZPixmap, s.id, 0).Reply()
 	if err != nil {
-		return Pixels{}, fmt.Errorf("grabbing screen: %w", err)
+		g.put(s)
+		return nil, fmt.Errorf("grabbing screen: %w", err)
 	}
-	return Pixels{Pix: s.data, Width: g.rect.Dx(), Height: g.rect.Dy(), Stride: g.rect.Dx() * 4, Format: BGRX}, nil
+	return media.NewPicture(s.data, g.rect.Dx(), g.rect.Dy(), g.rect.Dx()*4, media.BGRX, s.release), nil
 }
 
+// take returns a free segment, attaching a new one when none is.
+func (g *xshmGrabber) take() (*xshmSeg, error) {
+	g.mu.Lock()
+	switch n := len(g.free); {
+	case g.closed:
+		g.mu.Unlock()
+		return nil, errors.New("grabbing screen: grabber closed")
+	case n > 0:
+		s := g.free[n-1]
+		g.free = g.free[:n-1]
+		g.mu.Unlock()
+		return s, nil
+	case len(g.segs) >= maxSegs:
+		g.mu.Unlock()
+		return nil, fmt.Errorf("grabbing screen: all %d shared-memory segments are held by unreleased pictures", maxSegs)
+	}
+	g.mu.Unlock()
+	// Unlocked: only releases run meanwhile, and they touch the free list
+	// alone; Close is not called during a Grab.
+	s, err := attachSeg(g.conn, g.rect.Dx()*g.rect.Dy()*4)
+	if err != nil {
+		return nil, err
+	}
+	s.release = func() { g.put(s) }
+	g.mu.Lock()
+	g.segs = append(g.segs, s)
+	g.mu.Unlock()
+	return s, nil
+}
+
+// put takes back a segment whose picture was released: onto the free list,
+// or, once the grabber is closed, out of our address space.
+func (g *xshmGrabber) put(s *xshmSeg) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		_ = unix.SysvShmDetach(s.data) // Close detached it from the X server
+		return
+	}
+	g.free = append(g.free, s)
+}
+
+// Close detaches every segment from the X server and unmaps the free ones;
+// a segment still in a picture stays mapped until that picture's last
+// release.
 func (g *xshmGrabber) Close() error {
-	for _, s := range g.segs {
-		if s.data != nil {
-			shm.Detach(g.conn, s.id)
-			_ = unix.SysvShmDetach(s.data)
-		}
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	segs, free := g.segs, g.free
+	g.segs, g.free = nil, nil
+	g.mu.Unlock()
+	for _, s := range segs {
+		shm.Detach(g.conn, s.id)
+	}
+	for _, s := range free {
+		_ = unix.SysvShmDetach(s.data)
 	}
 	g.conn.Close()
 	return nil

@@ -5,41 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"image"
+
+	"github.com/deskcast/deskcast/media"
 )
-
-// PixFmt is the byte order of a 4-byte pixel.
-type PixFmt int
-
-const (
-	// BGRX is X11's usual 24-bit depth ZPixmap layout on little-endian machines.
-	BGRX PixFmt = iota
-	// RGBA is image.RGBA's layout, as kbinani/screenshot returns it.
-	RGBA
-)
-
-// Pixels is a view of a captured frame: 4 bytes per pixel, rows Stride bytes apart.
-// Its memory belongs to the grabber and stays valid until the grab after next.
-type Pixels struct {
-	Pix    []byte
-	Width  int
-	Height int
-	Stride int
-	Format PixFmt
-}
 
 // grabber captures one fixed rectangle of the screen over and over.
 type grabber interface {
-	// Grab captures the rectangle. The returned Pixels stay valid until the
-	// call after next, so a caller can compare a frame with the one before.
-	Grab() (Pixels, error)
+	// Grab captures the rectangle into a picture holding one reference,
+	// which the caller releases. Pictures stay intact while referenced,
+	// whatever grabs come after, and even after Close.
+	Grab() (*media.Picture, error)
 	Close() error
 }
 
 // sameFrame reports whether a and b hold the same picture. It compares every
 // 16th row first, since a change on screen usually spans several rows and is
 // found sooner that way, then the rest.
-func sameFrame(a, b Pixels) bool {
-	if a.Width != b.Width || a.Height != b.Height || a.Format != b.Format || len(a.Pix) == 0 || len(b.Pix) == 0 {
+func sameFrame(a, b *media.Picture) bool {
+	if a == nil || b == nil || a.Width != b.Width || a.Height != b.Height || a.Format != b.Format || len(a.Pix) == 0 || len(b.Pix) == 0 {
 		return false
 	}
 	rowLen := a.Width * 4

@@ -1,15 +1,53 @@
 package capture
 
+import (
+	"sync"
+
+	"github.com/deskcast/deskcast/media"
+)
+
 // scaler downsizes frames with a bilinear filter. Its index and weight tables
-// are computed once per size and its output buffer is reused, so the per-frame
-// cost is one pass over the output pixels.
+// are computed once per size and its output buffers come back to a pool when
+// their pictures are released, so the per-frame cost is one pass over the
+// output pixels. A scaler is used from one goroutine; its pictures may be
+// released from any.
 type scaler struct {
 	srcW, srcH, dstW, dstH int
 	xOff                   []int    // byte offset of the left source pixel, per output column
 	xW                     []uint32 // weight of the right source pixel, 0..256
 	yOff                   []int    // source row index, per output row
 	yW                     []uint32
-	out                    []byte
+	pool                   *bufPool // buffers of dstW×dstH pixels
+}
+
+// bufPool keeps released output buffers of one size for the next pictures.
+type bufPool struct {
+	size int
+	mu   sync.Mutex
+	free [][]byte
+}
+
+// maxPooled bounds the buffers a pool keeps: one picture being encoded per
+// track and one waiting is the usual most.
+const maxPooled = 4
+
+func (p *bufPool) get() []byte {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.free); n > 0 {
+		b := p.free[n-1]
+		p.free = p.free[:n-1]
+		return b
+	}
+	return make([]byte, p.size)
+}
+
+func (p *bufPool) put(b []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.free) < maxPooled {
+		p.free = append(p.free, b)
+	}
 }
 
 // scaledSize returns the size of a w×h frame fitted into maxWidth, keeping the
@@ -32,7 +70,8 @@ func (s *scaler) setup(srcW, srcH, dstW, dstH int) {
 		s.xOff[i] *= 4
 	}
 	s.yOff, s.yW = axis(srcH, dstH)
-	s.out = make([]byte, dstW*dstH*4)
+	// Pictures of the old size still out return to the old pool, which then goes.
+	s.pool = &bufPool{size: dstW * dstH * 4}
 }
 
 // axis maps each destination index to its left source index and the weight
@@ -54,9 +93,11 @@ func axis(src, dst int) ([]int, []uint32) {
 	return off, w
 }
 
-// scale returns p resized to dstW×dstH; the result is valid until the next call.
-func (s *scaler) scale(p Pixels, dstW, dstH int) Pixels {
+// scale returns p resized to dstW×dstH, as a new picture holding one
+// reference; p is not kept.
+func (s *scaler) scale(p *media.Picture, dstW, dstH int) *media.Picture {
 	s.setup(p.Width, p.Height, dstW, dstH)
+	out := s.pool.get()
 	maxX := (p.Width - 1) * 4
 	o := 0
 	for y := range dstH {
@@ -73,11 +114,12 @@ func (s *scaler) scale(p Pixels, dstW, dstH int) Pixels {
 			for c := range 3 {
 				top := uint32(r0[a+c])*(256-wx) + uint32(r0[b+c])*wx
 				bot := uint32(r1[a+c])*(256-wx) + uint32(r1[b+c])*wx
-				s.out[o+c] = byte((top*(256-wy) + bot*wy + 1<<15) >> 16)
+				out[o+c] = byte((top*(256-wy) + bot*wy + 1<<15) >> 16)
 			}
-			s.out[o+3] = 255
+			out[o+3] = 255
 			o += 4
 		}
 	}
-	return Pixels{Pix: s.out, Width: dstW, Height: dstH, Stride: dstW * 4, Format: p.Format}
+	pool := s.pool
+	return media.NewPicture(out, dstW, dstH, dstW*4, p.Format, func() { pool.put(out) })
 }

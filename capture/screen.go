@@ -1,5 +1,4 @@
-// Package capture grabs the screen and encodes it to JPEG, once per frame, for
-// every viewer to share.
+// Package capture grabs the screen (a monitor or part of one) as raw pictures.
 package capture
 
 import (
@@ -7,6 +6,8 @@ import (
 	"fmt"
 	"image"
 	"time"
+
+	"github.com/deskcast/deskcast/media"
 )
 
 // ScreenConfig says what to capture and how.
@@ -14,7 +15,6 @@ type ScreenConfig struct {
 	Monitor  int             // 0-based monitor index
 	Region   image.Rectangle // relative to the monitor; empty means all of it
 	FPS      int             // capture rate, frames per second
-	Quality  int             // JPEG quality, 1..100
 	MaxWidth int             // downscale wider frames to this width; 0 keeps the size
 }
 
@@ -25,22 +25,10 @@ func (c ScreenConfig) Validate() error {
 		return fmt.Errorf("monitor %d: %w", c.Monitor+1, ErrNoMonitor)
 	case c.FPS < 1 || c.FPS > 120:
 		return fmt.Errorf("fps %d: want 1 to 120", c.FPS)
-	case c.Quality < 1 || c.Quality > 100:
-		return fmt.Errorf("quality %d: want 1 to 100", c.Quality)
 	case c.MaxWidth != 0 && c.MaxWidth < 16:
 		return fmt.Errorf("max width %d: want 0 (no limit) or at least 16", c.MaxWidth)
 	}
 	return nil
-}
-
-// Frame is one encoded picture of the screen.
-type Frame struct {
-	JPEG     []byte
-	Width    int
-	Height   int
-	Captured time.Time     // when the grab started
-	Grab     time.Duration // time to grab the pixels
-	Encode   time.Duration // time to scale and encode them
 }
 
 // Screen captures a monitor (or part of one) at a steady rate.
@@ -58,48 +46,50 @@ func NewScreen(cfg ScreenConfig) (*Screen, error) {
 	return &Screen{cfg: cfg, open: newPlatformGrabber}, nil
 }
 
-// Run captures until ctx ends, calling emit with each frame that differs from
-// the one before (the first frame always). It returns nil when ctx ends and an
-// error when the screen cannot be captured.
-func (s *Screen) Run(ctx context.Context, emit func(Frame)) error {
+// Run captures until ctx ends, calling emit with each picture that differs
+// from the one before (the first picture always), scaled to MaxWidth. emit's
+// receiver owns the picture's one reference and releases it when done; Run
+// waits for nothing. Run returns nil when ctx ends and an error when the
+// screen cannot be captured.
+func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 	g, err := s.open(s.cfg.Monitor, s.cfg.Region)
 	if err != nil {
 		return fmt.Errorf("starting screen capture: %w", err)
 	}
 	defer g.Close()
-	enc, err := newEncoder(s.cfg.Quality)
-	if err != nil {
-		return fmt.Errorf("starting screen capture: %w", err)
-	}
-	defer enc.Close()
 
 	tick := time.NewTicker(time.Second / time.Duration(s.cfg.FPS))
 	defer tick.Stop()
 	var (
-		prev Pixels
+		prev *media.Picture // our reference to the last raw grab, to compare with
 		sc   scaler
 	)
+	defer func() {
+		if prev != nil {
+			prev.Release()
+		}
+	}()
 	for {
 		t0 := time.Now()
 		px, err := g.Grab()
 		if err != nil {
 			return err
 		}
-		t1 := time.Now()
-		// The grabber double-buffers, so prev stays valid until the next Grab;
-		// it must follow every grab, changed or not.
+		px.Captured, px.Grab = t0, time.Since(t0)
 		changed := !sameFrame(px, prev)
+		if prev != nil {
+			prev.Release()
+		}
 		prev = px
 		if changed {
 			out := px
 			if w, h := scaledSize(px.Width, px.Height, s.cfg.MaxWidth); w != px.Width {
 				out = sc.scale(px, w, h)
+				out.Captured, out.Grab = t0, time.Since(t0)
+			} else {
+				out.Retain() // emit's reference; prev keeps ours
 			}
-			jpg, err := enc.Encode(out)
-			if err != nil {
-				return err
-			}
-			emit(Frame{JPEG: jpg, Width: out.Width, Height: out.Height, Captured: t0, Grab: t1.Sub(t0), Encode: time.Since(t1)})
+			emit(out)
 		}
 		select {
 		case <-ctx.Done():

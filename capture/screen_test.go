@@ -1,16 +1,15 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"image"
 	"image/color"
-	"image/jpeg"
 	"testing"
 	"time"
 
 	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
 )
 
 var (
@@ -20,7 +19,8 @@ var (
 	white = color.RGBA{255, 255, 255, 255}
 )
 
-// near reports whether two colours are within JPEG's error of each other.
+// near reports whether two colours are within a few steps of each other
+// (scaling blends neighbours).
 func near(a, b color.Color) bool {
 	r1, g1, b1, _ := a.RGBA()
 	r2, g2, b2, _ := b.RGBA()
@@ -35,8 +35,32 @@ func abs(x int) int {
 	return x
 }
 
-// frames runs a Screen and hands each decoded frame to check until it returns true.
-func frames(t *testing.T, cfg ScreenConfig, check func(img image.Image, f Frame) bool) {
+// toImage copies p into an image, so that it can be checked after release.
+func toImage(p *media.Picture) *image.RGBA {
+	img := image.NewRGBA(image.Rect(0, 0, p.Width, p.Height))
+	for y := range p.Height {
+		src := p.Pix[y*p.Stride : y*p.Stride+p.Width*4]
+		dst := img.Pix[y*img.Stride:]
+		for i := 0; i < len(src); i += 4 {
+			if p.Format == media.BGRX {
+				dst[i], dst[i+1], dst[i+2], dst[i+3] = src[i+2], src[i+1], src[i], 255
+			} else {
+				dst[i], dst[i+1], dst[i+2], dst[i+3] = src[i], src[i+1], src[i+2], 255
+			}
+		}
+	}
+	return img
+}
+
+// frame is what frames hands to its check: a picture's image and metadata.
+type frame struct {
+	Width, Height int
+	Captured      time.Time
+	Grab          time.Duration
+}
+
+// frames runs a Screen and hands each picture to check until it returns true.
+func frames(t *testing.T, cfg ScreenConfig, check func(img image.Image, f frame) bool) {
 	t.Helper()
 	s, err := NewScreen(cfg)
 	if err != nil {
@@ -44,17 +68,25 @@ func frames(t *testing.T, cfg ScreenConfig, check func(img image.Image, f Frame)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ch := make(chan Frame, 64)
+	type got struct {
+		img *image.RGBA
+		f   frame
+	}
+	ch := make(chan got, 64)
 	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx, func(f Frame) { ch <- f }) }()
+	go func() {
+		errc <- s.Run(ctx, func(p *media.Picture) {
+			ch <- got{toImage(p), frame{p.Width, p.Height, p.Captured, p.Grab}}
+			p.Release()
+		})
+	}()
 	for {
 		select {
-		case f := <-ch:
-			img, err := jpeg.Decode(bytes.NewReader(f.JPEG))
-			if err != nil {
-				t.Fatalf("frame is not a JPEG: %v", err)
+		case g := <-ch:
+			if g.f.Captured.IsZero() || g.f.Grab <= 0 {
+				t.Fatalf("picture captured at %v in %v", g.f.Captured, g.f.Grab)
 			}
-			if check(img, f) {
+			if check(g.img, g.f) {
 				cancel()
 				if err := <-errc; err != nil {
 					t.Fatalf("Run: %v", err)
@@ -64,7 +96,7 @@ func frames(t *testing.T, cfg ScreenConfig, check func(img image.Image, f Frame)
 		case err := <-errc:
 			t.Fatalf("Run ended early: %v", err)
 		case <-ctx.Done():
-			t.Fatal("no matching frame within 10 s")
+			t.Fatal("no matching picture within 10 s")
 		}
 	}
 }
@@ -86,19 +118,19 @@ func TestScreenOnXvfb(t *testing.T) {
 		w, h   int
 		points map[image.Point]color.RGBA // in frame coordinates
 	}{
-		{"whole screen", ScreenConfig{FPS: 30, Quality: 80}, 640, 480, map[image.Point]color.RGBA{
+		{"whole screen", ScreenConfig{FPS: 30}, 640, 480, map[image.Point]color.RGBA{
 			{160, 120}: red, {480, 120}: green, {160, 360}: blue, {480, 360}: white,
 		}},
-		{"region", ScreenConfig{FPS: 30, Quality: 80, Region: image.Rect(300, 200, 400, 300)}, 100, 100, map[image.Point]color.RGBA{
+		{"region", ScreenConfig{FPS: 30, Region: image.Rect(300, 200, 400, 300)}, 100, 100, map[image.Point]color.RGBA{
 			{5, 5}: red, {95, 5}: green, {5, 95}: blue, {95, 95}: white,
 		}},
-		{"downscaled", ScreenConfig{FPS: 30, Quality: 80, MaxWidth: 320}, 320, 240, map[image.Point]color.RGBA{
+		{"downscaled", ScreenConfig{FPS: 30, MaxWidth: 320}, 320, 240, map[image.Point]color.RGBA{
 			{80, 60}: red, {240, 60}: green, {80, 180}: blue, {240, 180}: white,
 		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			frames(t, tc.cfg, func(img image.Image, f Frame) bool {
+			frames(t, tc.cfg, func(img image.Image, f frame) bool {
 				if b := img.Bounds(); b.Dx() != tc.w || b.Dy() != tc.h || f.Width != tc.w || f.Height != tc.h {
 					t.Fatalf("frame is %v (says %dx%d), want %dx%d", b, f.Width, f.Height, tc.w, tc.h)
 				}
@@ -115,7 +147,7 @@ func TestScreenOnXvfb(t *testing.T) {
 	t.Run("sends only changes", func(t *testing.T) {
 		n := 0
 		start := time.Now()
-		frames(t, ScreenConfig{FPS: 60, Quality: 70}, func(img image.Image, f Frame) bool {
+		frames(t, ScreenConfig{FPS: 60}, func(img image.Image, f frame) bool {
 			n++
 			switch n {
 			case 1: // the first frame always comes; then a still screen sends nothing
@@ -133,14 +165,14 @@ func TestScreenOnXvfb(t *testing.T) {
 	})
 
 	t.Run("region outside the monitor", func(t *testing.T) {
-		s, _ := NewScreen(ScreenConfig{FPS: 10, Quality: 70, Region: image.Rect(600, 0, 700, 100)})
-		if err := s.Run(context.Background(), func(Frame) {}); !errors.Is(err, ErrRegion) {
+		s, _ := NewScreen(ScreenConfig{FPS: 10, Region: image.Rect(600, 0, 700, 100)})
+		if err := s.Run(context.Background(), func(p *media.Picture) { p.Release() }); !errors.Is(err, ErrRegion) {
 			t.Fatalf("Run with a region past the edge = %v, want ErrRegion", err)
 		}
 	})
 	t.Run("monitor that does not exist", func(t *testing.T) {
-		s, _ := NewScreen(ScreenConfig{Monitor: 3, FPS: 10, Quality: 70})
-		if err := s.Run(context.Background(), func(Frame) {}); !errors.Is(err, ErrNoMonitor) {
+		s, _ := NewScreen(ScreenConfig{Monitor: 3, FPS: 10})
+		if err := s.Run(context.Background(), func(p *media.Picture) { p.Release() }); !errors.Is(err, ErrNoMonitor) {
 			t.Fatalf("Run on monitor 4 = %v, want ErrNoMonitor", err)
 		}
 	})

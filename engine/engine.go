@@ -13,6 +13,7 @@ import (
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
+	"github.com/deskcast/deskcast/codec/jpeg"
 	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/media"
 	"github.com/deskcast/deskcast/stream"
@@ -39,7 +40,7 @@ func Defaults() Settings {
 }
 
 func (s Settings) screen() capture.ScreenConfig {
-	return capture.ScreenConfig{Monitor: s.Monitor, Region: s.Region, FPS: s.FPS, Quality: s.Quality, MaxWidth: s.MaxWidth}
+	return capture.ScreenConfig{Monitor: s.Monitor, Region: s.Region, FPS: s.FPS, MaxWidth: s.MaxWidth}
 }
 
 // ErrNotSharing is returned by calls that need a running share.
@@ -66,19 +67,51 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 	if err := s.screen().Validate(); err != nil {
 		return nil, err
 	}
+	if err := jpeg.ValidateQuality(s.Quality); err != nil {
+		return nil, err
+	}
 	if err := s.Access.Validate(); err != nil {
 		return nil, err
 	}
 	return &Engine{settings: s, log: log}, nil
 }
 
-// source adapts a capture.Screen to the stream's Source.
-func source(scr *capture.Screen) stream.Source {
+// source checks s's screen and JPEG settings and adapts the screen capture,
+// encoded to JPEG at s.Quality, to the stream's Source.
+func source(s Settings) (stream.Source, error) {
+	if err := jpeg.ValidateQuality(s.Quality); err != nil {
+		return nil, err
+	}
+	scr, err := capture.NewScreen(s.screen())
+	if err != nil {
+		return nil, err
+	}
 	return stream.SourceFunc(func(ctx context.Context, emit func(*stream.Frame)) error {
-		return scr.Run(ctx, func(f capture.Frame) {
-			emit(&stream.Frame{JPEG: f.JPEG, Width: f.Width, Height: f.Height, Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
+		enc, err := jpeg.New(s.Quality)
+		if err != nil {
+			return fmt.Errorf("starting screen capture: %w", err)
+		}
+		defer enc.Close()
+		// An encoding error ends the capture, as it did when the screen
+		// source encoded: Run returns once ctx is done.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		var encErr error
+		err = scr.Run(ctx, func(p *media.Picture) {
+			defer p.Release()
+			if encErr != nil {
+				return
+			}
+			f, err := enc.Encode(p)
+			if err != nil {
+				encErr = err
+				cancel()
+				return
+			}
+			emit(&stream.Frame{JPEG: f.Data, Width: f.Width, Height: f.Height, Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
 		})
-	})
+		return errors.Join(err, encErr)
+	}), nil
 }
 
 // audioSource adapts an audio.Source to the stream's AudioSource; nil for no device.
@@ -118,7 +151,7 @@ func (e *Engine) meta() stream.Meta {
 		r := e.settings.Region
 		m += fmt.Sprintf(", region %d,%d %d×%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy())
 	}
-	return stream.Meta{Monitor: m, Encoder: capture.JPEGEncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
+	return stream.Meta{Monitor: m, Encoder: jpeg.EncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
 }
 
 // Start starts serving. Capture itself starts with the first viewer.
@@ -128,11 +161,11 @@ func (e *Engine) Start() error {
 	if e.srv != nil {
 		return nil
 	}
-	scr, err := capture.NewScreen(e.settings.screen())
+	src, err := source(e.settings)
 	if err != nil {
 		return err
 	}
-	b := stream.NewBroadcaster(source(scr), stream.BroadcasterOptions{Logger: e.log})
+	b := stream.NewBroadcaster(src, stream.BroadcasterOptions{Logger: e.log})
 	audio := stream.NewAudioHub(audioSource(e.settings.Audio), stream.BroadcasterOptions{Logger: e.log})
 	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
 		Audio: audio, Mode: e.settings.Mode, Access: e.settings.Access, Logger: e.log}, b)
@@ -241,13 +274,13 @@ func (e *Engine) SetQuality(fps, quality, maxWidth int) error {
 }
 
 func (e *Engine) applyLocked(s Settings) error {
-	scr, err := capture.NewScreen(s.screen())
+	src, err := source(s)
 	if err != nil {
 		return err
 	}
 	e.settings = s
 	if e.srv != nil {
-		e.b.SetSource(source(scr))
+		e.b.SetSource(src)
 		e.srv.SetMeta(e.meta())
 		if e.inj != nil {
 			if r, err := sharedRect(s); err == nil {
