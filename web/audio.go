@@ -12,6 +12,10 @@ import (
 	"github.com/deskcast/deskcast/media"
 )
 
+// AudioQueue is the audio hub's Options.Queue: a listener may fall 16
+// chunks (160 ms at 10 ms a chunk) behind before it loses the oldest.
+const AudioQueue = 16
+
 // AudioPrepare is the audio hub's Options.Prepare: it publishes a numbered
 // copy of c with its PCM as little-endian bytes (Wire), built once for every
 // listener; c itself is left as it was.
