@@ -15,9 +15,10 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/lang"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // Engine is what the app drives: *engine.Engine, or a fake in tests.
@@ -29,11 +30,11 @@ type Engine interface {
 	SetAudio(device string) error
 	SetQuality(fps, quality, maxWidth int) error
 	SetListen(addr string)
-	SetAccess(stream.Access) error
+	SetAccess(access.Access) error
 	Allow(id string) error
 	Deny(id string) error
 	Disconnect(id string) error
-	SetControl(stream.ControlMode) error
+	SetControl(access.ControlMode) error
 	Grant(id string) error
 	Revoke(id string)
 	Settings() engine.Settings
@@ -293,9 +294,9 @@ func (a *App) SetPIN(pin string) error {
 // SetApprove turns on or off asking the presenter before each new viewer watches.
 func (a *App) SetApprove(on bool) {
 	acc := a.eng.Settings().Access
-	acc.Approve = stream.ApproveOff
+	acc.Approve = access.ApproveOff
 	if on {
-		acc.Approve = stream.ApproveAsk
+		acc.Approve = access.ApproveAsk
 		// Nobody answering in the app means no: give the presenter time to see the question.
 		acc.ApproveTimeout = 2 * time.Minute
 	}
@@ -310,9 +311,9 @@ func (a *App) SetApprove(on bool) {
 // SetControl turns "Allow remote control" on or off. On, viewers still
 // need a grant from the viewer list (unless --control=all started it so).
 func (a *App) SetControl(on bool) {
-	mode := stream.ControlOff
+	mode := access.ControlOff
 	if on {
-		mode = stream.ControlGrant
+		mode = access.ControlGrant
 	}
 	a.setErr(a.eng.SetControl(mode))
 	a.refresh()
@@ -327,8 +328,8 @@ func (a *App) RevokeControl(id string) { a.eng.Revoke(id); a.refresh() }
 func (a *App) StopControl() {
 	// Down to grants first, so no viewer of --control=all can press
 	// anything between the revoke and the switch.
-	if a.eng.Settings().Control == stream.ControlAll {
-		a.setErr(a.eng.SetControl(stream.ControlGrant))
+	if a.eng.Settings().Control == access.ControlAll {
+		a.setErr(a.eng.SetControl(access.ControlGrant))
 	}
 	a.eng.Revoke("")
 	a.refresh()
@@ -360,7 +361,7 @@ func (a *App) CopyLink() {
 }
 
 // URL is the viewer URL the QR code shows: the chosen interface's, else the first LAN one.
-func (a *App) URL() stream.ViewerURL {
+func (a *App) URL() web.ViewerURL {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	urls := a.state.URLs
@@ -372,11 +373,11 @@ func (a *App) URL() stream.ViewerURL {
 	if len(urls) > 0 {
 		return urls[0]
 	}
-	return stream.ViewerURL{}
+	return web.ViewerURL{}
 }
 
 // label names an address for the interface selector, e.g. "wlan0 192.168.1.20".
-func label(u stream.ViewerURL) string {
+func label(u web.ViewerURL) string {
 	return u.Interface + " " + u.IP.String()
 }
 

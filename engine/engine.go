@@ -10,9 +10,12 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/capture"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/web"
 )
 
 // Settings are what the user chooses; the flags and the GUI set the same ones.
@@ -25,14 +28,14 @@ type Settings struct {
 	Quality  int
 	MaxWidth int
 	Audio    string      // audio device ID (see capture.AudioDevices); "" for none
-	Mode     stream.Mode // what is shared; "" means screen+audio
-	Access   stream.Access
-	Control  stream.ControlMode // remote control from viewers; off by default
+	Mode     access.Mode // what is shared; "" means screen+audio
+	Access   access.Access
+	Control  access.ControlMode // remote control from viewers; off by default
 }
 
 // Defaults returns the settings Deskcast starts with.
 func Defaults() Settings {
-	return Settings{FPS: 30, Quality: 70, Mode: stream.ModeScreenAudio}
+	return Settings{FPS: 30, Quality: 70, Mode: access.ModeScreenAudio}
 }
 
 func (s Settings) screen() capture.ScreenConfig {
@@ -49,9 +52,9 @@ type Engine struct {
 	mu       sync.Mutex
 	settings Settings
 	paused   bool
-	srv      *stream.Server
-	b        *stream.Broadcaster
-	audio    *stream.AudioHub
+	srv      *web.Server
+	b        *fanout.Hub[*media.Frame]
+	audio    *fanout.Hub[*media.AudioChunk]
 	inj      *injector // remote control, once turned on
 }
 
@@ -69,24 +72,25 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 	return &Engine{settings: s, log: log}, nil
 }
 
-// source adapts a capture.Screen to the stream's Source.
-func source(scr *capture.Screen) stream.Source {
-	return stream.SourceFunc(func(ctx context.Context, emit func(*stream.Frame)) error {
+// source adapts a capture.Screen to the video hub's Source.
+func source(scr *capture.Screen) fanout.Source[*media.Frame] {
+	return fanout.SourceFunc[*media.Frame](func(ctx context.Context, emit func(*media.Frame)) error {
 		return scr.Run(ctx, func(f capture.Frame) {
-			emit(&stream.Frame{JPEG: f.JPEG, Width: f.Width, Height: f.Height, Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
+			emit(&media.Frame{Codec: media.JPEG, Data: f.JPEG, Keyframe: true, Width: f.Width, Height: f.Height,
+				Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
 		})
 	})
 }
 
-// audioSource adapts a capture.Audio to the stream's AudioSource; nil for no device.
-func audioSource(device string) stream.AudioSource {
+// audioSource adapts a capture.Audio to the audio hub's Source; nil for no device.
+func audioSource(device string) fanout.Source[*media.AudioChunk] {
 	if device == "" {
 		return nil
 	}
 	a := capture.NewAudio(device)
-	return stream.AudioSourceFunc(func(ctx context.Context, emit func(*stream.AudioChunk)) error {
+	return fanout.SourceFunc[*media.AudioChunk](func(ctx context.Context, emit func(*media.AudioChunk)) error {
 		return a.Run(ctx, func(c capture.AudioChunk) {
-			emit(&stream.AudioChunk{PCM: c.PCM, Rate: c.Rate, Channels: c.Channels, Captured: c.Captured})
+			emit(&media.AudioChunk{PCM: c.PCM, Rate: c.Rate, Channels: c.Channels, Captured: c.Captured})
 		})
 	})
 }
@@ -106,7 +110,7 @@ func audioName(id string) string {
 	return id
 }
 
-func (e *Engine) meta() stream.Meta {
+func (e *Engine) meta() web.Meta {
 	m := fmt.Sprintf("%d", e.settings.Monitor+1)
 	if ms, err := capture.Monitors(); err == nil && e.settings.Monitor < len(ms) {
 		m = ms[e.settings.Monitor].String()
@@ -115,7 +119,7 @@ func (e *Engine) meta() stream.Meta {
 		r := e.settings.Region
 		m += fmt.Sprintf(", region %d,%d %d×%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy())
 	}
-	return stream.Meta{Monitor: m, Encoder: capture.JPEGEncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
+	return web.Meta{Monitor: m, Encoder: capture.JPEGEncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
 }
 
 // Start starts serving. Capture itself starts with the first viewer.
@@ -129,10 +133,12 @@ func (e *Engine) Start() error {
 	if err != nil {
 		return err
 	}
-	b := stream.NewBroadcaster(source(scr), stream.BroadcasterOptions{Logger: e.log})
-	audio := stream.NewAudioHub(audioSource(e.settings.Audio), stream.BroadcasterOptions{Logger: e.log})
-	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
-		Audio: audio, Mode: e.settings.Mode, Access: e.settings.Access, Logger: e.log}, b)
+	// Video: one slot where the newest frame wins, replayed to a joiner.
+	b := fanout.New(source(scr), fanout.Options[*media.Frame]{Logger: e.log, Replay: true, Prepare: web.MJPEGPrepare})
+	audio := fanout.New(audioSource(e.settings.Audio), fanout.Options[*media.AudioChunk]{Logger: e.log,
+		Queue: web.AudioQueue, Prepare: web.AudioPrepare})
+	srv, err := web.New(web.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
+		Video: b, Audio: audio, Mode: e.settings.Mode, Access: e.settings.Access, Logger: e.log})
 	if err != nil {
 		b.Close()
 		audio.Close()
@@ -157,8 +163,8 @@ func (e *Engine) applyPauseLocked() {
 		return
 	}
 	m := e.srv.Mode()
-	e.b.SetPaused(e.paused || m == stream.ModeAudio)
-	e.audio.SetPaused(e.paused || m == stream.ModeScreen)
+	e.b.SetPaused(e.paused || m == access.ModeAudio)
+	e.audio.SetPaused(e.paused || m == access.ModeScreen)
 }
 
 // Stop ends every stream and stops serving; it waits until all is closed.
@@ -192,8 +198,8 @@ func (e *Engine) SetPaused(p bool) error {
 }
 
 // SetMode switches between screen+audio, screen only and audio only, live.
-func (e *Engine) SetMode(m stream.Mode) error {
-	if _, err := stream.ParseMode(string(m)); err != nil {
+func (e *Engine) SetMode(m access.Mode) error {
+	if _, err := access.ParseMode(string(m)); err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -213,7 +219,7 @@ func (e *Engine) SetAudio(device string) error {
 	defer e.mu.Unlock()
 	e.settings.Audio = device
 	if e.srv != nil {
-		e.audio.SetDevice(audioSource(device))
+		e.audio.SetSource(audioSource(device))
 		e.srv.SetMeta(e.meta())
 	}
 	return nil
@@ -263,7 +269,7 @@ func (e *Engine) Settings() Settings {
 }
 
 // Server returns the running server, or nil when not sharing.
-func (e *Engine) Server() *stream.Server {
+func (e *Engine) Server() *web.Server {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.srv
@@ -275,10 +281,10 @@ type State struct {
 	Paused  bool
 	Port    int
 	Wanted  int // the port asked for, when it was busy and Port is the next free one; else 0
-	URLs    []stream.ViewerURL
+	URLs    []web.ViewerURL
 	Exposed []string // every address others reach the share on, "interface address"
-	Status  stream.Status
-	Viewers []stream.Viewer // present or waiting, oldest first
+	Status  web.Status
+	Viewers []access.Viewer // present or waiting, oldest first
 }
 
 // State returns the share's state and counters.
@@ -295,7 +301,7 @@ func (e *Engine) State() State {
 
 // SetAccess changes the PIN, approval and viewer limit; live for viewers
 // who come next.
-func (e *Engine) SetAccess(a stream.Access) error {
+func (e *Engine) SetAccess(a access.Access) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -309,15 +315,15 @@ func (e *Engine) SetAccess(a stream.Access) error {
 }
 
 // Allow lets a waiting viewer in.
-func (e *Engine) Allow(id string) error { return e.onViewer(id, (*stream.Server).Allow) }
+func (e *Engine) Allow(id string) error { return e.onViewer(id, (*web.Server).Allow) }
 
 // Deny refuses a waiting viewer.
-func (e *Engine) Deny(id string) error { return e.onViewer(id, (*stream.Server).Deny) }
+func (e *Engine) Deny(id string) error { return e.onViewer(id, (*web.Server).Deny) }
 
 // Disconnect sends a viewer away.
-func (e *Engine) Disconnect(id string) error { return e.onViewer(id, (*stream.Server).Disconnect) }
+func (e *Engine) Disconnect(id string) error { return e.onViewer(id, (*web.Server).Disconnect) }
 
-func (e *Engine) onViewer(id string, f func(*stream.Server, string) error) error {
+func (e *Engine) onViewer(id string, f func(*web.Server, string) error) error {
 	srv := e.Server()
 	if srv == nil {
 		return ErrNotSharing
