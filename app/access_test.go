@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/internal/testenv"
 )
 
 // findButton returns the first button labelled text under o, or nil.
@@ -59,11 +59,9 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &browser{t, &http.Client{Jar: jar, Transport: tr, Timeout: 5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	c := testenv.Client(t)
+	c.Timeout = 5 * time.Second
+	return &browser{t, c}
 }
 
 func (b *browser) get(url string) (int, string) {

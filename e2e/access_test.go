@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"strings"
@@ -128,10 +127,9 @@ type phone struct {
 }
 
 func newPhone(t *testing.T) *phone {
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &phone{t, &http.Client{Jar: jar, Transport: tr, Timeout: 5 * time.Second}}
+	c := testenv.Client(t)
+	c.Timeout = 5 * time.Second
+	return &phone{t, c}
 }
 
 func (p *phone) do(method, url string) (int, string) {

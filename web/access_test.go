@@ -10,7 +10,6 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -55,19 +54,13 @@ type answer struct {
 type browser struct {
 	ts   *testServer
 	ua   string
-	jar  http.CookieJar
 	c    *http.Client
 	seen []answer
 }
 
 func newBrowser(t *testing.T, ts *testServer, ua string) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{ts: ts, ua: ua, jar: jar, c: &http.Client{Transport: ts.tr, Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{ts: ts, ua: ua, c: testenv.Client(t)}
 }
 
 // open sends a request and returns the response unread; the caller closes its body.
@@ -117,7 +110,7 @@ func (b *browser) postPIN(t *testing.T, form string) (*http.Response, []byte) {
 // cookie returns the session cookie in b's jar, or nil.
 func (b *browser) cookie() *http.Cookie {
 	u, _ := url.Parse(b.ts.base)
-	for _, c := range b.jar.Cookies(u) {
+	for _, c := range b.c.Jar.Cookies(u) {
 		if c.Name == b.ts.cookieName() {
 			return c
 		}
