@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// The rules' numbers.
+// The limits and times of the access rules.
 const (
 	PresentFor   = 10 * time.Second // a viewer seen this recently is present (a page polls its status every second)
 	ForgetAfter  = 5 * time.Minute  // an absent viewer is forgotten
