@@ -37,11 +37,11 @@ test: test-deps
 
 ## fuzz: run each fuzz target for FUZZTIME (5m), one after another
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadCredentials$$' -fuzztime $(FUZZTIME) ./stream/
-	$(GO) test -run '^$$' -fuzz '^FuzzReadPINForm$$' -fuzztime $(FUZZTIME) ./stream/
-	$(GO) test -run '^$$' -fuzz '^FuzzViewerID$$' -fuzztime $(FUZZTIME) ./stream/
-	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./stream/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadCredentials$$' -fuzztime $(FUZZTIME) ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzReadPINForm$$' -fuzztime $(FUZZTIME) ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzViewerID$$' -fuzztime $(FUZZTIME) ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./web/
 
 ## fuzz-short: each fuzz target for 20 s, the short run in make test
 fuzz-short:

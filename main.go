@@ -12,10 +12,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -27,14 +28,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var (
 		list     = fl.Bool("list", false, "list monitors and audio inputs, and exit")
 		sound    = fl.String("audio", audio.None, "sound to share: an input's name or number from --list, \"default\" or \"none\"")
-		mode     = fl.String("mode", string(stream.ModeScreenAudio), "what to share: screen+audio, screen or audio")
+		mode     = fl.String("mode", string(access.ModeScreenAudio), "what to share: screen+audio, screen or audio")
 		headless = fl.Bool("headless", false, "run without a window: print the viewer URLs and serve until Ctrl-C")
 		monitor  = fl.Int("monitor", 1, "monitor to share, as --list numbers them")
 		region   = fl.String("region", "", "share only this part of the monitor: x,y,w,h in pixels")
 		verbose  = fl.Bool("v", false, "log more")
 		start    = fl.Bool("start", false, "start sharing at launch (the app otherwise waits for Start sharing)")
 	)
-	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", stream.DefaultPort), "address to listen on; the next free port is used when it is busy")
+	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", web.DefaultPort), "address to listen on; the next free port is used when it is busy")
 	fl.StringVar(&s.Token, "token", "", "fixed share token (16-128 letters, digits, - or _); default: a fresh random one")
 	fl.IntVar(&s.FPS, "fps", s.FPS, "frames per second, 1-120")
 	fl.IntVar(&s.Quality, "quality", s.Quality, "JPEG quality, 1-100")
@@ -45,7 +46,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.DurationVar(&s.Access.ApproveTimeout, "approve-timeout", 30*time.Second, "how long a new viewer waits for an answer")
 	fl.Var(controlFlag{&s.Control}, "control", "let viewers drive this desktop's mouse and keyboard: --control (only the viewer\n"+
 		"you grant it to, from the viewer list or /api/viewers) or --control=all (every viewer let in)")
-	fl.IntVar(&s.Access.MaxViewers, "max-viewers", stream.DefaultMaxViewers, "most viewers at once (-1: no limit)")
+	fl.IntVar(&s.Access.MaxViewers, "max-viewers", access.DefaultMaxViewers, "most viewers at once (-1: no limit)")
 	if err := fl.Parse(args); err != nil {
 		return 2
 	}
@@ -84,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	m, err := stream.ParseMode(*mode)
+	m, err := access.ParseMode(*mode)
 	if err != nil {
 		fmt.Fprintln(stderr, "deskcast:", err)
 		return 2
@@ -129,17 +130,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // approveFlag is --approve: bare, it means ask.
-type approveFlag struct{ a *stream.Approval }
+type approveFlag struct{ a *access.Approval }
 
 func (f approveFlag) IsBoolFlag() bool { return true }
 func (f approveFlag) String() string {
-	if f.a == nil || *f.a == stream.ApproveOff {
+	if f.a == nil || *f.a == access.ApproveOff {
 		return "off"
 	}
 	return string(*f.a)
 }
 func (f approveFlag) Set(v string) error {
-	a, err := stream.ParseApproval(v)
+	a, err := access.ParseApproval(v)
 	if err == nil {
 		*f.a = a
 	}
@@ -147,17 +148,17 @@ func (f approveFlag) Set(v string) error {
 }
 
 // controlFlag is --control: bare, it means on (for granted viewers).
-type controlFlag struct{ m *stream.ControlMode }
+type controlFlag struct{ m *access.ControlMode }
 
 func (f controlFlag) IsBoolFlag() bool { return true }
 func (f controlFlag) String() string {
-	if f.m == nil || *f.m == stream.ControlOff {
+	if f.m == nil || *f.m == access.ControlOff {
 		return "off"
 	}
 	return string(*f.m)
 }
 func (f controlFlag) Set(v string) error {
-	m, err := stream.ParseControlMode(v)
+	m, err := access.ParseControlMode(v)
 	if err == nil {
 		*f.m = m
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,8 +14,9 @@ import (
 	"fyne.io/fyne/v2/test"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/internal/testenv"
 )
 
 // findButton returns the first button labelled text under o, or nil.
@@ -59,11 +59,9 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &browser{t, &http.Client{Jar: jar, Transport: tr, Timeout: 5 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	c := testenv.Client(t)
+	c.Timeout = 5 * time.Second
+	return &browser{t, c}
 }
 
 func (b *browser) get(url string) (int, string) {
@@ -99,7 +97,7 @@ func newRealApp(t *testing.T) (*App, *engine.Engine, fyne.App) {
 func TestApproveInWindow(t *testing.T) {
 	a, eng, _ := newRealApp(t)
 	a.win.approve.SetChecked(true) // as the presenter ticks it
-	if got := eng.Settings().Access.Approve; got != stream.ApproveAsk {
+	if got := eng.Settings().Access.Approve; got != access.ApproveAsk {
 		t.Fatalf("after ticking the box, approve = %q, want ask", got)
 	}
 	a.Start()
@@ -197,14 +195,14 @@ func TestControlInWindow(t *testing.T) {
 	a, f, _ := newTestApp(t)
 	a.Start()
 	f.mu.Lock()
-	f.viewers = []stream.Viewer{{ID: "v1", Addr: "192.168.1.7", Browser: "Chrome on Android", State: stream.ViewerAllowed, Streams: 1, Present: true}}
+	f.viewers = []access.Viewer{{ID: "v1", Addr: "192.168.1.7", Browser: "Chrome on Android", State: access.ViewerAllowed, Streams: 1, Present: true}}
 	f.mu.Unlock()
 	a.refresh()
 	if findButton(t, a.win.viewers, "Give control") != nil {
 		t.Fatal("Give control offered while remote control is off")
 	}
 	test.Tap(a.win.control)
-	if got := f.Settings().Control; got != stream.ControlGrant {
+	if got := f.Settings().Control; got != access.ControlGrant {
 		t.Fatalf("after ticking Allow remote control, control = %q", got)
 	}
 	give := findButton(t, a.win.viewers, "Give control")
@@ -226,7 +224,7 @@ func TestControlInWindow(t *testing.T) {
 		t.Fatal("Stop remote control left the viewer in control")
 	}
 	test.Tap(a.win.control)
-	if got := f.Settings().Control; got != stream.ControlOff {
+	if got := f.Settings().Control; got != access.ControlOff {
 		t.Fatalf("after unticking, control = %q", got)
 	}
 }

@@ -15,11 +15,12 @@ import (
 	fyneapp "fyne.io/fyne/v2/app"
 	"fyne.io/fyne/v2/lang"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/input"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // Engine is what the app drives: *engine.Engine, or a fake in tests.
@@ -31,11 +32,11 @@ type Engine interface {
 	SetAudio(device string) error
 	SetQuality(fps, quality, maxWidth int) error
 	SetListen(addr string)
-	SetAccess(stream.Access) error
+	SetAccess(access.Access) error
 	Allow(id string) error
 	Deny(id string) error
 	Disconnect(id string) error
-	SetControl(stream.ControlMode) error
+	SetControl(access.ControlMode) error
 	Grant(id string) error
 	Revoke(id string)
 	Settings() engine.Settings
@@ -295,9 +296,9 @@ func (a *App) SetPIN(pin string) error {
 // SetApprove turns on or off asking the presenter before each new viewer watches.
 func (a *App) SetApprove(on bool) {
 	acc := a.eng.Settings().Access
-	acc.Approve = stream.ApproveOff
+	acc.Approve = access.ApproveOff
 	if on {
-		acc.Approve = stream.ApproveAsk
+		acc.Approve = access.ApproveAsk
 		// Nobody answering in the app means no: give the presenter time to see the question.
 		acc.ApproveTimeout = 2 * time.Minute
 	}
@@ -312,9 +313,9 @@ func (a *App) SetApprove(on bool) {
 // SetControl turns "Allow remote control" on or off. On, viewers still
 // need a grant from the viewer list (unless --control=all started it so).
 func (a *App) SetControl(on bool) {
-	mode := stream.ControlOff
+	mode := access.ControlOff
 	if on {
-		mode = stream.ControlGrant
+		mode = access.ControlGrant
 	}
 	a.setErr(a.eng.SetControl(mode))
 	a.refresh()
@@ -329,8 +330,8 @@ func (a *App) RevokeControl(id string) { a.eng.Revoke(id); a.refresh() }
 func (a *App) StopControl() {
 	// Down to grants first, so no viewer of --control=all can press
 	// anything between the revoke and the switch.
-	if a.eng.Settings().Control == stream.ControlAll {
-		a.setErr(a.eng.SetControl(stream.ControlGrant))
+	if a.eng.Settings().Control == access.ControlAll {
+		a.setErr(a.eng.SetControl(access.ControlGrant))
 	}
 	a.eng.Revoke("")
 	a.refresh()
@@ -362,7 +363,7 @@ func (a *App) CopyLink() {
 }
 
 // URL is the viewer URL the QR code shows: the chosen interface's, else the first LAN one.
-func (a *App) URL() stream.ViewerURL {
+func (a *App) URL() web.ViewerURL {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	urls := a.state.URLs
@@ -374,11 +375,11 @@ func (a *App) URL() stream.ViewerURL {
 	if len(urls) > 0 {
 		return urls[0]
 	}
-	return stream.ViewerURL{}
+	return web.ViewerURL{}
 }
 
 // label names an address for the interface selector, e.g. "wlan0 192.168.1.20".
-func label(u stream.ViewerURL) string {
+func label(u web.ViewerURL) string {
 	return u.Interface + " " + u.IP.String()
 }
 

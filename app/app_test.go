@@ -18,10 +18,11 @@ import (
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/qrcode"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // fakeEngine records what the app asks of it.
@@ -31,7 +32,7 @@ type fakeEngine struct {
 	sharing  bool
 	paused   bool
 	failNext error
-	viewers  []stream.Viewer
+	viewers  []access.Viewer
 }
 
 func (f *fakeEngine) Start() error {
@@ -75,7 +76,7 @@ func (f *fakeEngine) SetQuality(fps, q, mw int) error {
 	f.settings.FPS, f.settings.Quality, f.settings.MaxWidth = fps, q, mw
 	return nil
 }
-func (f *fakeEngine) SetAccess(a stream.Access) error {
+func (f *fakeEngine) SetAccess(a access.Access) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -84,10 +85,10 @@ func (f *fakeEngine) SetAccess(a stream.Access) error {
 	f.mu.Unlock()
 	return nil
 }
-func (f *fakeEngine) Allow(id string) error      { return f.setViewer(id, stream.ViewerAllowed) }
-func (f *fakeEngine) Deny(id string) error       { return f.setViewer(id, stream.ViewerDenied) }
-func (f *fakeEngine) Disconnect(id string) error { return f.setViewer(id, stream.ViewerDisconnected) }
-func (f *fakeEngine) setViewer(id string, st stream.ViewerState) error {
+func (f *fakeEngine) Allow(id string) error      { return f.setViewer(id, access.ViewerAllowed) }
+func (f *fakeEngine) Deny(id string) error       { return f.setViewer(id, access.ViewerDenied) }
+func (f *fakeEngine) Disconnect(id string) error { return f.setViewer(id, access.ViewerDisconnected) }
+func (f *fakeEngine) setViewer(id string, st access.ViewerState) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.viewers {
@@ -98,7 +99,7 @@ func (f *fakeEngine) setViewer(id string, st stream.ViewerState) error {
 	}
 	return errors.New("no such viewer")
 }
-func (f *fakeEngine) SetControl(m stream.ControlMode) error {
+func (f *fakeEngine) SetControl(m access.ControlMode) error {
 	f.mu.Lock()
 	f.settings.Control = m
 	f.mu.Unlock()
@@ -133,9 +134,9 @@ func (f *fakeEngine) State() engine.State {
 	if !f.sharing {
 		return engine.State{}
 	}
-	st := engine.State{Sharing: true, Paused: f.paused, Port: 8765, Status: stream.Status{State: "sharing", Viewers: 2, FPS: 30}}
+	st := engine.State{Sharing: true, Paused: f.paused, Port: 8765, Status: web.Status{State: "sharing", Viewers: 2, FPS: 30}}
 	for _, u := range []struct{ iface, ip string }{{"wlan0", "192.168.1.20"}, {"eth0", "10.0.0.7"}, {"loopback", "127.0.0.1"}} {
-		st.URLs = append(st.URLs, stream.ViewerURL{Interface: u.iface, IP: net.ParseIP(u.ip),
+		st.URLs = append(st.URLs, web.ViewerURL{Interface: u.iface, IP: net.ParseIP(u.ip),
 			URL: "http://" + u.ip + ":8765/?t=0123456789abcdef0123456789abcdef"})
 	}
 	if f.paused {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
 )
 
 // Preference keys; settings survive restarts through Fyne's preferences.
@@ -47,11 +47,11 @@ func (a *App) loadPrefs(given map[string]bool) {
 	}
 	a.iface = p.String(prefInterface)
 	acc := a.eng.Settings().Access
-	if pin := p.String(prefPIN); pin != "" && !given["pin"] && stream.ValidPIN(pin) == nil {
+	if pin := p.String(prefPIN); pin != "" && !given["pin"] && access.ValidPIN(pin) == nil {
 		acc.PIN = pin
 	}
 	if p.Bool(prefApprove) && !given["approve"] {
-		acc.Approve, acc.ApproveTimeout = stream.ApproveAsk, 2*time.Minute
+		acc.Approve, acc.ApproveTimeout = access.ApproveAsk, 2*time.Minute
 	}
 	if err := a.eng.SetAccess(acc); err != nil {
 		a.log.Warn("remembered access settings", "err", err)

@@ -13,9 +13,9 @@ import (
 	"fyne.io/fyne/v2/lang"
 	"fyne.io/systray"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
 )
 
 // The tray icon's colour says the state: grey idle, blue sharing, amber paused.
@@ -150,15 +150,15 @@ func (a *App) trayMenu(st engine.State) *fyne.Menu {
 	}
 	q.ChildMenu = fyne.NewMenu("", qs...)
 	items = append(items, mon, aud, q)
-	ctl := fyne.NewMenuItem(lang.L("Allow remote control"), func() { a.SetControl(s.Control == stream.ControlOff) })
-	ctl.Checked = s.Control != stream.ControlOff
+	ctl := fyne.NewMenuItem(lang.L("Allow remote control"), func() { a.SetControl(s.Control == access.ControlOff) })
+	ctl.Checked = s.Control != access.ControlOff
 	if a.controlWhy() != "" {
 		// A menu item cannot say why; its label says where to read it.
 		ctl.Label = lang.L("Remote control: not available here (see the window)")
 		ctl.Disabled = true
 	}
 	items = append(items, ctl)
-	if st.Status.Control.Controller != "" || s.Control == stream.ControlAll {
+	if st.Status.Control.Controller != "" || s.Control == access.ControlAll {
 		items = append(items, fyne.NewMenuItem(lang.L("Stop remote control"), a.StopControl))
 	}
 	items = append(items, fyne.NewMenuItemSeparator(),

@@ -15,9 +15,9 @@ import (
 	"fyne.io/fyne/v2/layout"
 	"fyne.io/fyne/v2/widget"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/stream"
 )
 
 // window is the main window: the QR code of the viewer URL and the controls.
@@ -134,7 +134,7 @@ func newWindow(a *App) *window {
 		if s == "" {
 			return nil
 		}
-		return stream.ValidPIN(s)
+		return access.ValidPIN(s)
 	}
 	w.pin.OnChanged = func(s string) {
 		if !w.updating && w.pin.Validator(s) == nil {
@@ -299,20 +299,20 @@ func (w *window) update(st engine.State) {
 	if w.pin.Text != s.Access.PIN && !w.pinFocused() {
 		w.pin.SetText(s.Access.PIN)
 	}
-	w.approve.SetChecked(s.Access.Approve != stream.ApproveOff)
-	w.control.SetChecked(s.Control != stream.ControlOff)
+	w.approve.SetChecked(s.Access.Approve != access.ApproveOff)
+	w.control.SetChecked(s.Control != access.ControlOff)
 	switch why := a.controlWhy(); {
 	case why != "":
 		w.control.Disable()
 		w.ctlNote.SetText(lang.L("Remote control is not available here") + ": " + why)
-	case s.Control == stream.ControlAll:
+	case s.Control == access.ControlAll:
 		w.ctlNote.SetText(lang.L("Every viewer can use your mouse and keyboard."))
-	case s.Control != stream.ControlOff:
+	case s.Control != access.ControlOff:
 		w.ctlNote.SetText(lang.L("Give control to one viewer at a time from the list below."))
 	default:
 		w.ctlNote.SetText("")
 	}
-	if st.Status.Control.Controller != "" || st.Sharing && s.Control == stream.ControlAll {
+	if st.Status.Control.Controller != "" || st.Sharing && s.Control == access.ControlAll {
 		w.stopCtl.Show()
 	} else {
 		w.stopCtl.Hide()
@@ -353,7 +353,7 @@ func isLoopbackHost(h string) bool {
 
 // updateViewers rebuilds the viewer list when it changed, and asks about
 // each new viewer waiting to be let in.
-func (w *window) updateViewers(vs []stream.Viewer) {
+func (w *window) updateViewers(vs []access.Viewer) {
 	key := string(w.a.eng.Settings().Control) + "|"
 	for _, v := range vs {
 		key += v.ID + string(v.State) + strconv.Itoa(v.Streams) + strconv.FormatBool(v.Control) + ";"
@@ -371,7 +371,7 @@ func (w *window) updateViewers(vs []stream.Viewer) {
 	}
 	waiting := map[string]bool{}
 	for _, v := range vs {
-		if v.State != stream.ViewerWaiting {
+		if v.State != access.ViewerWaiting {
 			continue
 		}
 		waiting[v.ID] = true
@@ -387,31 +387,31 @@ func (w *window) updateViewers(vs []stream.Viewer) {
 	}
 }
 
-func (w *window) viewerRow(v stream.Viewer) fyne.CanvasObject {
+func (w *window) viewerRow(v access.Viewer) fyne.CanvasObject {
 	text := v.Addr + " · " + v.Browser + " · " + stateText(v.State)
 	l := widget.NewLabel(text)
 	l.Truncation = fyne.TextTruncateEllipsis
 	a := w.a
 	var btns []fyne.CanvasObject
 	switch v.State {
-	case stream.ViewerWaiting:
+	case access.ViewerWaiting:
 		btns = append(btns, widget.NewButton(lang.L("Allow"), func() { a.Allow(v.ID) }),
 			widget.NewButton(lang.L("Deny"), func() { a.Deny(v.ID) }))
-	case stream.ViewerAllowed:
+	case access.ViewerAllowed:
 		if v.Control {
 			btns = append(btns, widget.NewButton(lang.L("Take back control"), func() { a.RevokeControl(v.ID) }))
-		} else if a.eng.Settings().Control == stream.ControlGrant {
+		} else if a.eng.Settings().Control == access.ControlGrant {
 			btns = append(btns, widget.NewButton(lang.L("Give control"), func() { a.GrantControl(v.ID) }))
 		}
 		btns = append(btns, widget.NewButton(lang.L("Disconnect"), func() { a.Disconnect(v.ID) }))
-	case stream.ViewerNeedsPIN:
+	case access.ViewerNeedsPIN:
 		btns = append(btns, widget.NewButton(lang.L("Disconnect"), func() { a.Disconnect(v.ID) }))
 	}
 	return container.NewBorder(nil, nil, nil, container.NewHBox(btns...), l)
 }
 
 // ask shows "let this viewer watch?" and brings the window forward.
-func (w *window) ask(v stream.Viewer) {
+func (w *window) ask(v access.Viewer) {
 	a := w.a
 	msg := widget.NewLabel(fmt.Sprintf(lang.L("%s (%s) wants to watch your screen."), v.Addr, v.Browser))
 	msg.Wrapping = fyne.TextWrapWord
@@ -433,15 +433,15 @@ func (w *window) ask(v stream.Viewer) {
 	a.fa.SendNotification(fyne.NewNotification("Deskcast", fmt.Sprintf(lang.L("%s (%s) wants to watch your screen."), v.Addr, v.Browser)))
 }
 
-func stateText(s stream.ViewerState) string {
+func stateText(s access.ViewerState) string {
 	switch s {
-	case stream.ViewerNeedsPIN:
+	case access.ViewerNeedsPIN:
 		return lang.L("entering the PIN")
-	case stream.ViewerWaiting:
+	case access.ViewerWaiting:
 		return lang.L("waiting for you")
-	case stream.ViewerAllowed:
+	case access.ViewerAllowed:
 		return lang.L("watching")
-	case stream.ViewerDenied:
+	case access.ViewerDenied:
 		return lang.L("not let in")
 	}
 	return lang.L("disconnected")

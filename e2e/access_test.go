@@ -8,7 +8,6 @@ import (
 	"image/color"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"strings"
@@ -17,9 +16,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
 )
 
 // TestPINAndDisconnectInChromium: a viewer with the link gets the PIN page,
@@ -28,7 +27,7 @@ import (
 func TestPINAndDisconnectInChromium(t *testing.T) {
 	x := testenv.StartX(t, 640, 480)
 	x.Fill(red)
-	e, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80, Access: stream.Access{PIN: "4821"}})
+	e, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80, Access: access.Access{PIN: "4821"}})
 	ctx := testenv.Browser(t, 800, 600)
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?t="+token)); err != nil {
 		t.Fatal(err)
@@ -59,7 +58,7 @@ func TestPINAndDisconnectInChromium(t *testing.T) {
 
 	srv := e.Server()
 	vs, _ := srv.Viewers()
-	if len(vs) != 1 || vs[0].State != stream.ViewerAllowed || vs[0].Streams == 0 || vs[0].Browser != "Headless Chrome on Linux" {
+	if len(vs) != 1 || vs[0].State != access.ViewerAllowed || vs[0].Streams == 0 || vs[0].Browser != "Headless Chrome on Linux" {
 		t.Fatalf("viewer list %+v, want one Headless Chrome watching", vs)
 	}
 	start := time.Now()
@@ -128,10 +127,9 @@ type phone struct {
 }
 
 func newPhone(t *testing.T) *phone {
-	jar, _ := cookiejar.New(nil)
-	tr := &http.Transport{}
-	t.Cleanup(tr.CloseIdleConnections)
-	return &phone{t, &http.Client{Jar: jar, Transport: tr, Timeout: 5 * time.Second}}
+	c := testenv.Client(t)
+	c.Timeout = 5 * time.Second
+	return &phone{t, c}
 }
 
 func (p *phone) do(method, url string) (int, string) {
@@ -167,9 +165,9 @@ func TestHeadlessApprove(t *testing.T) {
 	}
 	presenter := newPhone(t)
 	code, body := presenter.do("GET", base+"/api/viewers?t="+token)
-	var vs []stream.Viewer
+	var vs []access.Viewer
 	if err := json.Unmarshal([]byte(body), &vs); code != http.StatusOK || err != nil || len(vs) != 1 ||
-		vs[0].State != stream.ViewerWaiting || vs[0].Browser != "Safari on iPhone" || vs[0].Addr != "127.0.0.1" {
+		vs[0].State != access.ViewerWaiting || vs[0].Browser != "Safari on iPhone" || vs[0].Addr != "127.0.0.1" {
 		t.Fatalf("presenter's list: %d %s (%v)", code, body, err)
 	}
 	if code, _ := presenter.do("POST", base+"/api/viewers/"+vs[0].ID+"/allow?t="+token); code != http.StatusNoContent {

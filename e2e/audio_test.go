@@ -16,9 +16,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // levels returns the 440 and 880 Hz amplitudes of the last second of s16le stereo pcm.
@@ -107,21 +108,21 @@ func (w *wsAudio) read(t *testing.T, d time.Duration) []byte {
 	return pcm
 }
 
-func status(t *testing.T, base string) stream.Status {
+func status(t *testing.T, base string) web.Status {
 	t.Helper()
 	resp, err := http.Get(base + "/api/status?t=" + token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var st stream.Status
+	var st web.Status
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st
 }
 
-func waitStatus(t *testing.T, base, what string, ok func(stream.Status) bool) stream.Status {
+func waitStatus(t *testing.T, base, what string, ok func(web.Status) bool) web.Status {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -182,7 +183,7 @@ func TestSoundFromPulseAudio(t *testing.T) {
 		defer m.Close()
 
 		s440.Unload()
-		st := waitStatus(t, base, "the audio error", func(st stream.Status) bool { return st.Audio.State == "error" })
+		st := waitStatus(t, base, "the audio error", func(st web.Status) bool { return st.Audio.State == "error" })
 		t.Logf("audio error reported: %q", st.Audio.Error)
 		x.Fill(blue) // the picture goes on meanwhile
 		m.waitFor(t, 5*time.Second, "the screen turning blue while sound is down", func(img image.Image) bool {
@@ -194,14 +195,14 @@ func TestSoundFromPulseAudio(t *testing.T) {
 
 		s440.Reload()
 		s440.Play(testenv.Tone(440, 0.5, 30*time.Second))
-		waitStatus(t, base, "sound back on", func(st stream.Status) bool { return st.Audio.State == "on" })
+		waitStatus(t, base, "sound back on", func(st web.Status) bool { return st.Audio.State == "on" })
 		check(t, w.read(t, 3500*time.Millisecond), 0.5, 0) // same socket: no reconnect needed
 	})
 	t.Run("screen-only mode refuses sound", func(t *testing.T) {
-		if err := e.SetMode(stream.ModeScreen); err != nil {
+		if err := e.SetMode(access.ModeScreen); err != nil {
 			t.Fatal(err)
 		}
-		defer e.SetMode(stream.ModeScreenAudio)
+		defer e.SetMode(access.ModeScreenAudio)
 		resp, err := http.Get(base + "/audio.wav?t=" + token)
 		if err != nil {
 			t.Fatal(err)
@@ -210,7 +211,7 @@ func TestSoundFromPulseAudio(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("GET /audio.wav in screen-only mode: %s", resp.Status)
 		}
-		if st := status(t, base); st.Audio.State != "off" || st.Mode != stream.ModeScreen {
+		if st := status(t, base); st.Audio.State != "off" || st.Mode != access.ModeScreen {
 			t.Fatalf("status in screen-only mode: mode %q audio %q", st.Mode, st.Audio.State)
 		}
 	})
@@ -249,13 +250,13 @@ func TestSoundInChromium(t *testing.T) {
 	t.Logf("page audio: %v", st)
 
 	t.Run("audio-only mode", func(t *testing.T) {
-		if err := e.SetMode(stream.ModeAudio); err != nil {
+		if err := e.SetMode(access.ModeAudio); err != nil {
 			t.Fatal(err)
 		}
 		waitEval(t, ctx, "the audio-only card and no picture",
 			`!document.getElementById('audio-card').hidden && !document.getElementById('screen').getAttribute('src')`)
 		peak(880)
-		if err := e.SetMode(stream.ModeScreenAudio); err != nil {
+		if err := e.SetMode(access.ModeScreenAudio); err != nil {
 			t.Fatal(err)
 		}
 		waitEval(t, ctx, "the picture back", `document.getElementById('audio-card').hidden && !!document.getElementById('screen').getAttribute('src')`)

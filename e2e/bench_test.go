@@ -235,12 +235,6 @@ func (c *counter) close() { c.body.Close(); <-c.done }
 // procStats reads a process's CPU time and memory from /proc.
 type procStats struct{ pid int }
 
-// cpu returns user+system CPU seconds.
-func (p procStats) cpu() float64 {
-	u, s := p.cpuSplit()
-	return u + s
-}
-
 // cpuSplit returns user and system CPU seconds.
 func (p procStats) cpuSplit() (user, sys float64) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))

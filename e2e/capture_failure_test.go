@@ -8,14 +8,14 @@ import (
 
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // waitState polls /api/status until ok says yes, and returns it with the time it took.
-func waitState(t *testing.T, base string, within time.Duration, what string, ok func(stream.Status) bool) (stream.Status, time.Duration) {
+func waitState(t *testing.T, base string, within time.Duration, what string, ok func(web.Status) bool) (web.Status, time.Duration) {
 	t.Helper()
 	start := time.Now()
-	var st stream.Status
+	var st web.Status
 	for {
 		if st = status(t, base); ok(st) {
 			return st, time.Since(start)
@@ -132,7 +132,7 @@ func TestCaptureFailure(t *testing.T) {
 
 	display := x.Display
 	x.Kill()
-	st, toError := waitState(t, base, 10*time.Second, `"error" with a reason`, func(st stream.Status) bool {
+	st, toError := waitState(t, base, 10*time.Second, `"error" with a reason`, func(st web.Status) bool {
 		return st.State == "error" && st.Error != ""
 	})
 	t.Logf("X server killed: status %q, error %q after %v", st.State, st.Error, toError.Round(time.Millisecond))
@@ -156,7 +156,7 @@ func TestCaptureFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	back := time.Now()
-	_, toSharing := waitState(t, base, 15*time.Second, `"sharing"`, func(st stream.Status) bool {
+	_, toSharing := waitState(t, base, 15*time.Second, `"sharing"`, func(st web.Status) bool {
 		return st.State == "sharing" && st.Error == ""
 	})
 	fr.waitFor(t, 15*time.Second, "blue from the new X server", func(img image.Image) bool { return all(img, blue) })

@@ -18,10 +18,10 @@ import (
 	"github.com/coder/websocket"
 	"github.com/jezek/xgb/xproto"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
 )
 
 // The remote-control tests drive a real viewer page in headless Chromium with
@@ -88,7 +88,7 @@ func openControl(t *testing.T, s engine.Settings, vw, vh int, setup ...chromedp.
 	for p.id == "" {
 		vs, _ := e.Server().Viewers()
 		for _, v := range vs {
-			if v.Streams > 0 && v.State == stream.ViewerAllowed {
+			if v.Streams > 0 && v.State == access.ViewerAllowed {
 				p.id = v.ID
 			}
 		}
@@ -97,7 +97,7 @@ func openControl(t *testing.T, s engine.Settings, vw, vh int, setup ...chromedp.
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if s.Control != stream.ControlOff {
+	if s.Control != access.ControlOff {
 		waitJS(t, p.ctx, 5*time.Second, "!!window.deskcast.control.ws && window.deskcast.control.ws.readyState === 1")
 	}
 	t.Logf("engine, browser and %dx%d page ready in %v", vw, vh, time.Since(start).Round(time.Millisecond))
@@ -360,7 +360,7 @@ func TestControlPointer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := tc.s
-			s.FPS, s.Quality, s.Control = 30, 80, stream.ControlGrant
+			s.FPS, s.Quality, s.Control = 30, 80, access.ControlGrant
 			var setup []chromedp.Action[chromedp.Void]
 			if tc.scale != 0 {
 				setup = append(setup, chromedp.EmulateViewport(int64(tc.vw), int64(tc.vh), chromedp.EmulateScale(tc.scale)))
@@ -547,7 +547,7 @@ var keysymNames = map[xproto.Keysym]string{0xff0d: "Return", 0xff08: "BackSpace"
 func TestControlKeyboard(t *testing.T) {
 	checkLeaks(t)
 	rec := controlX(t)
-	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: stream.ControlGrant}, 800, 600)
+	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: access.ControlGrant}, 800, 600)
 	p.grant(t)
 	// Focus: a click in the picture, as a user would.
 	pt := p.at(0.5, 0.5)
@@ -610,7 +610,7 @@ func TestControlTouch(t *testing.T) {
 		_, err := cdp.Call(ctx, tg, emulation.SetTouchEmulationEnabled, emulation.SetTouchEmulationEnabledParams{Enabled: true, MaxTouchPoints: 5})
 		return err
 	})
-	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: stream.ControlGrant}, 400, 800, touch)
+	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: access.ControlGrant}, 400, 800, touch)
 	p.grant(t)
 	// Make sure the page sees touch pointers, or every check below is moot.
 	eval[bool](t, p.ctx, `window.__types = []; document.getElementById('stage').addEventListener('pointerdown',
@@ -805,7 +805,7 @@ func letGo(t *testing.T, rec *testenv.Recorder, shift byte, why string, start ti
 func TestControlRefused(t *testing.T) {
 	checkLeaks(t)
 	rec := controlX(t)
-	on := engine.Settings{FPS: 30, Quality: 80, Control: stream.ControlGrant}
+	on := engine.Settings{FPS: 30, Quality: 80, Control: access.ControlGrant}
 
 	t.Run("not granted", func(t *testing.T) {
 		p := openControl(t, on, 800, 600)
@@ -911,7 +911,7 @@ func TestControlRefused(t *testing.T) {
 		n := p.rawControl(t) // a socket of its own: the server still refuses
 		waitRefused(t, p.e, uint64(n))
 		noInput(t, rec, time.Second)
-		if st := p.e.Server().Status().Control; st.Events != 0 || st.Mode != stream.ControlOff {
+		if st := p.e.Server().Status().Control; st.Events != 0 || st.Mode != access.ControlOff {
 			t.Fatalf("control status %+v", st)
 		}
 	})
@@ -922,7 +922,7 @@ func TestControlRefused(t *testing.T) {
 func TestControlViewerLeavesMidDrag(t *testing.T) {
 	checkLeaks(t)
 	rec := controlX(t)
-	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: stream.ControlGrant}, 800, 600)
+	p := openControl(t, engine.Settings{FPS: 30, Quality: 80, Control: access.ControlGrant}, 800, 600)
 	p.grant(t)
 	shift := p.holdShiftDrag(t, rec, p.at(0.4, 0.6))
 	start := time.Now()

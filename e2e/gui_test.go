@@ -22,7 +22,7 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // app is the desktop app running in a real window.
@@ -406,7 +406,7 @@ func TestTrayMenuOverDBus(t *testing.T) {
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", a.port)
 	click("Pause")
-	waitStatus(t, base, "paused after the tray's Pause", func(st stream.Status) bool { return st.State == "paused" })
+	waitStatus(t, base, "paused after the tray's Pause", func(st web.Status) bool { return st.State == "paused" })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if _, ok := layout().find("Resume"); ok {

@@ -33,9 +33,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 const (
@@ -239,9 +240,9 @@ func goroutineStacks() string {
 
 // serverStatus is the server's own status, failing the test when asking
 // takes over 5 s (a deadlocked server).
-func serverStatus(t *testing.T, e *engine.Engine) stream.Status {
+func serverStatus(t *testing.T, e *engine.Engine) web.Status {
 	t.Helper()
-	var st stream.Status
+	var st web.Status
 	if !within(5*time.Second, func() { st = e.Server().Status() }) {
 		t.Fatalf("the server's status took over 5 s: deadlocked?\n%s", goroutineStacks())
 	}
@@ -376,7 +377,7 @@ func TestStalledClients(t *testing.T) {
 	// engine.Settings has no write timeout: the server's default, 5 s, applies.
 	// No viewer limit, so that all 100 stalled clients get a stream (by
 	// default the 21st on would be refused with a short 503).
-	e, base := startEngineBounded(t, engine.Settings{FPS: 30, Quality: 70, Access: stream.Access{MaxViewers: -1}})
+	e, base := startEngineBounded(t, engine.Settings{FPS: 30, Quality: 70, Access: access.Access{MaxViewers: -1}})
 	addr := strings.TrimPrefix(base, "http://")
 
 	before := warmUp(t, e, base)
@@ -456,7 +457,7 @@ func TestStalledClients(t *testing.T) {
 	// much they take and on the stream's rate.
 	var dropped time.Duration
 	sent0, read0 := serverStatus(t, e).BytesSent, viewer.bytes.Load()
-	stalledTook := func(st stream.Status) float64 {
+	stalledTook := func(st web.Status) float64 {
 		return float64(int64(st.BytesSent-sent0)-(viewer.bytes.Load()-read0)) / stalledN
 	}
 	var perStalled float64

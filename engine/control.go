@@ -6,9 +6,10 @@ import (
 	"image"
 	"sync"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/input"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // injector carries viewers' input to the shared part of the desktop: it maps
@@ -20,7 +21,7 @@ type injector struct {
 	rect image.Rectangle // the shared monitor or region, in screen pixels
 }
 
-var _ stream.Injector = (*injector)(nil)
+var _ web.Injector = (*injector)(nil)
 
 // sharedRect is the monitor or region s shares, in screen pixels.
 func sharedRect(s Settings) (image.Rectangle, error) {
@@ -133,31 +134,42 @@ func (j *injector) ReleaseAll() error {
 	return err
 }
 
-// SetControl turns remote control on (stream.ControlGrant: for the viewer
-// the presenter grants it to; stream.ControlAll: for every viewer) or off.
+// SetControl turns remote control on (access.ControlGrant: for the viewer
+// the presenter grants it to; access.ControlAll: for every viewer) or off.
 // It fails, saying why, where this desktop cannot take injected input
 // (a Wayland session, no XTEST).
-func (e *Engine) SetControl(mode stream.ControlMode) error {
-	if _, err := stream.ParseControlMode(string(mode)); err != nil {
+func (e *Engine) SetControl(mode access.ControlMode) error {
+	if _, err := access.ParseControlMode(string(mode)); err != nil {
 		return err
 	}
-	if mode != stream.ControlOff {
+	if mode != access.ControlOff {
 		if err := input.Available(); err != nil {
 			return err
 		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.settings.Control = mode
-	return e.applyControlLocked()
-}
-
-func (e *Engine) applyControlLocked() error {
-	if e.srv == nil {
+	defer e.changed()
+	if e.share == nil {
+		e.settings.Control = mode
 		return nil
 	}
-	if e.settings.Control == stream.ControlOff {
-		return e.srv.SetControl(stream.ControlOff, nil)
+	return e.setControlLocked(mode)
+}
+
+// applyControlLocked gives a new share the control mode of the settings.
+func (e *Engine) applyControlLocked() error {
+	if e.share == nil || e.settings.Control == access.ControlOff {
+		return nil
+	}
+	return e.setControlLocked(e.settings.Control)
+}
+
+// setControlLocked sets the running share's control mode.
+func (e *Engine) setControlLocked(mode access.ControlMode) error {
+	srv := e.share.srv
+	if mode == access.ControlOff {
+		return srv.SetControl(access.ControlOff, nil)
 	}
 	if e.inj == nil {
 		e.inj = &injector{}
@@ -167,11 +179,11 @@ func (e *Engine) applyControlLocked() error {
 		return fmt.Errorf("remote control: %w", err)
 	}
 	e.inj.setRect(r)
-	return e.srv.SetControl(e.settings.Control, e.inj)
+	return srv.SetControl(mode, e.inj)
 }
 
 // Grant gives remote control to the viewer id (taking it from anyone else).
-func (e *Engine) Grant(id string) error { return e.onViewer(id, (*stream.Server).Grant) }
+func (e *Engine) Grant(id string) error { return e.onViewer(id, (*web.Server).Grant) }
 
 // Revoke takes remote control back from the viewer id, or from everyone for "".
 func (e *Engine) Revoke(id string) {

@@ -1,5 +1,6 @@
-// Package engine wires the screen capture into the streaming server: it is
-// the part of Deskcast that both the desktop app and headless mode drive.
+// Package engine wires a share together: the screen's grab loop and its
+// encoded tracks, the sound, remote control and the web server. The desktop
+// app and headless mode both drive it.
 package engine
 
 import (
@@ -10,13 +11,17 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/codec/jpeg"
+	"github.com/deskcast/deskcast/fanout"
 	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/media"
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/pipeline"
+	"github.com/deskcast/deskcast/version"
+	"github.com/deskcast/deskcast/web"
 )
 
 // Settings are what the user chooses; the flags and the GUI set the same ones.
@@ -26,37 +31,59 @@ type Settings struct {
 	Monitor  int    // 0-based
 	Region   image.Rectangle
 	FPS      int
-	Quality  int
+	Quality  int // JPEG quality
 	MaxWidth int
 	Audio    string      // audio device ID (see audio.Devices); "" for none
-	Mode     stream.Mode // what is shared; "" means screen+audio
-	Access   stream.Access
-	Control  stream.ControlMode // remote control from viewers; off by default
+	Mode     access.Mode // what is shared; "" means screen+audio
+	Access   access.Access
+	Control  access.ControlMode // remote control from viewers; off by default
 }
 
 // Defaults returns the settings Deskcast starts with.
 func Defaults() Settings {
-	return Settings{FPS: 30, Quality: 70, Mode: stream.ModeScreenAudio}
+	return Settings{FPS: 30, Quality: 70, Mode: access.ModeScreenAudio}
 }
 
 func (s Settings) screen() capture.ScreenConfig {
 	return capture.ScreenConfig{Monitor: s.Monitor, Region: s.Region, FPS: s.FPS, MaxWidth: s.MaxWidth}
 }
 
+// check reports the first setting that is out of range.
+func (s Settings) check() error {
+	if err := s.screen().Validate(); err != nil {
+		return err
+	}
+	if err := jpeg.ValidateQuality(s.Quality); err != nil {
+		return err
+	}
+	return s.Access.Validate()
+}
+
 // ErrNotSharing is returned by calls that need a running share.
 var ErrNotSharing = errors.New("not sharing")
 
 // Engine starts and stops a share. It is safe for concurrent use.
+//
+// While a share runs, its server is the one place that holds what is shared
+// (Mode), who may watch (Access) and who may control (Control): Settings
+// reads them from there, and Stop keeps them for the next share.
 type Engine struct {
-	log *slog.Logger
+	log     *slog.Logger
+	changes chan struct{} // capacity one: a pending change notice
 
 	mu       sync.Mutex
 	settings Settings
 	paused   bool
-	srv      *stream.Server
-	b        *stream.Broadcaster
-	audio    *stream.AudioHub
-	inj      *injector // remote control, once turned on
+	share    *share // nil when not sharing
+	inj      *injector
+}
+
+// share is what one Start builds and Stop takes down.
+type share struct {
+	srv   *web.Server
+	pipe  *pipeline.Pipeline
+	jpeg  *pipeline.Track
+	audio *fanout.Hub[*media.AudioChunk]
 }
 
 // New returns a stopped engine with the given settings.
@@ -64,67 +91,52 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := s.screen().Validate(); err != nil {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
-	if err := jpeg.ValidateQuality(s.Quality); err != nil {
-		return nil, err
-	}
-	if err := s.Access.Validate(); err != nil {
-		return nil, err
-	}
-	return &Engine{settings: s, log: log}, nil
+	return &Engine{settings: s, log: log, changes: make(chan struct{}, 1)}, nil
 }
 
-// source checks s's screen and JPEG settings and adapts the screen capture,
-// encoded to JPEG at s.Quality, to the stream's Source.
-func source(s Settings) (stream.Source, error) {
-	if err := jpeg.ValidateQuality(s.Quality); err != nil {
-		return nil, err
+// Changes returns a channel that receives a value soon after the share
+// changes: started, stopped, paused, a setting, a viewer arriving, waiting,
+// let in or leaving, capture starting, stopping or failing. Notices that
+// come while one is pending count as one; counters (fps, bytes) change
+// without notice.
+func (e *Engine) Changes() <-chan struct{} { return e.changes }
+
+// changed posts a change notice; it never blocks.
+func (e *Engine) changed() {
+	select {
+	case e.changes <- struct{}{}:
+	default:
 	}
+}
+
+// screenSource checks s's screen settings and returns its grab loop's source.
+func screenSource(s Settings) (pipeline.Source, error) {
 	scr, err := capture.NewScreen(s.screen())
 	if err != nil {
 		return nil, err
 	}
-	return stream.SourceFunc(func(ctx context.Context, emit func(*stream.Frame)) error {
-		enc, err := jpeg.New(s.Quality)
-		if err != nil {
-			return fmt.Errorf("starting screen capture: %w", err)
-		}
-		defer enc.Close()
-		// An encoding error ends the capture, as it did when the screen
-		// source encoded: Run returns once ctx is done.
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		var encErr error
-		err = scr.Run(ctx, func(p *media.Picture) {
-			defer p.Release()
-			if encErr != nil {
-				return
-			}
-			f, err := enc.Encode(p)
-			if err != nil {
-				encErr = err
-				cancel()
-				return
-			}
-			emit(&stream.Frame{JPEG: f.Data, Width: f.Width, Height: f.Height, Captured: f.Captured, Grab: f.Grab, Encode: f.Encode})
-		})
-		return errors.Join(err, encErr)
-	}), nil
+	return scr, nil
 }
 
-// audioSource adapts an audio.Source to the stream's AudioSource; nil for no device.
-func audioSource(device string) stream.AudioSource {
+// jpegTrack is the MJPEG viewers' encoding: every frame a JPEG at s.Quality.
+func jpegTrack(quality int) pipeline.TrackOptions {
+	return pipeline.TrackOptions{
+		Name:     "jpeg",
+		Encoder:  func() (media.Encoder, error) { return jpeg.New(quality) },
+		Delivery: pipeline.NewestWins,
+		Prepare:  web.MJPEGPrepare,
+	}
+}
+
+// audioSource returns the device's capture; nil for no device.
+func audioSource(device string) fanout.Source[*media.AudioChunk] {
 	if device == "" {
 		return nil
 	}
-	a := audio.New(device)
-	return stream.AudioSourceFunc(func(ctx context.Context, emit func(*stream.AudioChunk)) error {
-		return a.Run(ctx, func(c *media.AudioChunk) {
-			emit(&stream.AudioChunk{PCM: c.PCM, Rate: c.Rate, Channels: c.Channels, Captured: c.Captured})
-		})
-	})
+	return audio.New(device)
 }
 
 // audioName is how menus and the status name a device ID.
@@ -142,7 +154,7 @@ func audioName(id string) string {
 	return id
 }
 
-func (e *Engine) meta() stream.Meta {
+func (e *Engine) meta() web.Meta {
 	m := fmt.Sprintf("%d", e.settings.Monitor+1)
 	if ms, err := capture.Monitors(); err == nil && e.settings.Monitor < len(ms) {
 		m = ms[e.settings.Monitor].String()
@@ -151,63 +163,75 @@ func (e *Engine) meta() stream.Meta {
 		r := e.settings.Region
 		m += fmt.Sprintf(", region %d,%d %d×%d", r.Min.X, r.Min.Y, r.Dx(), r.Dy())
 	}
-	return stream.Meta{Monitor: m, Encoder: jpeg.EncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio)}
+	return web.Meta{Monitor: m, Encoder: jpeg.EncoderName, AudioDevice: e.settings.Audio, AudioName: audioName(e.settings.Audio),
+		Version: version.String()}
 }
 
 // Start starts serving. Capture itself starts with the first viewer.
 func (e *Engine) Start() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.srv != nil {
+	if e.share != nil {
 		return nil
 	}
-	src, err := source(e.settings)
+	src, err := screenSource(e.settings)
 	if err != nil {
 		return err
 	}
-	b := stream.NewBroadcaster(src, stream.BroadcasterOptions{Logger: e.log})
-	audio := stream.NewAudioHub(audioSource(e.settings.Audio), stream.BroadcasterOptions{Logger: e.log})
-	srv, err := stream.New(stream.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
-		Audio: audio, Mode: e.settings.Mode, Access: e.settings.Access, Logger: e.log}, b)
+	pipe := pipeline.New(src, pipeline.Options{Logger: e.log, OnChange: e.changed})
+	sh := &share{
+		pipe: pipe,
+		jpeg: pipe.Track(jpegTrack(e.settings.Quality)),
+		audio: fanout.New(audioSource(e.settings.Audio), fanout.Options[*media.AudioChunk]{Logger: e.log,
+			Queue: web.AudioQueue, Prepare: web.AudioPrepare, OnChange: e.changed}),
+	}
+	sh.srv, err = web.New(web.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
+		Video: sh.jpeg.Hub, Audio: sh.audio, SourceErr: pipe.Err, Mode: e.settings.Mode, Access: e.settings.Access,
+		OnChange: e.changed, OnWaiting: func(access.Viewer) { e.changed() }, Logger: e.log})
 	if err != nil {
-		b.Close()
-		audio.Close()
+		pipe.Close()
+		sh.audio.Close()
 		return fmt.Errorf("starting the server: %w", err)
 	}
-	srv.SetMeta(e.meta())
+	sh.srv.SetMeta(e.meta())
 	if why := input.Available(); why != nil {
-		srv.SetControlUnavailable(why.Error())
+		sh.srv.SetControlUnavailable(why.Error())
 	}
-	e.srv, e.b, e.audio = srv, b, audio
+	e.share = sh
 	e.applyPauseLocked()
 	if err := e.applyControlLocked(); err != nil {
 		e.log.Warn("remote control stays off", "err", err)
 	}
+	e.changed()
 	return nil
 }
 
 // applyPauseLocked stops whatever is not shared: both while paused, the
 // screen in audio-only mode and the sound in screen-only mode.
 func (e *Engine) applyPauseLocked() {
-	if e.srv == nil {
+	if e.share == nil {
 		return
 	}
-	m := e.srv.Mode()
-	e.b.SetPaused(e.paused || m == stream.ModeAudio)
-	e.audio.SetPaused(e.paused || m == stream.ModeScreen)
+	m := e.share.srv.Mode()
+	e.share.pipe.SetPaused(e.paused || m == access.ModeAudio)
+	e.share.audio.SetPaused(e.paused || m == access.ModeScreen)
 }
 
 // Stop ends every stream and stops serving; it waits until all is closed.
 func (e *Engine) Stop() {
 	e.mu.Lock()
-	srv, b, audio, inj := e.srv, e.b, e.audio, e.inj
-	e.srv, e.b, e.audio, e.inj = nil, nil, nil, nil
+	sh, inj := e.share, e.inj
+	if sh != nil {
+		e.settings = e.liveLocked()
+	}
+	e.share, e.inj = nil, nil
 	e.paused = false
 	e.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-		b.Close()
-		audio.Close()
+	if sh != nil {
+		_ = sh.srv.Close()
+		sh.pipe.Close()
+		sh.audio.Close()
+		e.changed()
 	}
 	// After the server: no control handler can reopen the input now.
 	if inj != nil {
@@ -219,26 +243,29 @@ func (e *Engine) Stop() {
 func (e *Engine) SetPaused(p bool) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.srv == nil {
+	if e.share == nil {
 		return ErrNotSharing
 	}
 	e.paused = p
 	e.applyPauseLocked()
+	e.changed()
 	return nil
 }
 
 // SetMode switches between screen+audio, screen only and audio only, live.
-func (e *Engine) SetMode(m stream.Mode) error {
-	if _, err := stream.ParseMode(string(m)); err != nil {
+func (e *Engine) SetMode(m access.Mode) error {
+	if _, err := access.ParseMode(string(m)); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.settings.Mode = m
-	if e.srv != nil {
-		e.srv.SetMode(m)
+	if e.share != nil {
+		e.share.srv.SetMode(m)
 		e.applyPauseLocked()
+	} else {
+		e.settings.Mode = m
 	}
+	e.changed()
 	return nil
 }
 
@@ -248,10 +275,11 @@ func (e *Engine) SetAudio(device string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.settings.Audio = device
-	if e.srv != nil {
-		e.audio.SetDevice(audioSource(device))
-		e.srv.SetMeta(e.meta())
+	if e.share != nil {
+		e.share.audio.SetSource(audioSource(device))
+		e.share.srv.SetMeta(e.meta())
 	}
+	e.changed()
 	return nil
 }
 
@@ -273,21 +301,31 @@ func (e *Engine) SetQuality(fps, quality, maxWidth int) error {
 	return e.applyLocked(s)
 }
 
+// applyLocked makes s the settings, live: a new screen source for the grab
+// loop and, for another quality, a new JPEG encoder.
 func (e *Engine) applyLocked(s Settings) error {
-	src, err := source(s)
+	src, err := screenSource(s)
 	if err != nil {
 		return err
 	}
+	if err := jpeg.ValidateQuality(s.Quality); err != nil {
+		return err
+	}
+	old := e.settings
 	e.settings = s
-	if e.srv != nil {
-		e.b.SetSource(src)
-		e.srv.SetMeta(e.meta())
+	if sh := e.share; sh != nil {
+		if s.Quality != old.Quality {
+			sh.jpeg.SetEncoder(jpegTrack(s.Quality).Encoder)
+		}
+		sh.pipe.SetSource(src)
+		sh.srv.SetMeta(e.meta())
 		if e.inj != nil {
 			if r, err := sharedRect(s); err == nil {
 				e.inj.setRect(r)
 			}
 		}
 	}
+	e.changed()
 	return nil
 }
 
@@ -295,14 +333,27 @@ func (e *Engine) applyLocked(s Settings) error {
 func (e *Engine) Settings() Settings {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.settings
+	return e.liveLocked()
+}
+
+// liveLocked is the settings with, while sharing, the server's Mode,
+// Access and Control.
+func (e *Engine) liveLocked() Settings {
+	s := e.settings
+	if sh := e.share; sh != nil {
+		s.Mode, s.Access, s.Control = sh.srv.Mode(), sh.srv.Access(), sh.srv.ControlMode()
+	}
+	return s
 }
 
 // Server returns the running server, or nil when not sharing.
-func (e *Engine) Server() *stream.Server {
+func (e *Engine) Server() *web.Server {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.srv
+	if e.share == nil {
+		return nil
+	}
+	return e.share.srv
 }
 
 // State is everything a UI shows about the share, in one call.
@@ -311,49 +362,51 @@ type State struct {
 	Paused  bool
 	Port    int
 	Wanted  int // the port asked for, when it was busy and Port is the next free one; else 0
-	URLs    []stream.ViewerURL
+	URLs    []web.ViewerURL
 	Exposed []string // every address others reach the share on, "interface address"
-	Status  stream.Status
-	Viewers []stream.Viewer // present or waiting, oldest first
+	Status  web.Status
+	Viewers []access.Viewer // present or waiting, oldest first
 }
 
 // State returns the share's state and counters.
 func (e *Engine) State() State {
-	e.mu.Lock()
-	srv, paused := e.srv, e.paused
-	e.mu.Unlock()
+	srv := e.Server()
 	if srv == nil {
 		return State{}
 	}
+	e.mu.Lock()
+	paused := e.paused
+	e.mu.Unlock()
 	vs, _ := srv.Viewers()
 	return State{Sharing: true, Paused: paused, Port: srv.Port(), Wanted: srv.PortMoved(), URLs: srv.ViewerURLs(), Exposed: srv.Exposed(), Status: srv.Status(), Viewers: vs}
 }
 
 // SetAccess changes the PIN, approval and viewer limit; live for viewers
 // who come next.
-func (e *Engine) SetAccess(a stream.Access) error {
+func (e *Engine) SetAccess(a access.Access) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.settings.Access = a
-	if e.srv != nil {
-		return e.srv.SetAccess(a)
+	defer e.changed()
+	if e.share != nil {
+		return e.share.srv.SetAccess(a)
 	}
+	e.settings.Access = a
 	return nil
 }
 
 // Allow lets a waiting viewer in.
-func (e *Engine) Allow(id string) error { return e.onViewer(id, (*stream.Server).Allow) }
+func (e *Engine) Allow(id string) error { return e.onViewer(id, (*web.Server).Allow) }
 
 // Deny refuses a waiting viewer.
-func (e *Engine) Deny(id string) error { return e.onViewer(id, (*stream.Server).Deny) }
+func (e *Engine) Deny(id string) error { return e.onViewer(id, (*web.Server).Deny) }
 
 // Disconnect sends a viewer away.
-func (e *Engine) Disconnect(id string) error { return e.onViewer(id, (*stream.Server).Disconnect) }
+func (e *Engine) Disconnect(id string) error { return e.onViewer(id, (*web.Server).Disconnect) }
 
-func (e *Engine) onViewer(id string, f func(*stream.Server, string) error) error {
+func (e *Engine) onViewer(id string, f func(*web.Server, string) error) error {
 	srv := e.Server()
 	if srv == nil {
 		return ErrNotSharing

@@ -1,91 +1,38 @@
-package stream
+package web
 
 import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
 )
 
-// AudioChunk is a run of interleaved signed 16-bit PCM samples. Like a
-// Frame, it is shared by every listener and never changed once published.
-type AudioChunk struct {
-	PCM      []int16
-	Rate     int
-	Channels int
-	Captured time.Time
-	Seq      uint64
+// AudioQueue is the audio hub's Options.Queue: a listener may fall 16
+// chunks (160 ms at 10 ms a chunk) behind before it loses the oldest.
+const AudioQueue = 16
 
-	wire []byte // PCM as little-endian bytes, built once when published
-}
-
-// AudioSource produces audio chunks until ctx ends (see Source).
-type AudioSource interface {
-	Run(ctx context.Context, emit func(*AudioChunk)) error
-}
-
-// AudioSourceFunc adapts a function to AudioSource.
-type AudioSourceFunc func(ctx context.Context, emit func(*AudioChunk)) error
-
-// Run calls f.
-func (f AudioSourceFunc) Run(ctx context.Context, emit func(*AudioChunk)) error { return f(ctx, emit) }
-
-// AudioHub runs one audio source while anybody listens and hands every chunk
-// to every listener through a queue of 16 chunks (160 ms at 10 ms a chunk);
-// a listener that falls further behind loses its oldest chunks.
-type AudioHub struct{ *hub[*AudioChunk] }
-
-// Listener receives chunks from an AudioHub until it is closed.
-type Listener = sub[*AudioChunk]
-
-// NewAudioHub returns a hub for src; a nil src means no audio device yet.
-func NewAudioHub(src AudioSource, opt BroadcasterOptions) *AudioHub {
-	return &AudioHub{newHub[*AudioChunk](src, opt, 16, false, stampAudio)}
-}
-
-// SetDevice replaces the source (nil for none); listeners stay connected.
-func (a *AudioHub) SetDevice(src AudioSource) { a.SetSource(src) }
-
-func stampAudio(c *AudioChunk, seq uint64) *AudioChunk {
+// AudioPrepare is the audio hub's Options.Prepare: it publishes a numbered
+// copy of c with its PCM as little-endian bytes (Wire), built once for every
+// listener; c itself is left as it was.
+func AudioPrepare(c *media.AudioChunk, seq uint64) *media.AudioChunk {
 	nc := *c
 	nc.Seq = seq
-	nc.wire = make([]byte, 2*len(c.PCM))
+	nc.Wire = make([]byte, 2*len(c.PCM))
 	for i, v := range c.PCM {
-		binary.LittleEndian.PutUint16(nc.wire[2*i:], uint16(v))
+		binary.LittleEndian.PutUint16(nc.Wire[2*i:], uint16(v))
 	}
 	return &nc
 }
 
-// Mode says what is shared.
-type Mode string
-
-// The modes, as --mode and /api/status spell them.
-const (
-	ModeScreenAudio Mode = "screen+audio"
-	ModeScreen      Mode = "screen"
-	ModeAudio       Mode = "audio"
-)
-
-// ParseMode checks a --mode value.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(s); m {
-	case ModeScreenAudio, ModeScreen, ModeAudio:
-		return m, nil
-	}
-	return "", errors.New(`mode: want "screen+audio", "screen" or "audio"`)
-}
-
-func (m Mode) video() bool { return m != ModeAudio }
-func (m Mode) audio() bool { return m != ModeScreen }
-
 // audioReady answers 503 when sound is not shared now, and says why.
 func (s *Server) audioReady(w http.ResponseWriter) bool {
 	switch {
-	case s.cfg.Audio == nil || !s.Mode().audio():
+	case s.cfg.Audio == nil || !s.Mode().Audio():
 		http.Error(w, "sound is not shared", http.StatusServiceUnavailable)
 		return false
 	case s.meta.Load().AudioDevice == "":
@@ -104,7 +51,7 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "audio/wav")
 		return
 	}
-	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	l, err := s.cfg.Audio.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
 		return
@@ -127,10 +74,10 @@ func (s *Server) handleWAV(w http.ResponseWriter, r *http.Request) {
 			} else if c.Rate != rate || c.Channels != channels {
 				return // a new device with another format: the player reconnects
 			}
-			if !write(c.wire) {
+			if !write(c.Wire) {
 				return
 			}
-			l.Sent(len(c.wire))
+			l.Sent(len(c.Wire))
 		case <-l.Done():
 			return
 		case <-r.Context().Done():
@@ -184,7 +131,7 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.CloseNow()
-	l, err := s.cfg.Audio.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	l, err := s.cfg.Audio.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		return
 	}
@@ -205,13 +152,13 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			buf = binary.LittleEndian.AppendUint32(buf[:0], uint32(ch.Seq))
-			buf = append(buf, ch.wire...)
+			buf = append(buf, ch.Wire...)
 			err := c.Write(wctx, websocket.MessageBinary, buf)
 			cancel()
 			if err != nil {
 				return
 			}
-			l.Sent(len(ch.wire))
+			l.Sent(len(ch.Wire))
 			s.bytesSent.Add(uint64(len(buf)))
 		case <-l.Done():
 			return // sharing stopped: CloseNow, deferred; a polite close could wait 5 s for the peer
@@ -235,11 +182,11 @@ type AudioStatus struct {
 
 func (s *Server) audioStatus() AudioStatus {
 	m := s.meta.Load()
-	if s.cfg.Audio == nil || !s.Mode().audio() {
+	if s.cfg.Audio == nil || !s.Mode().Audio() {
 		return AudioStatus{State: "off"}
 	}
 	st := s.cfg.Audio.Stats()
-	as := AudioStatus{State: "waiting", Device: m.AudioName, Listeners: st.Viewers, Chunks: st.Frames, Dropped: st.Dropped}
+	as := AudioStatus{State: "waiting", Device: m.AudioName, Listeners: st.Subscribers, Chunks: st.Frames, Dropped: st.Dropped}
 	switch {
 	case m.AudioDevice == "":
 		as.State = "none"

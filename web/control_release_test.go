@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"net/http"
@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/web"
 )
 
 // releases reports how often the recorder was told to let go of everything.
@@ -23,9 +25,9 @@ func (r *recorder) count() int {
 }
 
 // controlServer is a test server with control in mode, injecting into a recorder.
-func controlServer(t *testing.T, mode stream.ControlMode) (*testServer, *recorder) {
+func controlServer(t *testing.T, mode access.ControlMode) (*testServer, *recorder) {
 	t.Helper()
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	rec := &recorder{}
 	if err := ts.srv.SetControl(mode, rec); err != nil {
 		t.Fatal(err)
@@ -52,7 +54,7 @@ func TestControlLetsGo(t *testing.T) {
 	shift := `{"t":"key","k":"Shift","down":true}`
 
 	t.Run("grant moves to another viewer", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlGrant)
+		ts, rec := controlServer(t, access.ControlGrant)
 		alice, bob := ts.sessionCookie(t), ts.sessionCookie(t)
 		ac := socket(t, ts, alice)
 		socket(t, ts, bob) // an open socket makes Bob present
@@ -68,7 +70,7 @@ func TestControlLetsGo(t *testing.T) {
 			t.Fatal("Alice was not told of her grant")
 		}
 		ac.send(down)
-		eventually(t, "Alice's press", func() bool { return rec.count() >= 2 })
+		testenv.Eventually(t, "Alice's press", func() bool { return rec.count() >= 2 })
 		rec.take()
 		before := rec.releases()
 		if err := ts.srv.Grant(vs[0].ID); err != nil { // granting again to the same one changes nothing
@@ -86,11 +88,11 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("a leaving viewer lets go of what it holds, and only that", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlAll)
+		ts, rec := controlServer(t, access.ControlAll)
 		holder := socket(t, ts, ts.sessionCookie(t))
 		idle := socket(t, ts, ts.sessionCookie(t))
 		holder.send(down, shift)
-		eventually(t, "the press and Shift", func() bool { return rec.count() == 3 })
+		testenv.Eventually(t, "the press and Shift", func() bool { return rec.count() == 3 })
 		rec.take()
 		before := rec.releases()
 
@@ -101,7 +103,7 @@ func TestControlLetsGo(t *testing.T) {
 		}
 
 		_ = holder.c.CloseNow()
-		eventually(t, "the release", func() bool { return rec.count() == 2 })
+		testenv.Eventually(t, "the release", func() bool { return rec.count() == 2 })
 		got := rec.take()
 		want := map[string]bool{"button 2 false": true, `key "Shift" false`: true}
 		for _, e := range got {
@@ -116,7 +118,7 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("after a revoke, leaving sends nothing more", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlGrant)
+		ts, rec := controlServer(t, access.ControlGrant)
 		cc := socket(t, ts, ts.sessionCookie(t))
 		vs, _ := ts.srv.Viewers()
 		if err := ts.srv.Grant(vs[0].ID); err != nil {
@@ -124,7 +126,7 @@ func TestControlLetsGo(t *testing.T) {
 		}
 		cc.granted()
 		cc.send(down)
-		eventually(t, "the press", func() bool { return rec.count() == 2 })
+		testenv.Eventually(t, "the press", func() bool { return rec.count() == 2 })
 		rec.take()
 		ts.srv.Revoke(vs[0].ID) // lets go of everything itself
 		_ = cc.c.CloseNow()
@@ -135,14 +137,14 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("releases pass the rate limit", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlAll)
+		ts, rec := controlServer(t, access.ControlAll)
 		cc := socket(t, ts, ts.sessionCookie(t))
 		cc.send(down)
 		for range 1200 {
 			cc.send(`{"t":"move","x":0.5,"y":0.5}`)
 		}
 		cc.send(`{"t":"up","b":2,"x":0.5,"y":0.5}`, `{"t":"key","k":"Shift"}`)
-		eventually(t, "the release", func() bool {
+		testenv.Eventually(t, "the release", func() bool {
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			return strings.Contains(strings.Join(rec.events, "|"), `key "Shift" false`)
@@ -157,7 +159,7 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("the rate is per viewer, not per socket", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlAll)
+		ts, rec := controlServer(t, access.ControlAll)
 		cookie := ts.sessionCookie(t)
 		var socks []*controlConn
 		for range 4 {
@@ -174,7 +176,7 @@ func TestControlLetsGo(t *testing.T) {
 				cc.send(`{"t":"move","x":0.5,"y":0.5}`)
 			}
 		}
-		eventually(t, "every move handled", func() bool {
+		testenv.Eventually(t, "every move handled", func() bool {
 			st := ts.srv.Status().Control
 			return st.Events+st.Limited >= 1200
 		})
@@ -186,7 +188,7 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("revoking another viewer leaves the controller's drag alone", func(t *testing.T) {
-		ts, rec := controlServer(t, stream.ControlGrant)
+		ts, rec := controlServer(t, access.ControlGrant)
 		alice, bob := ts.sessionCookie(t), ts.sessionCookie(t)
 		socket(t, ts, alice)
 		socket(t, ts, bob)
@@ -206,12 +208,12 @@ func TestControlLetsGo(t *testing.T) {
 	})
 
 	t.Run("sending the controller away lets go and ends its grant", func(t *testing.T) {
-		for name, send := range map[string]func(*stream.Server, string) error{
-			"disconnect": (*stream.Server).Disconnect,
-			"deny":       (*stream.Server).Deny,
+		for name, send := range map[string]func(*web.Server, string) error{
+			"disconnect": (*web.Server).Disconnect,
+			"deny":       (*web.Server).Deny,
 		} {
 			t.Run(name, func(t *testing.T) {
-				ts, rec := controlServer(t, stream.ControlGrant)
+				ts, rec := controlServer(t, access.ControlGrant)
 				socket(t, ts, ts.sessionCookie(t))
 				vs, _ := ts.srv.Viewers()
 				if err := ts.srv.Grant(vs[0].ID); err != nil {

@@ -1,13 +1,13 @@
-package stream
+package web
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,29 +15,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+
+	"github.com/deskcast/deskcast/access"
 )
-
-// ControlMode says whether viewers may drive the presenter's desktop.
-type ControlMode string
-
-const (
-	ControlOff   ControlMode = ""    // no input from viewers at all
-	ControlGrant ControlMode = "on"  // input from the one viewer the presenter grants it to
-	ControlAll   ControlMode = "all" // input from every viewer let in: a trusted room
-)
-
-// ParseControlMode reads --control's value.
-func ParseControlMode(s string) (ControlMode, error) {
-	switch strings.ToLower(s) {
-	case "", "off", "false", "no":
-		return ControlOff, nil
-	case "on", "true", "yes", "grant":
-		return ControlGrant, nil
-	case "all":
-		return ControlAll, nil
-	}
-	return "", fmt.Errorf("control %q: want on, all or off", s)
-}
 
 // Injector carries viewers' input to the shared desktop. Coordinates are
 // fractions of the shared picture: 0,0 its top-left corner, 1,1 its
@@ -72,8 +52,6 @@ const (
 	maxControlMsg  = 512 // bytes in one message
 	maxTextRunes   = 64
 	maxWheelNotch  = 10
-	controlRate    = 250 // events a second, on average ...
-	controlBurst   = 500 // ... with bursts up to this
 	controlRecheck = 150 * time.Millisecond
 )
 
@@ -199,7 +177,7 @@ type control struct {
 	gen  uint64 // under gate: bumped at every ReleaseAll
 
 	mu   sync.Mutex
-	mode ControlMode
+	mode access.ControlMode
 	inj  Injector
 	why  string // why control cannot be turned on here; "" when it can
 
@@ -216,21 +194,21 @@ func (c *control) releaseLocked(inj Injector) {
 
 // ControlStatus is the remote-control part of /api/status.
 type ControlStatus struct {
-	Mode        ControlMode `json:"mode"`                  // "", on or all
-	Unavailable string      `json:"unavailable,omitempty"` // why control cannot work on this desktop
-	Granted     bool        `json:"granted"`               // the asking viewer may control
-	Controller  string      `json:"controller,omitempty"`  // presenter only: the viewer ID granted it
-	Events      uint64      `json:"events"`                // injected
-	Malformed   uint64      `json:"malformed"`             // dropped: not a valid message
-	Refused     uint64      `json:"refused"`               // dropped: no grant
-	Limited     uint64      `json:"limited"`               // dropped: too fast
+	Mode        access.ControlMode `json:"mode"`                  // "", on or all
+	Unavailable string             `json:"unavailable,omitempty"` // why control cannot work on this desktop
+	Granted     bool               `json:"granted"`               // the asking viewer may control
+	Controller  string             `json:"controller,omitempty"`  // presenter only: the viewer ID granted it
+	Events      uint64             `json:"events"`                // injected
+	Malformed   uint64             `json:"malformed"`             // dropped: not a valid message
+	Refused     uint64             `json:"refused"`               // dropped: no grant
+	Limited     uint64             `json:"limited"`               // dropped: too fast
 }
 
 // SetControl turns remote control on (for granted viewers, or for all) or
 // off, injecting through inj. Turning it off takes every grant back; any
 // change lets go of what viewers were holding.
-func (s *Server) SetControl(mode ControlMode, inj Injector) error {
-	if mode != ControlOff && inj == nil {
+func (s *Server) SetControl(mode access.ControlMode, inj Injector) error {
+	if mode != access.ControlOff && inj == nil {
 		return errors.New("remote control: nothing to inject input with")
 	}
 	s.ctl.gate.Lock()
@@ -239,13 +217,13 @@ func (s *Server) SetControl(mode ControlMode, inj Injector) error {
 	old, oldMode := s.ctl.inj, s.ctl.mode
 	s.ctl.mode, s.ctl.inj = mode, inj
 	s.ctl.mu.Unlock()
-	if mode == ControlOff {
-		s.viewers.revokeAll()
+	if mode == access.ControlOff {
+		s.viewers.RevokeAll()
 	}
 	if mode != oldMode || old != inj {
 		s.ctl.releaseLocked(old)
 	}
-	s.log.Info("remote control", "mode", cmp(string(mode), "off"))
+	s.log.Info("remote control", "mode", cmp.Or(string(mode), "off"))
 	return nil
 }
 
@@ -256,15 +234,8 @@ func (s *Server) SetControlUnavailable(why string) {
 	s.ctl.mu.Unlock()
 }
 
-func cmp(s, dflt string) string {
-	if s == "" {
-		return dflt
-	}
-	return s
-}
-
 // ControlMode returns whether viewers may drive the desktop.
-func (s *Server) ControlMode() ControlMode {
+func (s *Server) ControlMode() access.ControlMode {
 	s.ctl.mu.Lock()
 	defer s.ctl.mu.Unlock()
 	return s.ctl.mode
@@ -281,11 +252,11 @@ func (s *Server) injector() Injector {
 func (s *Server) Grant(id string) error {
 	s.ctl.gate.Lock() // first: control cannot be turned off between the check and the grant
 	defer s.ctl.gate.Unlock()
-	if s.ControlMode() == ControlOff {
+	if s.ControlMode() == access.ControlOff {
 		return errors.New("remote control is off")
 	}
-	prev := s.viewers.controller()
-	if err := s.viewers.grant(id); err != nil {
+	prev := s.viewers.Controller()
+	if err := s.viewers.Grant(id); err != nil {
 		return err
 	}
 	if prev != "" && prev != id {
@@ -301,30 +272,30 @@ func (s *Server) Grant(id string) error {
 func (s *Server) Revoke(id string) error {
 	s.ctl.gate.Lock()
 	defer s.ctl.gate.Unlock()
-	had := s.viewers.controller()
-	if err := s.viewers.revoke(id); err != nil {
+	had := s.viewers.Controller()
+	if err := s.viewers.Revoke(id); err != nil {
 		return err
 	}
 	if id == "" || had == id { // revoking another viewer leaves the controller's drag alone
 		s.ctl.releaseLocked(s.injector())
 	}
-	s.log.Info("control revoked", "id", cmp(id, "all"))
+	s.log.Info("control revoked", "id", cmp.Or(id, "all"))
 	return nil
 }
 
 // mayControl says whether sess's input goes to the desktop now, and where.
-func (s *Server) mayControl(sess *session) (Injector, bool) {
+func (s *Server) mayControl(sess *access.Session) (Injector, bool) {
 	s.ctl.mu.Lock()
 	mode, inj := s.ctl.mode, s.ctl.inj
 	s.ctl.mu.Unlock()
-	if mode == ControlOff || inj == nil {
+	if mode == access.ControlOff || inj == nil {
 		return nil, false
 	}
-	granted, allowed := s.viewers.controlOf(sess)
-	return inj, allowed && (mode == ControlAll || granted)
+	granted, allowed := s.viewers.ControlOf(sess)
+	return inj, allowed && (mode == access.ControlAll || granted)
 }
 
-func (s *Server) controlStatus(sess *session, presenter bool) ControlStatus {
+func (s *Server) controlStatus(sess *access.Session, presenter bool) ControlStatus {
 	s.ctl.mu.Lock()
 	st := ControlStatus{Mode: s.ctl.mode, Unavailable: s.ctl.why}
 	s.ctl.mu.Unlock()
@@ -332,29 +303,11 @@ func (s *Server) controlStatus(sess *session, presenter bool) ControlStatus {
 		_, st.Granted = s.mayControl(sess)
 	}
 	if presenter {
-		st.Controller = s.viewers.controller()
+		st.Controller = s.viewers.Controller()
 		st.Events, st.Malformed, st.Refused, st.Limited = s.ctl.events.Load(), s.ctl.malformed.Load(),
 			s.ctl.refused.Load(), s.ctl.limited.Load()
 	}
 	return st
-}
-
-// bucket is a token bucket: n events a second, bursts up to max.
-type bucket struct {
-	tokens, rate, max float64
-	last              time.Time
-}
-
-func (b *bucket) take(now time.Time) bool {
-	if !b.last.IsZero() {
-		b.tokens = min(b.max, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }
 
 // isRelease says whether ev only lets go of something: releases are never
@@ -404,7 +357,7 @@ func (p *pressed) release(gen uint64, inj Injector) {
 // may control (at once, and on every change) and injects the messages of
 // a viewer who may; everything else is dropped and counted.
 func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
-	sess, _ := r.Context().Value(ctxKey{}).(*session)
+	sess, _ := r.Context().Value(ctxKey{}).(*access.Session)
 	if sess == nil {
 		http.Error(w, "no viewer", http.StatusForbidden)
 		return
@@ -499,7 +452,7 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 }
 
 // injectFrom injects ev for sess if it may control now and is within its rate.
-func (s *Server) injectFrom(sess *session, ev ControlEvent, held *pressed, addr string) {
+func (s *Server) injectFrom(sess *access.Session, ev ControlEvent, held *pressed, addr string) {
 	s.ctl.gate.RLock()
 	defer s.ctl.gate.RUnlock()
 	inj, ok := s.mayControl(sess)
@@ -507,7 +460,7 @@ func (s *Server) injectFrom(sess *session, ev ControlEvent, held *pressed, addr 
 		s.ctl.refused.Add(1)
 		return
 	}
-	if !isRelease(ev) && !sess.takeControlToken(time.Now()) {
+	if !isRelease(ev) && !sess.TakeControlToken(time.Now()) {
 		s.ctl.limited.Add(1)
 		return
 	}

@@ -1,4 +1,4 @@
-package stream
+package web
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deskcast/deskcast/access"
 )
 
 // FuzzReadCredentials: no query or Cookie header crashes the parser, and what
@@ -100,7 +102,7 @@ func FuzzReadPINForm(f *testing.F) {
 			}
 			return
 		}
-		if ValidPIN(pin) != nil {
+		if access.ValidPIN(pin) != nil {
 			t.Fatalf("accepted PIN %q", pin)
 		}
 		if len(body) > 1<<10 {
@@ -139,7 +141,7 @@ func FuzzViewerID(f *testing.F) {
 // neither the token nor a live session's cookie gets no 2xx but for the
 // public files, and never a byte of picture.
 func FuzzHandler(f *testing.F) {
-	srv := itServer(f, Access{PIN: itPIN, Approve: ApproveAsk, ApproveTimeout: time.Hour, MaxViewers: -1}, nil)
+	srv := itServer(f, access.Access{PIN: itPIN, Approve: access.ApproveAsk, ApproveTimeout: time.Hour, MaxViewers: -1}, nil)
 	h := srv.Handler()
 	name := srv.cookieName()
 
@@ -202,7 +204,7 @@ func FuzzHandler(f *testing.F) {
 			r.Header.Set("Cookie", cookie)
 		}
 		c, err := readCredentials(rawQuery, r.Cookies(), name)
-		credentialed := err == nil && (c.hasToken && c.token == itToken || !c.hasToken && srv.viewers.lookup(c.secret) != nil)
+		credentialed := err == nil && (c.hasToken && c.token == itToken || !c.hasToken && srv.viewers.Lookup(c.secret) != nil)
 		// A stream runs until its request ends: for a request that may
 		// watch, end it at once; for one that may not, a leaked stream ends
 		// (and fails below) within a second instead of hanging the fuzzer.

@@ -1,6 +1,7 @@
-package stream
+package web
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
 )
 
 const (
@@ -21,6 +26,19 @@ const (
 	partHead = "--" + boundary + "\r\nContent-Type: image/jpeg\r\n\r\n"
 	partTail = "\r\n" + partHead // what follows each frame
 )
+
+// MJPEGPrepare is the video hub's Options.Prepare: it publishes a numbered
+// copy of f whose Wire is the JPEG followed by the next part's header, so
+// each viewer's send is a single write of shared bytes. Data is sliced from
+// Wire: one copy of the bytes in memory, not two. f itself is left as it was,
+// since the source may emit the same frame again.
+func MJPEGPrepare(f *media.Frame, seq uint64) *media.Frame {
+	nf := *f
+	nf.Seq = seq
+	nf.Wire = append(append(make([]byte, 0, len(f.Data)+len(partTail)), f.Data...), partTail...)
+	nf.Data = nf.Wire[:len(f.Data):len(f.Data)]
+	return &nf
+}
 
 // Handler returns the server's routes. Everything but /static/ needs the token.
 func (s *Server) Handler() http.Handler {
@@ -92,14 +110,14 @@ func withHeaders(h http.Handler, cache string) http.Handler {
 type ctxKey struct{}
 
 // notYet is how guard answers a viewer who may not watch (yet).
-var notYet = map[ViewerState]struct {
+var notYet = map[access.ViewerState]struct {
 	code int
 	page page
 }{
-	ViewerNeedsPIN:     {http.StatusUnauthorized, pagePIN},
-	ViewerWaiting:      {http.StatusForbidden, pageWaiting},
-	ViewerDenied:       {http.StatusForbidden, pageDenied},
-	ViewerDisconnected: {http.StatusForbidden, pageDisconnected},
+	access.ViewerNeedsPIN:     {http.StatusUnauthorized, pagePIN},
+	access.ViewerWaiting:      {http.StatusForbidden, pageWaiting},
+	access.ViewerDenied:       {http.StatusForbidden, pageDenied},
+	access.ViewerDisconnected: {http.StatusForbidden, pageDisconnected},
 }
 
 // guard serves h only to a viewer who may watch: it answers 401, 403 or 503,
@@ -113,7 +131,7 @@ func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 		if sess == nil {
 			return
 		}
-		state, sctx, err := s.viewers.enter(sess, r.URL.Path == "/")
+		state, sctx, err := s.viewers.Enter(sess, r.URL.Path == "/")
 		if err != nil {
 			s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
 			return
@@ -123,8 +141,8 @@ func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 			return
 		}
 		if media {
-			release, err := s.viewers.hold(sess)
-			if errors.Is(err, errTooManyStreams) {
+			release, err := s.viewers.Hold(sess)
+			if errors.Is(err, access.ErrTooManyStreams) {
 				http.Error(w, "429 too many requests: "+err.Error(), http.StatusTooManyRequests)
 				return
 			} else if err != nil {
@@ -144,7 +162,7 @@ func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
-	sess := s.viewers.lookup(c.secret)
+	sess := s.viewers.Lookup(c.secret)
 	if err != nil || sess == nil || c.hasToken && !s.tokenOK(c.token) {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
 		return
@@ -152,15 +170,15 @@ func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	pin, err := readPINForm(http.MaxBytesReader(w, r.Body, 1<<10), r.Header.Get("Content-Type"))
 	switch {
 	case err == nil:
-		err = s.viewers.checkPIN(sess, r.RemoteAddr, pin)
-	case errors.Is(err, errWrongPIN):
+		err = s.viewers.CheckPIN(sess, r.RemoteAddr, pin)
+	case errors.Is(err, access.ErrWrongPIN):
 		// Not even digits: still a guess, and it counts toward the lockout.
-		if lerr := s.viewers.checkPIN(sess, r.RemoteAddr, ""); errors.Is(lerr, errLocked) {
+		if lerr := s.viewers.CheckPIN(sess, r.RemoteAddr, ""); errors.Is(lerr, access.ErrLocked) {
 			err = lerr
 		}
 	}
 	switch {
-	case errors.Is(err, errLocked):
+	case errors.Is(err, access.ErrLocked):
 		s.log.Warn("PIN lockout", "addr", r.RemoteAddr)
 		pageLocked.render(w, http.StatusTooManyRequests, "")
 	case err != nil:
@@ -185,8 +203,8 @@ func readPINForm(body io.Reader, contentType string) (string, error) {
 		return "", errors.New("send the PIN from the form")
 	}
 	pin := strings.TrimSpace(q.Get("pin"))
-	if ValidPIN(pin) != nil {
-		return "", errWrongPIN
+	if access.ValidPIN(pin) != nil {
+		return "", access.ErrWrongPIN
 	}
 	return pin, nil
 }
@@ -205,8 +223,8 @@ func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 			// this computer is the same site, so the cookie would come along.
 			ok = false
 		} else if ok {
-			sess := s.viewers.lookup(c.secret)
-			ok = sess != nil && sess.stateIs(s.viewers, ViewerAllowed)
+			sess := s.viewers.Lookup(c.secret)
+			ok = sess != nil && sess.Is(access.ViewerAllowed)
 		}
 		if !ok {
 			http.Error(w, "403 forbidden: for the presenter, from this computer", http.StatusForbidden)
@@ -222,7 +240,7 @@ func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 // through viewer.
 func (s *Server) statusRoute(viewer http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if acc := s.Access(); acc.PIN == "" && acc.Approve == ApproveOff {
+		if acc := s.Access(); acc.PIN == "" && acc.Approve == access.ApproveOff {
 			viewer(w, r) // nothing stands in the way: a viewer like any other
 			return
 		}
@@ -239,7 +257,7 @@ func (s *Server) statusRoute(viewer http.HandlerFunc) http.HandlerFunc {
 func (s *Server) handleViewers(w http.ResponseWriter, r *http.Request) {
 	vs, _ := s.Viewers()
 	if vs == nil {
-		vs = []Viewer{}
+		vs = []access.Viewer{}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(vs)
@@ -264,7 +282,7 @@ func (s *Server) handleViewerAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case errors.Is(err, errNoViewer):
+	case errors.Is(err, access.ErrNoViewer):
 		http.Error(w, err.Error(), http.StatusNotFound)
 		return
 	case err != nil:
@@ -345,7 +363,7 @@ func (s *Server) streamWriter(w http.ResponseWriter) func(parts ...[]byte) bool 
 
 // videoReady answers 503 when the screen is not shared (audio-only mode).
 func (s *Server) videoReady(w http.ResponseWriter) bool {
-	if !s.Mode().video() {
+	if !s.Mode().Video() {
 		http.Error(w, "the screen is not shared (audio only)", http.StatusServiceUnavailable)
 		return false
 	}
@@ -362,13 +380,13 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
 		return
 	}
-	sub, err := s.b.Subscribe(ViewerInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	sub, err := s.video.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
 		return
 	}
 	defer sub.Close()
-	n := s.b.Stats().Viewers
+	n := s.video.Stats().Subscribers
 	s.log.Info("viewer joined", "addr", r.RemoteAddr, "viewers", n)
 	defer func() {
 		st := sub.Stats()
@@ -392,23 +410,23 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 	if !withLength && !write([]byte(partHead)) {
 		return
 	}
-	send := func(f *Frame) bool {
+	send := func(f *media.Frame) bool {
 		var ok bool
 		if withLength {
-			head := "--" + boundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " + strconv.Itoa(len(f.JPEG)) + "\r\n\r\n"
-			ok = write([]byte(head), f.JPEG, []byte("\r\n"))
+			head := "--" + boundary + "\r\nContent-Type: image/jpeg\r\nContent-Length: " + strconv.Itoa(len(f.Data)) + "\r\n\r\n"
+			ok = write([]byte(head), f.Data, []byte("\r\n"))
 		} else {
-			ok = write(f.part)
+			ok = write(f.Wire)
 		}
 		if ok {
-			sub.Sent(len(f.JPEG))
+			sub.Sent(len(f.Data))
 		}
 		return ok
 	}
 
 	keepAlive := time.NewTimer(s.cfg.KeepAlive)
 	defer keepAlive.Stop()
-	var last *Frame
+	var last *media.Frame
 	for {
 		select {
 		case f := <-sub.Frames():
@@ -441,58 +459,70 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	f, err := s.b.Snapshot(ctx)
+	f, err := s.video.Snapshot(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = cmp.Or(s.videoErr(nil), err) // say why no picture came, when the source knows
+	}
 	if err != nil {
 		http.Error(w, "no frame: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	w.Header().Set("Content-Type", "image/jpeg")
-	w.Header().Set("Content-Length", strconv.Itoa(len(f.JPEG)))
-	n, _ := w.Write(f.JPEG)
+	w.Header().Set("Content-Length", strconv.Itoa(len(f.Data)))
+	n, _ := w.Write(f.Data)
 	s.bytesSent.Add(uint64(n))
 }
 
 // Status is what /api/status answers.
 type Status struct {
-	State         string        `json:"state"` // sharing, paused or error
-	Error         string        `json:"error,omitempty"`
-	Mode          Mode          `json:"mode"`
-	Audio         AudioStatus   `json:"audio"`
-	Monitor       string        `json:"monitor"`
-	Encoder       string        `json:"encoder"`
-	Capturing     bool          `json:"capturing"`
-	Width         int           `json:"width"`
-	Height        int           `json:"height"`
-	FPS           uint64        `json:"fps"`
-	Viewers       int           `json:"viewers"`
-	Frames        uint64        `json:"frames"`
-	FramesDropped uint64        `json:"frames_dropped"`
-	BytesSent     uint64        `json:"bytes_sent"`
-	GrabMS        float64       `json:"grab_ms"`
-	EncodeMS      float64       `json:"encode_ms"`
-	FrameAgeMS    float64       `json:"frame_age_ms"` // since the newest frame was captured
-	UptimeS       int64         `json:"uptime_s"`
-	You           *ViewerStats  `json:"you,omitempty"`         // the stream whose ?v= the request names
-	ViewerList    []Viewer      `json:"viewer_list,omitempty"` // for the presenter only (loopback)
-	Control       ControlStatus `json:"control"`
+	Version       string                  `json:"version"` // this build: release and commit
+	State         string                  `json:"state"`   // sharing, paused or error
+	Error         string                  `json:"error,omitempty"`
+	Mode          access.Mode             `json:"mode"`
+	Audio         AudioStatus             `json:"audio"`
+	Monitor       string                  `json:"monitor"`
+	Encoder       string                  `json:"encoder"`
+	Capturing     bool                    `json:"capturing"`
+	Width         int                     `json:"width"`
+	Height        int                     `json:"height"`
+	FPS           uint64                  `json:"fps"`
+	Viewers       int                     `json:"viewers"`
+	Frames        uint64                  `json:"frames"`
+	FramesDropped uint64                  `json:"frames_dropped"`
+	BytesSent     uint64                  `json:"bytes_sent"`
+	GrabMS        float64                 `json:"grab_ms"`
+	EncodeMS      float64                 `json:"encode_ms"`
+	FrameAgeMS    float64                 `json:"frame_age_ms"` // since the newest frame was captured
+	UptimeS       int64                   `json:"uptime_s"`
+	You           *fanout.SubscriberStats `json:"you,omitempty"`         // the stream whose ?v= the request names
+	ViewerList    []access.Viewer         `json:"viewer_list,omitempty"` // for the presenter only (loopback)
+	Control       ControlStatus           `json:"control"`
+}
+
+// videoErr is the video's error: the hub's own, else its source's.
+func (s *Server) videoErr(hubErr error) error {
+	if hubErr == nil && s.cfg.SourceErr != nil {
+		return s.cfg.SourceErr()
+	}
+	return hubErr
 }
 
 // Status returns the share's state and counters.
 func (s *Server) Status() Status {
-	bs := s.b.Stats()
+	bs := s.video.Stats()
 	m := s.meta.Load()
-	st := Status{State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
-		Viewers: bs.Viewers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
+	st := Status{Version: m.Version, State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
+		Viewers: bs.Subscribers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
 		UptimeS: int64(time.Since(s.started).Seconds()), Control: s.controlStatus(nil, true)}
 	paused := bs.Paused
-	if !st.Mode.video() && s.cfg.Audio != nil {
+	if !st.Mode.Video() && s.cfg.Audio != nil {
 		paused = s.cfg.Audio.Stats().Paused
 	}
-	switch {
+	switch err := s.videoErr(bs.Err); {
 	case paused:
 		st.State = "paused"
-	case bs.Err != nil:
-		st.State, st.Error = "error", bs.Err.Error()
+	case err != nil:
+		st.State, st.Error = "error", err.Error()
 	}
 	if f := bs.Last; f != nil {
 		st.Width, st.Height = f.Width, f.Height
@@ -506,14 +536,14 @@ func (s *Server) Status() Status {
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.Status()
 	if id := viewerID(r); id != "" {
-		for _, v := range s.b.Viewers() {
+		for _, v := range s.video.Subscribers() {
 			if v.ID == id {
 				st.You = &v
 				break
 			}
 		}
 	}
-	sess, _ := r.Context().Value(ctxKey{}).(*session)
+	sess, _ := r.Context().Value(ctxKey{}).(*access.Session)
 	st.Control = s.controlStatus(sess, isLoopback(r.RemoteAddr))
 	if isLoopback(r.RemoteAddr) {
 		st.ViewerList, _ = s.Viewers()

@@ -1,18 +1,18 @@
-package stream_test
+package web_test
 
 import (
 	"net/http"
 	"testing"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/web"
 )
 
 // TestStreamsPerViewer: one viewer (one cookie) cannot open streams without
 // end; the limit is per viewer, so another still gets in.
 func TestStreamsPerViewer(t *testing.T) {
 	fd := newFeed()
-	fd.first = repeat(jpegFrame(t, 16, 16, 128))
-	ts := startServer(t, stream.Config{}, fd)
+	fd.First = repeat(jpegFrame(t, 16, 16, 128))
+	ts := startServer(t, web.Config{}, fd)
 	cookie := ts.sessionCookie(t)
 	ctx := timeout(t)
 	for i := range 8 {

@@ -1,10 +1,12 @@
-package stream
+package web
 
 import (
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/deskcast/deskcast/access"
 )
 
 // TestSentAwayStaysAway: a disconnected or denied viewer is remembered for
@@ -20,8 +22,7 @@ func TestSentAwayStaysAway(t *testing.T) {
 		{"denied", (*Server).Deny, "Disconnected"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := itServer(t, Access{}, nil)
-			clk := useClock(srv)
+			srv, clk := itServerClock(t, access.Access{}, nil)
 			h := srv.Handler()
 			const addr = "192.0.2.30:1000"
 			secret := itLink(t, srv, h, addr)
@@ -43,13 +44,12 @@ func TestSentAwayStaysAway(t *testing.T) {
 		})
 	}
 	t.Run("left", func(t *testing.T) {
-		srv := itServer(t, Access{}, nil)
-		clk := useClock(srv)
+		srv, clk := itServerClock(t, access.Access{}, nil)
 		h := srv.Handler()
 		secret := itLink(t, srv, h, "192.0.2.30:1000")
 		clk.add(2 * time.Hour)
 		itLink(t, srv, h, "192.0.2.31:1000")
-		if srv.viewers.lookup(secret) != nil {
+		if srv.viewers.Lookup(secret) != nil {
 			t.Error("a viewer away for two hours is still remembered")
 		}
 	})
@@ -58,14 +58,14 @@ func TestSentAwayStaysAway(t *testing.T) {
 // TestPINStrikesByRequestAddress: wrong PINs count against the address
 // they come from, not the one where the viewer first opened the link.
 func TestPINStrikesByRequestAddress(t *testing.T) {
-	srv := itServer(t, Access{PIN: itPIN}, nil)
+	srv := itServer(t, access.Access{PIN: itPIN}, nil)
 	h := srv.Handler()
 	const home, away = "192.0.2.40:1000", "198.51.100.9:2000"
 	secret := itLink(t, srv, h, home)
-	for i := range lockFailures {
+	for i := range access.LockFailures {
 		rec := hit(srv, h, http.MethodPost, "/pin", away, secret, "pin=0000")
 		want := http.StatusUnauthorized
-		if i == lockFailures-1 {
+		if i == access.LockFailures-1 {
 			want = http.StatusTooManyRequests
 		}
 		if rec.Code != want {

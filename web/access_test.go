@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"bufio"
@@ -10,7 +10,6 @@ import (
 	"mime/multipart"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -21,7 +20,11 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/web"
 )
 
 // pin is the PIN of the test servers that ask for one.
@@ -51,19 +54,13 @@ type answer struct {
 type browser struct {
 	ts   *testServer
 	ua   string
-	jar  http.CookieJar
 	c    *http.Client
 	seen []answer
 }
 
 func newBrowser(t *testing.T, ts *testServer, ua string) *browser {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &browser{ts: ts, ua: ua, jar: jar, c: &http.Client{Transport: ts.tr, Jar: jar,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return &browser{ts: ts, ua: ua, c: testenv.Client(t)}
 }
 
 // open sends a request and returns the response unread; the caller closes its body.
@@ -113,7 +110,7 @@ func (b *browser) postPIN(t *testing.T, form string) (*http.Response, []byte) {
 // cookie returns the session cookie in b's jar, or nil.
 func (b *browser) cookie() *http.Cookie {
 	u, _ := url.Parse(b.ts.base)
-	for _, c := range b.jar.Cookies(u) {
+	for _, c := range b.c.Jar.Cookies(u) {
 		if c.Name == b.ts.cookieName() {
 			return c
 		}
@@ -123,7 +120,7 @@ func (b *browser) cookie() *http.Cookie {
 
 // watch opens /stream.mjpg and reads its first part, which must be want.
 // The stream stays open until the test ends or the caller closes it.
-func (b *browser) watch(t *testing.T, want *stream.Frame) *http.Response {
+func (b *browser) watch(t *testing.T, want *media.Frame) *http.Response {
 	t.Helper()
 	resp := b.open(t, http.MethodGet, "/stream.mjpg", "", nil)
 	t.Cleanup(func() { resp.Body.Close() })
@@ -132,7 +129,7 @@ func (b *browser) watch(t *testing.T, want *stream.Frame) *http.Response {
 		t.Fatalf("/stream.mjpg: status %d (%q), want 200", resp.StatusCode, body)
 	}
 	_, got := readPart(t, multipart.NewReader(resp.Body, mediaBoundary(t, resp)))
-	if !bytes.Equal(got, want.JPEG) {
+	if !bytes.Equal(got, want.Data) {
 		t.Fatalf("/stream.mjpg: first part is not the source's frame")
 	}
 	return resp
@@ -247,30 +244,30 @@ func jsonStrings(v any) []string {
 var mediaPaths = []string{"/stream.mjpg", "/snapshot.jpg", "/api/status", "/audio.wav", "/ws/audio"}
 
 // pinServer is a test server asking for pin, sharing a picture and sound.
-func pinServer(t *testing.T, acc stream.Access, onWaiting func(stream.Viewer)) (*testServer, *stream.Frame, *stream.AudioHub) {
+func pinServer(t *testing.T, acc access.Access, onWaiting func(access.Viewer)) (*testServer, *media.Frame, *fanout.Hub[*media.AudioChunk]) {
 	t.Helper()
 	fd := newFeed()
 	f := jpegFrame(t, 16, 16, 128)
-	fd.first = repeat(f)
+	fd.First = repeat(f)
 	hub := newAudioHub(t, newAudioFeed(1000))
-	ts := startServer(t, stream.Config{Access: acc, Audio: hub, OnWaiting: onWaiting}, fd)
-	ts.srv.SetMeta(stream.Meta{AudioDevice: "fake", AudioName: "Fake"})
+	ts := startServer(t, web.Config{Access: acc, Audio: hub, OnWaiting: onWaiting}, fd)
+	ts.srv.SetMeta(web.Meta{AudioDevice: "fake", AudioName: "Fake"})
 	return ts, f, hub
 }
 
 // nothingCaptured checks that neither the screen nor the sound was opened.
-func nothingCaptured(t *testing.T, ts *testServer, hub *stream.AudioHub) {
+func nothingCaptured(t *testing.T, ts *testServer, hub *fanout.Hub[*media.AudioChunk]) {
 	t.Helper()
-	if n := ts.fd.runs.Load(); n != 0 {
+	if n := ts.fd.Runs(); n != 0 {
 		t.Errorf("the screen source ran %d times for viewers who may not watch", n)
 	}
-	if st := hub.Stats(); st.Running || st.Viewers != 0 {
+	if st := hub.Stats(); st.Running || st.Subscribers != 0 {
 		t.Errorf("the sound hub runs (%+v) for viewers who may not watch", st)
 	}
 }
 
 func TestPIN(t *testing.T) {
-	acc := stream.Access{PIN: pin}
+	acc := access.Access{PIN: pin}
 
 	t.Run("the link gives the PIN page and nothing else", func(t *testing.T) {
 		ts, _, hub := pinServer(t, acc, nil)
@@ -380,7 +377,7 @@ func TestPIN(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !bytes.Equal(body, indexHTML) {
 			t.Fatalf("/ after the PIN: status %d %q, want 200 and the viewer page", resp.StatusCode, body)
 		}
-		resp, body = b.get(t, "/api/status")
+		resp, _ = b.get(t, "/api/status")
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("/api/status after the PIN: status %d", resp.StatusCode)
 		}
@@ -416,7 +413,7 @@ func TestPIN(t *testing.T) {
 }
 
 func TestPINLockout(t *testing.T) {
-	ts, _, hub := pinServer(t, stream.Access{PIN: pin}, nil)
+	ts, _, hub := pinServer(t, access.Access{PIN: pin}, nil)
 	a := newBrowser(t, ts, "")
 	a.get(t, "/?t="+token)
 	for i := range 4 {
@@ -444,7 +441,7 @@ func TestPINLockout(t *testing.T) {
 }
 
 func TestPINSuccessResetsFailures(t *testing.T) {
-	ts, f, _ := pinServer(t, stream.Access{PIN: pin}, nil)
+	ts, f, _ := pinServer(t, access.Access{PIN: pin}, nil)
 	a := newBrowser(t, ts, "")
 	a.get(t, "/?t="+token)
 	for range 4 {
@@ -516,7 +513,7 @@ func (hc *handlerClient) link(t *testing.T, remote string) string {
 // TestPINLockPerAddress: the lockout holds one address, not the viewers
 // on other ones.
 func TestPINLockPerAddress(t *testing.T) {
-	ts, _, _ := pinServer(t, stream.Access{PIN: pin}, nil)
+	ts, _, _ := pinServer(t, access.Access{PIN: pin}, nil)
 	hc := newHandlerClient(ts)
 	const a, a6, b = "192.0.2.1:40000", "[::ffff:192.0.2.1]:40001", "192.0.2.2:40000"
 
@@ -553,20 +550,20 @@ func TestPINLockPerAddress(t *testing.T) {
 }
 
 // waitRecorder returns an OnWaiting that sends each call on the channel it returns.
-func waitRecorder() (func(stream.Viewer), chan stream.Viewer) {
-	ch := make(chan stream.Viewer, 64)
-	return func(v stream.Viewer) { ch <- v }, ch
+func waitRecorder() (func(access.Viewer), chan access.Viewer) {
+	ch := make(chan access.Viewer, 64)
+	return func(v access.Viewer) { ch <- v }, ch
 }
 
-func nextWaiting(t *testing.T, ch <-chan stream.Viewer) stream.Viewer {
+func nextWaiting(t *testing.T, ch <-chan access.Viewer) access.Viewer {
 	t.Helper()
 	select {
 	case v := <-ch:
 		return v
-	case <-time.After(patience):
-		t.Fatalf("OnWaiting not called within %v", patience)
+	case <-time.After(testenv.Patience):
+		t.Fatalf("OnWaiting not called within %v", testenv.Patience)
 	}
-	return stream.Viewer{}
+	return access.Viewer{}
 }
 
 var viewerIDRe = regexp.MustCompile(`^[0-9a-f]{8}$`)
@@ -575,14 +572,14 @@ var viewerIDRe = regexp.MustCompile(`^[0-9a-f]{8}$`)
 // returns the first other answer.
 func pollPage(t *testing.T, b *browser) (*http.Response, []byte) {
 	t.Helper()
-	deadline := time.Now().Add(patience)
+	deadline := time.Now().Add(testenv.Patience)
 	for {
 		resp, body := b.get(t, "/")
 		if !bytes.Contains(body, []byte("Waiting for the presenter")) {
 			return resp, body
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("still waiting after %v", patience)
+			t.Fatalf("still waiting after %v", testenv.Patience)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -590,7 +587,7 @@ func pollPage(t *testing.T, b *browser) (*http.Response, []byte) {
 
 func TestApproval(t *testing.T) {
 	// waitingViewer opens the link in a new browser and checks it is made to wait.
-	waitingViewer := func(t *testing.T, ts *testServer, hub *stream.AudioHub, calls <-chan stream.Viewer) (*browser, stream.Viewer) {
+	waitingViewer := func(t *testing.T, ts *testServer, hub *fanout.Hub[*media.AudioChunk], calls <-chan access.Viewer) (*browser, access.Viewer) {
 		t.Helper()
 		b := newBrowser(t, ts, uaChromeAndroid)
 		resp, body := b.get(t, "/?t="+token)
@@ -603,7 +600,7 @@ func TestApproval(t *testing.T) {
 		}
 		v := nextWaiting(t, calls)
 		if !viewerIDRe.MatchString(v.ID) || v.Addr != "127.0.0.1" || v.Browser != "Chrome on Android" ||
-			v.State != stream.ViewerWaiting || v.Since.IsZero() {
+			v.State != access.ViewerWaiting || v.Since.IsZero() {
 			t.Errorf("OnWaiting got %+v, want an 8-digit id, 127.0.0.1, Chrome on Android, waiting", v)
 		}
 		for _, p := range append(mediaPaths, "/?t="+token) {
@@ -611,7 +608,7 @@ func TestApproval(t *testing.T) {
 			refused(t, p+" while waiting", resp, body, http.StatusForbidden)
 		}
 		vs, _ := ts.srv.Viewers()
-		if i := slices.IndexFunc(vs, func(x stream.Viewer) bool { return x.ID == v.ID }); i < 0 || vs[i].State != stream.ViewerWaiting {
+		if i := slices.IndexFunc(vs, func(x access.Viewer) bool { return x.ID == v.ID }); i < 0 || vs[i].State != access.ViewerWaiting {
 			t.Errorf("Viewers() = %+v, want %s waiting", vs, v.ID)
 		}
 		nothingCaptured(t, ts, hub)
@@ -620,7 +617,7 @@ func TestApproval(t *testing.T) {
 
 	t.Run("allow", func(t *testing.T) {
 		onWaiting, calls := waitRecorder()
-		ts, f, hub := pinServer(t, stream.Access{Approve: stream.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
+		ts, f, hub := pinServer(t, access.Access{Approve: access.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
 		b, v := waitingViewer(t, ts, hub, calls)
 		if err := ts.srv.Allow(v.ID); err != nil {
 			t.Fatalf("Allow: %v", err)
@@ -629,12 +626,12 @@ func TestApproval(t *testing.T) {
 			t.Fatalf("/ once allowed: status %d %q, want the viewer page", resp.StatusCode, body)
 		}
 		b.watch(t, f)
-		nothingOn(t, calls, "OnWaiting calls")
+		testenv.NothingOn(t, calls, "OnWaiting calls")
 	})
 
 	t.Run("deny", func(t *testing.T) {
 		onWaiting, calls := waitRecorder()
-		ts, _, hub := pinServer(t, stream.Access{Approve: stream.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
+		ts, _, hub := pinServer(t, access.Access{Approve: access.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
 		b, v := waitingViewer(t, ts, hub, calls)
 		if err := ts.srv.Deny(v.ID); err != nil {
 			t.Fatalf("Deny: %v", err)
@@ -650,17 +647,17 @@ func TestApproval(t *testing.T) {
 
 	cases := []struct {
 		name    string
-		approve stream.Approval
+		approve access.Approval
 		allowed bool
 	}{
-		{"nobody answers: ask denies", stream.ApproveAsk, false},
-		{"nobody answers: auto allows", stream.ApproveAuto, true},
+		{"nobody answers: ask denies", access.ApproveAsk, false},
+		{"nobody answers: auto allows", access.ApproveAuto, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			const wait = 300 * time.Millisecond
 			onWaiting, calls := waitRecorder()
-			ts, f, hub := pinServer(t, stream.Access{Approve: tc.approve, ApproveTimeout: wait}, onWaiting)
+			ts, f, hub := pinServer(t, access.Access{Approve: tc.approve, ApproveTimeout: wait}, onWaiting)
 			start := time.Now()
 			b, _ := waitingViewer(t, ts, hub, calls)
 			resp, body := pollPage(t, b)
@@ -683,20 +680,20 @@ func TestApproval(t *testing.T) {
 
 	t.Run("PIN first, then the presenter", func(t *testing.T) {
 		onWaiting, calls := waitRecorder()
-		ts, f, _ := pinServer(t, stream.Access{PIN: pin, Approve: stream.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
+		ts, f, _ := pinServer(t, access.Access{PIN: pin, Approve: access.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
 		b := newBrowser(t, ts, uaFirefoxWindows)
 		resp, body := b.get(t, "/?t="+token)
 		isPage(t, "link", resp, body, http.StatusUnauthorized, "Enter the PIN")
 		resp, body = b.postPIN(t, "pin=0000")
 		isPage(t, "wrong PIN", resp, body, http.StatusUnauthorized, "Enter the PIN")
 		time.Sleep(quietly) // OnWaiting runs on its own goroutine: give a wrong call time to show
-		nothingOn(t, calls, "OnWaiting before the right PIN")
+		testenv.NothingOn(t, calls, "OnWaiting before the right PIN")
 
 		if resp, _ := b.postPIN(t, "pin="+pin); resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("right PIN: status %d, want 303", resp.StatusCode)
 		}
 		v := nextWaiting(t, calls)
-		if v.Browser != "Firefox on Windows" || v.State != stream.ViewerWaiting {
+		if v.Browser != "Firefox on Windows" || v.State != access.ViewerWaiting {
 			t.Errorf("OnWaiting got %+v after the PIN", v)
 		}
 		resp, body = b.get(t, "/")
@@ -708,7 +705,7 @@ func TestApproval(t *testing.T) {
 			t.Fatalf("/ once allowed: status %d", resp.StatusCode)
 		}
 		b.watch(t, f)
-		nothingOn(t, calls, "OnWaiting calls")
+		testenv.NothingOn(t, calls, "OnWaiting calls")
 		noPIN(t, b.seen)
 	})
 }
@@ -729,7 +726,7 @@ func ended(r io.Reader, d time.Duration) error {
 }
 
 func TestDisconnect(t *testing.T) {
-	ts, f, _ := pinServer(t, stream.Access{}, nil)
+	ts, f, _ := pinServer(t, access.Access{}, nil)
 	b := newBrowser(t, ts, uaSafariIPhone)
 	if resp, _ := b.get(t, "/?t="+token); resp.StatusCode != http.StatusOK {
 		t.Fatalf("link: status %d", resp.StatusCode)
@@ -760,7 +757,7 @@ func TestDisconnect(t *testing.T) {
 		t.Fatalf("Viewers() = %+v, want the one viewer", vs)
 	}
 	v := vs[0]
-	if v.State != stream.ViewerAllowed || v.Streams != 3 || !v.Present || v.Addr != "127.0.0.1" || v.Browser != "Safari on iPhone" {
+	if v.State != access.ViewerAllowed || v.Streams != 3 || !v.Present || v.Addr != "127.0.0.1" || v.Browser != "Safari on iPhone" {
 		t.Errorf("Viewers()[0] = %+v, want watching, 3 streams, present, 127.0.0.1, Safari on iPhone", v)
 	}
 	_, gen := ts.srv.Viewers()
@@ -788,12 +785,12 @@ func TestDisconnect(t *testing.T) {
 	}
 	t.Logf("streams ended %v after Disconnect", time.Since(start))
 
-	eventually(t, "no streams left", func() bool {
+	testenv.Eventually(t, "no streams left", func() bool {
 		vs, _ := ts.srv.Viewers()
 		return len(vs) == 1 && vs[0].Streams == 0
 	})
 	vs, g := ts.srv.Viewers()
-	if vs[0].State != stream.ViewerDisconnected || g == gen {
+	if vs[0].State != access.ViewerDisconnected || g == gen {
 		t.Errorf("Viewers() after Disconnect = %+v (generation %d, was %d), want disconnected and a new generation", vs, g, gen)
 	}
 
@@ -855,7 +852,7 @@ func TestMaxViewers(t *testing.T) {
 	}
 
 	t.Run("two browsers fill two places", func(t *testing.T) {
-		ts, f, _ := pinServer(t, stream.Access{MaxViewers: 2}, nil)
+		ts, f, _ := pinServer(t, access.Access{MaxViewers: 2}, nil)
 		a, b := in(t, ts), in(t, ts)
 		full(t, ts, "third browser")
 		// Those in stay in, and may stream.
@@ -870,7 +867,7 @@ func TestMaxViewers(t *testing.T) {
 	})
 
 	t.Run("a script polling without cookies takes no place", func(t *testing.T) {
-		ts, _, _ := pinServer(t, stream.Access{MaxViewers: 2}, nil)
+		ts, _, _ := pinServer(t, access.Access{MaxViewers: 2}, nil)
 		in(t, ts)
 		for i := range 30 {
 			resp, body := newBrowser(t, ts, "curl/8.5.0").get(t, "/api/status?t="+token)
@@ -886,7 +883,7 @@ func TestMaxViewers(t *testing.T) {
 	})
 
 	t.Run("streams take places", func(t *testing.T) {
-		ts, f, _ := pinServer(t, stream.Access{MaxViewers: 2}, nil)
+		ts, f, _ := pinServer(t, access.Access{MaxViewers: 2}, nil)
 		players := []*browser{newBrowser(t, ts, "VLC/3.0.20 LibVLC/3.0.20"), newBrowser(t, ts, "Lavf/60.16.100")}
 		var streams []*http.Response
 		for _, p := range players {
@@ -896,8 +893,8 @@ func TestMaxViewers(t *testing.T) {
 		full(t, ts, "browser while two players stream")
 		// Once a player (which never loaded the page) hangs up, its place is free.
 		streams[0].Body.Close()
-		eventually(t, "the stream released", func() bool { return ts.srv.Status().Viewers == 1 })
-		deadline := time.Now().Add(patience)
+		testenv.Eventually(t, "the stream released", func() bool { return ts.srv.Status().Viewers == 1 })
+		deadline := time.Now().Add(testenv.Patience)
 		for {
 			b := newBrowser(t, ts, "")
 			resp, _ := b.get(t, "/?t="+token)
@@ -915,7 +912,7 @@ func TestMaxViewers(t *testing.T) {
 	})
 
 	t.Run("no limit", func(t *testing.T) {
-		ts, _, _ := pinServer(t, stream.Access{MaxViewers: -1}, nil)
+		ts, _, _ := pinServer(t, access.Access{MaxViewers: -1}, nil)
 		for i := range 50 {
 			resp := ts.get(t, timeout(t), "/?t="+token)
 			resp.Body.Close()
@@ -929,15 +926,15 @@ func TestMaxViewers(t *testing.T) {
 	})
 
 	t.Run("the default", func(t *testing.T) {
-		ts, _, _ := pinServer(t, stream.Access{}, nil)
-		for i := range stream.DefaultMaxViewers {
+		ts, _, _ := pinServer(t, access.Access{}, nil)
+		for i := range access.DefaultMaxViewers {
 			resp := ts.get(t, timeout(t), "/?t="+token)
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("viewer %d: status %d, want 200", i+1, resp.StatusCode)
 			}
 		}
-		full(t, ts, fmt.Sprintf("viewer %d", stream.DefaultMaxViewers+1))
+		full(t, ts, fmt.Sprintf("viewer %d", access.DefaultMaxViewers+1))
 	})
 }
 
@@ -945,7 +942,7 @@ func TestMaxViewers(t *testing.T) {
 // them may pass it than there are places; the limit must still hold once
 // they are through.
 func TestMaxViewersWithPIN(t *testing.T) {
-	ts, f, _ := pinServer(t, stream.Access{PIN: pin, MaxViewers: 1}, nil)
+	ts, f, _ := pinServer(t, access.Access{PIN: pin, MaxViewers: 1}, nil)
 	a, b := newBrowser(t, ts, ""), newBrowser(t, ts, "")
 	for _, v := range []*browser{a, b} {
 		resp, body := v.get(t, "/?t="+token)
@@ -972,7 +969,7 @@ func TestMaxViewersWithPIN(t *testing.T) {
 
 func TestPresenterEndpoints(t *testing.T) {
 	onWaiting, calls := waitRecorder()
-	ts, _, _ := pinServer(t, stream.Access{Approve: stream.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
+	ts, _, _ := pinServer(t, access.Access{Approve: access.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
 	v := newBrowser(t, ts, uaFirefoxWindows)
 	v.get(t, "/?t="+token)
 	id := nextWaiting(t, calls).ID
@@ -989,11 +986,11 @@ func TestPresenterEndpoints(t *testing.T) {
 			t.Fatalf("status %d, Content-Type %q, Cache-Control %q; want 200, application/json, no-store",
 				resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Cache-Control"))
 		}
-		var vs []stream.Viewer
+		var vs []access.Viewer
 		if err := json.Unmarshal(body, &vs); err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
-		if len(vs) != 1 || vs[0].ID != id || vs[0].State != stream.ViewerWaiting || vs[0].Addr != "127.0.0.1" ||
+		if len(vs) != 1 || vs[0].ID != id || vs[0].State != access.ViewerWaiting || vs[0].Addr != "127.0.0.1" ||
 			vs[0].Browser != "Firefox on Windows" {
 			t.Errorf("list %s, want the one waiting Firefox viewer %s", body, id)
 		}
@@ -1111,7 +1108,7 @@ func TestPresenterEndpoints(t *testing.T) {
 // TestViewerListOnlyForLoopback: /api/status names the viewers only to a
 // request from this computer.
 func TestViewerListOnlyForLoopback(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	hc := newHandlerClient(ts)
 	const remote = "192.0.2.9:1234"
 	secret := hc.link(t, remote)
@@ -1134,127 +1131,32 @@ func TestViewerListOnlyForLoopback(t *testing.T) {
 	}
 }
 
-func TestBrowserName(t *testing.T) {
-	cases := []struct{ name, ua, want string }{
-		{"Chrome on Android", uaChromeAndroid, "Chrome on Android"},
-		{"Safari on iPhone", uaSafariIPhone, "Safari on iPhone"},
-		{"Firefox on Windows", uaFirefoxWindows, "Firefox on Windows"},
-		{"Edge on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0", "Edge on Windows"},
-		{"Edge on Android", "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Mobile Safari/537.36 EdgA/126.0.0.0", "Edge on Android"},
-		{"Samsung Internet", "Mozilla/5.0 (Linux; Android 13; SAMSUNG SM-S911B) AppleWebKit/537.36 (KHTML, like Gecko) SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36", "Samsung Internet on Android"},
-		{"HeadlessChrome on Linux", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/126.0.0.0 Safari/537.36", "Headless Chrome on Linux"},
-		{"Chrome on iPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/126.0.6478.54 Mobile/15E148 Safari/604.1", "Chrome on iPhone"},
-		{"Firefox on iPad", "Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) FxiOS/127.0 Mobile/15E148 Safari/605.1.15", "Firefox on iPad"},
-		{"Safari on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15", "Safari on macOS"},
-		{"Chrome on macOS", "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", "Chrome on macOS"},
-		{"Chrome on ChromeOS", "Mozilla/5.0 (X11; CrOS x86_64 14541.0.0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36", "Chrome on ChromeOS"},
-		{"Opera on Windows", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0", "Opera on Windows"},
-		{"Firefox on Linux", "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0", "Firefox on Linux"},
-		{"curl", "curl/8.5.0", "curl"},
-		{"VLC", "VLC/3.0.20 LibVLC/3.0.20", "VLC"},
-		{"ffmpeg", "Lavf/60.16.100", "ffmpeg"},
-		{"unknown browser on Linux", "Mozilla/5.0 (X11; Linux x86_64) Whatever/1.0", "browser on Linux"},
-		{"empty", "", "unknown client"},
-		{"garbage", "\x00\xff<script>alert(1)</script>", "other client"},
-		{"long garbage", strings.Repeat("\xfe~", 10000), "other client"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := stream.BrowserName(tc.ua); got != tc.want {
-				t.Errorf("BrowserName(%.80q) = %q, want %q", tc.ua, got, tc.want)
-			}
-		})
-	}
-}
-
-func TestValidPIN(t *testing.T) {
-	cases := []struct {
-		pin string
-		ok  bool
-	}{
-		{"", false},
-		{"123", false},
-		{"1234", true},
-		{"0000", true},
-		{"123456789012", true},
-		{"1234567890123", false},
-		{"12a4", false},
-		{" 1234", false},
-		{"1234 ", false},
-		{"-123", false},
-		{"12.4", false},
-		{"+1234", false},
-		{"１２３４", false}, // full-width digits
-		{"١٢٣٤", false}, // Arabic-Indic digits
-		{"12\x0034", false},
-	}
-	for _, tc := range cases {
-		if err := stream.ValidPIN(tc.pin); (err == nil) != tc.ok {
-			t.Errorf("ValidPIN(%q) = %v, want ok=%v", tc.pin, err, tc.ok)
-		}
-	}
-}
-
-func TestParseApproval(t *testing.T) {
-	cases := []struct {
-		in   string
-		want stream.Approval
-		ok   bool
-	}{
-		{"", stream.ApproveOff, true},
-		{"off", stream.ApproveOff, true},
-		{"false", stream.ApproveOff, true},
-		{"no", stream.ApproveOff, true},
-		{"OFF", stream.ApproveOff, true},
-		{"ask", stream.ApproveAsk, true},
-		{"true", stream.ApproveAsk, true},
-		{"yes", stream.ApproveAsk, true},
-		{"on", stream.ApproveAsk, true},
-		{"Ask", stream.ApproveAsk, true},
-		{"auto", stream.ApproveAuto, true},
-		{"AUTO", stream.ApproveAuto, true},
-		{"maybe", "", false},
-		{" ask", "", false},
-		{"asks", "", false},
-		{"1", "", false},
-	}
-	for _, tc := range cases {
-		got, err := stream.ParseApproval(tc.in)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("ParseApproval(%q) = %q, %v; want %q, ok=%v", tc.in, got, err, tc.want, tc.ok)
-		}
-	}
-}
-
-func TestAccessValidate(t *testing.T) {
+// TestNewRefusesInvalidAccess: New and SetAccess refuse what Access.Validate refuses.
+func TestNewRefusesInvalidAccess(t *testing.T) {
 	cases := []struct {
 		name string
-		acc  stream.Access
+		acc  access.Access
 		ok   bool
 	}{
-		{"zero", stream.Access{}, true},
-		{"PIN", stream.Access{PIN: pin}, true},
-		{"12-digit PIN", stream.Access{PIN: "123456789012"}, true},
-		{"short PIN", stream.Access{PIN: "12"}, false},
-		{"long PIN", stream.Access{PIN: "1234567890123"}, false},
-		{"PIN with letters", stream.Access{PIN: "abcd"}, false},
-		{"PIN with a space", stream.Access{PIN: " 4821"}, false},
-		{"ask", stream.Access{Approve: stream.ApproveAsk, ApproveTimeout: time.Second}, true},
-		{"auto", stream.Access{Approve: stream.ApproveAuto}, true},
-		{"unknown approval", stream.Access{Approve: "maybe"}, false},
-		{"no limit", stream.Access{MaxViewers: -1}, true},
-		{"limit", stream.Access{MaxViewers: 3}, true},
-		{"negative limit", stream.Access{MaxViewers: -2}, false},
-		{"everything", stream.Access{PIN: pin, Approve: stream.ApproveAsk, ApproveTimeout: time.Minute, MaxViewers: 5}, true},
+		{"zero", access.Access{}, true},
+		{"PIN", access.Access{PIN: pin}, true},
+		{"12-digit PIN", access.Access{PIN: "123456789012"}, true},
+		{"short PIN", access.Access{PIN: "12"}, false},
+		{"long PIN", access.Access{PIN: "1234567890123"}, false},
+		{"PIN with letters", access.Access{PIN: "abcd"}, false},
+		{"PIN with a space", access.Access{PIN: " 4821"}, false},
+		{"ask", access.Access{Approve: access.ApproveAsk, ApproveTimeout: time.Second}, true},
+		{"auto", access.Access{Approve: access.ApproveAuto}, true},
+		{"unknown approval", access.Access{Approve: "maybe"}, false},
+		{"no limit", access.Access{MaxViewers: -1}, true},
+		{"limit", access.Access{MaxViewers: 3}, true},
+		{"negative limit", access.Access{MaxViewers: -2}, false},
+		{"everything", access.Access{PIN: pin, Approve: access.ApproveAsk, ApproveTimeout: time.Minute, MaxViewers: 5}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if err := tc.acc.Validate(); (err == nil) != tc.ok {
-				t.Errorf("Validate(%+v) = %v, want ok=%v", tc.acc, err, tc.ok)
-			}
-			// New and SetAccess refuse what Validate refuses.
-			b := newBroadcaster(t, newFeed().Source(), stream.BroadcasterOptions{})
-			srv, err := stream.New(stream.Config{Listen: "127.0.0.1:0", Token: token, Access: tc.acc, Logger: quiet}, b)
+			b := newVideoHub(t, newFeed())
+			srv, err := web.New(web.Config{Listen: "127.0.0.1:0", Token: token, Access: tc.acc, Logger: quiet, Video: b})
 			if err == nil {
 				srv.Close()
 			}
@@ -1263,11 +1165,11 @@ func TestAccessValidate(t *testing.T) {
 			}
 		})
 	}
-	ts := startServer(t, stream.Config{}, newFeed())
-	if err := ts.srv.SetAccess(stream.Access{PIN: "12"}); err == nil {
+	ts := startServer(t, web.Config{}, newFeed())
+	if err := ts.srv.SetAccess(access.Access{PIN: "12"}); err == nil {
 		t.Error("SetAccess with a 2-digit PIN: no error")
 	}
-	if a := ts.srv.Access(); a != (stream.Access{}) {
+	if a := ts.srv.Access(); a != (access.Access{}) {
 		t.Errorf("Access() = %+v after a refused SetAccess, want it unchanged", a)
 	}
 }
@@ -1278,15 +1180,15 @@ func TestAccessValidate(t *testing.T) {
 func TestAccessApprovalSpellings(t *testing.T) {
 	for _, spelling := range []string{"off", "no", "false", "on", "ASK", "AUTO"} {
 		t.Run(spelling, func(t *testing.T) {
-			acc := stream.Access{Approve: stream.Approval(spelling), ApproveTimeout: 200 * time.Millisecond}
+			acc := access.Access{Approve: access.Approval(spelling), ApproveTimeout: 200 * time.Millisecond}
 			if acc.Validate() != nil {
 				return // refused: fine
 			}
-			meant, _ := stream.ParseApproval(spelling)
+			meant, _ := access.ParseApproval(spelling)
 			ts, _, _ := pinServer(t, acc, nil)
 			b := newBrowser(t, ts, "")
 			resp, _ := b.get(t, "/?t="+token)
-			if meant == stream.ApproveOff {
+			if meant == access.ApproveOff {
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("access.go: Validate accepts Approve %q (ParseApproval: off), but the server compares the raw "+
 						"value with ApproveOff (startLocked) and makes the viewer wait: status %d, want 200", spelling, resp.StatusCode)
@@ -1297,7 +1199,7 @@ func TestAccessApprovalSpellings(t *testing.T) {
 				t.Fatalf("Approve %q (ParseApproval: %s): link status %d, want 403 waiting", spelling, meant, resp.StatusCode)
 			}
 			resp, _ = pollPage(t, b)
-			if allowed := resp.StatusCode == http.StatusOK; allowed != (meant == stream.ApproveAuto) {
+			if allowed := resp.StatusCode == http.StatusOK; allowed != (meant == access.ApproveAuto) {
 				t.Fatalf("access.go: Validate accepts Approve %q (ParseApproval: %s), but the server compares the raw value "+
 					"with ApproveAuto (askLocked): after the timeout status %d", spelling, meant, resp.StatusCode)
 			}
@@ -1314,7 +1216,7 @@ func rawRequest(t *testing.T, ts *testServer, req string) (*http.Response, []byt
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(patience)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(testenv.Patience)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(c, req); err != nil {
@@ -1336,7 +1238,7 @@ func rawRequest(t *testing.T, ts *testServer, req string) (*http.Response, []byt
 // panic or a byte of media, and the server goes on serving. TestAuth covers
 // the token's own variants, TestMethods the main media routes' methods.
 func TestBadInput(t *testing.T) {
-	ts, _, _ := pinServer(t, stream.Access{MaxViewers: -1}, nil)
+	ts, _, _ := pinServer(t, access.Access{MaxViewers: -1}, nil)
 	host := ts.srv.Addr().String()
 	line := func(method, target string) string {
 		return method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n"
@@ -1437,7 +1339,7 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
-	if n := ts.fd.runs.Load(); n != 0 {
+	if n := ts.fd.Runs(); n != 0 {
 		t.Errorf("bad requests ran the screen source %d times", n)
 	}
 

@@ -1,13 +1,17 @@
-package stream
+package web
 
 import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
+
+	"github.com/deskcast/deskcast/access"
 )
 
 // NewToken returns a fresh random 128-bit share token, as 32 hex digits.
@@ -76,33 +80,43 @@ func (s *Server) tokenOK(t string) bool {
 // session finds or makes the request's session. A valid ?t= makes one (and
 // sets its cookie) unless the request already has one; a wrong ?t= is not
 // rescued by a cookie. It answers the request itself when it returns nil.
-func (s *Server) session(w http.ResponseWriter, r *http.Request) *session {
+func (s *Server) session(w http.ResponseWriter, r *http.Request) *access.Session {
 	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
 	if err != nil || (c.hasToken && !s.tokenOK(c.token)) {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
 		return nil
 	}
-	sess := s.viewers.lookup(c.secret)
+	sess := s.viewers.Lookup(c.secret)
 	if sess == nil && c.hasToken {
-		sess, err = s.viewers.create(r)
+		sess, err = s.viewers.Create(r.RemoteAddr, r.UserAgent())
 		if err != nil {
 			s.log.Info("viewer refused", "addr", r.RemoteAddr, "err", err)
-			if errors.Is(err, errTooManyWaiting) {
+			if errors.Is(err, access.ErrTooManyWaiting) {
 				http.Error(w, "429 too many requests: "+err.Error(), http.StatusTooManyRequests)
 				return nil
 			}
 			s.refuse(w, r, http.StatusServiceUnavailable, pageFull)
 			return nil
 		}
-		s.log.Info("new viewer", "addr", r.RemoteAddr, "id", sess.id, "browser", BrowserName(sess.ua), "state", sess.state)
+		s.log.Info("new viewer", "addr", r.RemoteAddr, "id", sess.ID(), "browser", access.BrowserName(sess.UserAgent()), "state", sess.State())
 	}
 	if sess == nil {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
 		return nil
 	}
 	if c.hasToken {
-		http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: sess.secret, Path: "/",
+		http.SetCookie(w, &http.Cookie{Name: s.cookieName(), Value: sess.Secret(), Path: "/",
 			HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	}
 	return sess
+}
+
+// isLoopback reports whether remote (host:port, or a bare host) is this computer.
+func isLoopback(remote string) bool {
+	h, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		h = remote
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.Unmap().IsLoopback()
 }

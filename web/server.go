@@ -1,4 +1,5 @@
-package stream
+// Package web serves a share over HTTP: the viewer page, its guard, and the MJPEG, WAV, WebSocket and control handlers.
+package web
 
 import (
 	"context"
@@ -12,6 +13,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
 )
 
 // DefaultPort is where Deskcast listens unless told otherwise.
@@ -25,11 +30,20 @@ type Config struct {
 	WriteTimeout time.Duration // drop a viewer whose single write takes longer (5 s)
 	BodyTimeout  time.Duration // a request body must have arrived within this (10 s)
 	Assets       fs.FS         // the viewer page: index.html and static files
-	Audio        *AudioHub     // sound; nil for none
-	Mode         Mode          // what is shared; "" means screen+audio
-	Access       Access        // PIN, approval and viewer limit
-	OnWaiting    func(Viewer)  // a viewer waits for the presenter's answer; nil for none
-	Logger       *slog.Logger
+	// Video is the screen's fan-out, its frames prepared by MJPEGPrepare; required.
+	Video *fanout.Hub[*media.Frame]
+	// Audio is the sound's fan-out, its chunks prepared by AudioPrepare; nil for none.
+	Audio     *fanout.Hub[*media.AudioChunk]
+	Mode      access.Mode         // what is shared; "" means screen+audio
+	Access    access.Access       // PIN, approval and viewer limit
+	OnWaiting func(access.Viewer) // a viewer waits for the presenter's answer; nil for none
+	OnChange  func()              // the viewer list changed; must not block; nil for none
+	// SourceErr reports why the pictures behind Video cannot be had (the
+	// screen grab failing), which Video's own errors do not show; nil for none.
+	SourceErr func() error
+	Logger    *slog.Logger
+
+	now func() time.Time // the sessions' clock, for tests; nil for time.Now
 }
 
 // Meta is what the server says about the share besides its own counters.
@@ -38,13 +52,14 @@ type Meta struct {
 	Encoder     string `json:"encoder"`
 	AudioDevice string `json:"-"`            // the device ID; "" for none
 	AudioName   string `json:"audio_device"` // as menus show it
+	Version     string `json:"-"`            // this build, e.g. "0.4.0 (commit abc1234)"
 }
 
-// Server serves the viewer page and the streams of one Broadcaster.
+// Server serves the viewer page and the streams of one video hub (and an audio one).
 type Server struct {
 	cfg     Config
 	token   string
-	b       *Broadcaster
+	video   *fanout.Hub[*media.Frame]
 	ln      net.Listener
 	hs      *http.Server
 	log     *slog.Logger
@@ -53,21 +68,24 @@ type Server struct {
 	done    chan struct{}
 	closing sync.Once
 
-	viewers   *sessions
+	viewers   *access.Sessions
 	ctl       control
 	sockMu    sync.Mutex
 	sockShut  bool           // under sockMu: Close has begun, no new WebSocket handler
 	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
 	wanted    int            // the port asked for, when it was busy and another is used
 	meta      atomic.Pointer[Meta]
-	mode      atomic.Pointer[Mode]
+	mode      atomic.Pointer[access.Mode]
 	bytesSent atomic.Uint64
 	started   time.Time
 }
 
 // New listens on cfg.Listen (moving up to the next free port when it is busy)
-// and serves b until Close.
-func New(cfg Config, b *Broadcaster) (*Server, error) {
+// and serves cfg.Video (and cfg.Audio) until Close.
+func New(cfg Config) (*Server, error) {
+	if cfg.Video == nil {
+		return nil, errors.New("web: no video hub")
+	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 25 * time.Second
 	}
@@ -94,12 +112,13 @@ func New(cfg Config, b *Broadcaster) (*Server, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, token: token, b: b, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
-		done: make(chan struct{}), started: time.Now(), viewers: newSessions(cfg.Access, cfg.OnWaiting), wanted: wanted}
+	s := &Server{cfg: cfg, token: token, video: cfg.Video, ln: ln, log: cfg.Logger, ctx: ctx, cancel: cancel,
+		done: make(chan struct{}), started: time.Now(), wanted: wanted,
+		viewers: access.New(cfg.Access, access.Options{OnWaiting: cfg.OnWaiting, OnChange: cfg.OnChange, Now: cfg.now})}
 	s.meta.Store(&Meta{})
 	mode := cfg.Mode
 	if mode == "" {
-		mode = ModeScreenAudio
+		mode = access.ModeScreenAudio
 	}
 	s.mode.Store(&mode)
 	s.hs = &http.Server{
@@ -200,17 +219,17 @@ func (s *Server) Port() int { return s.Addr().Port }
 func (s *Server) SetMeta(m Meta) { s.meta.Store(&m) }
 
 // SetMode changes what is shared; pages follow within a second.
-func (s *Server) SetMode(m Mode) { s.mode.Store(&m) }
+func (s *Server) SetMode(m access.Mode) { s.mode.Store(&m) }
 
 // Mode returns what is shared.
-func (s *Server) Mode() Mode { return *s.mode.Load() }
+func (s *Server) Mode() access.Mode { return *s.mode.Load() }
 
 // Close ends every stream, stops listening and waits for all handlers to return.
 func (s *Server) Close() error {
 	var err error
 	s.closing.Do(func() {
 		s.cancel() // streaming handlers watch this and return
-		s.viewers.close()
+		s.viewers.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err = s.hs.Shutdown(ctx); err != nil {
@@ -227,21 +246,21 @@ func (s *Server) Close() error {
 
 // Viewers returns the viewers the presenter should see (present or waiting,
 // oldest first) and a number that changes whenever the list does.
-func (s *Server) Viewers() ([]Viewer, uint64) { return s.viewers.list() }
+func (s *Server) Viewers() ([]access.Viewer, uint64) { return s.viewers.List() }
 
 // Allow lets a waiting viewer in, or a denied or disconnected one back.
 func (s *Server) Allow(id string) error {
-	return s.logged("viewer allowed", id, s.viewers.decide(id, true))
+	return s.logged("viewer allowed", id, s.viewers.Decide(id, true))
 }
 
 // Deny refuses a waiting viewer; it sends away one already watching.
 func (s *Server) Deny(id string) error {
-	return s.sendAway("viewer denied", id, func(id string) error { return s.viewers.decide(id, false) })
+	return s.sendAway("viewer denied", id, func(id string) error { return s.viewers.Decide(id, false) })
 }
 
 // Disconnect sends a viewer away: its streams end at once and its page says so.
 func (s *Server) Disconnect(id string) error {
-	return s.sendAway("viewer disconnected", id, s.viewers.disconnect)
+	return s.sendAway("viewer disconnected", id, s.viewers.Disconnect)
 }
 
 // sendAway applies f to the viewer id against the control gate: once it
@@ -250,7 +269,7 @@ func (s *Server) Disconnect(id string) error {
 func (s *Server) sendAway(msg, id string, f func(string) error) error {
 	s.ctl.gate.Lock()
 	defer s.ctl.gate.Unlock()
-	had := s.viewers.controller() == id
+	had := s.viewers.Controller() == id
 	err := f(id)
 	if err == nil && had {
 		s.ctl.releaseLocked(s.injector())
@@ -266,13 +285,13 @@ func (s *Server) logged(msg, id string, err error) error {
 }
 
 // SetAccess changes the PIN, approval and limit for viewers who come next.
-func (s *Server) SetAccess(a Access) error {
+func (s *Server) SetAccess(a access.Access) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	s.viewers.setAccess(a)
+	s.viewers.SetAccess(a)
 	return nil
 }
 
 // Access returns the rules for new viewers.
-func (s *Server) Access() Access { return s.viewers.getAccess() }
+func (s *Server) Access() access.Access { return s.viewers.Access() }

@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"bufio"
@@ -25,7 +25,11 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/web"
 )
 
 // token is the fixed share token of the test servers.
@@ -58,7 +62,7 @@ func testAssets() fstest.MapFS {
 }
 
 // jpegFrame encodes a small real JPEG of w×h pixels in one shade of grey.
-func jpegFrame(t *testing.T, w, h int, shade uint8) *stream.Frame {
+func jpegFrame(t *testing.T, w, h int, shade uint8) *media.Frame {
 	t.Helper()
 	img := image.NewGray(image.Rect(0, 0, w, h))
 	for i := range img.Pix {
@@ -68,34 +72,34 @@ func jpegFrame(t *testing.T, w, h int, shade uint8) *stream.Frame {
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: 80}); err != nil {
 		t.Fatal(err)
 	}
-	return &stream.Frame{JPEG: buf.Bytes(), Width: w, Height: h, Captured: time.Now(),
+	return &media.Frame{Codec: media.JPEG, Keyframe: true, Data: buf.Bytes(), Width: w, Height: h, Captured: time.Now(),
 		Grab: 2 * time.Millisecond, Encode: 3 * time.Millisecond}
 }
 
 // repeat returns a feed's first-frame function that emits a fresh copy of f
 // on every Run, so f itself is never published and never changes.
-func repeat(f *stream.Frame) func() *stream.Frame {
-	return func() *stream.Frame {
+func repeat(f *media.Frame) func() *media.Frame {
+	return func() *media.Frame {
 		c := *f
 		return &c
 	}
 }
 
-// testServer is a Server on 127.0.0.1 over a broadcaster fed by fd.
+// testServer is a Server on 127.0.0.1 over a video hub fed by fd.
 type testServer struct {
-	srv    *stream.Server
-	b      *stream.Broadcaster
+	srv    *web.Server
+	b      *fanout.Hub[*media.Frame]
 	fd     *feed
 	tr     *http.Transport
 	client *http.Client
 	base   string
 }
 
-func startServer(t *testing.T, cfg stream.Config, fd *feed) *testServer {
+func startServer(t *testing.T, cfg web.Config, fd *feed) *testServer {
 	t.Helper()
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections) // runs last, after the server is gone
-	b := newBroadcaster(t, fd.Source(), stream.BroadcasterOptions{})
+	b := newVideoHub(t, fd)
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
@@ -106,7 +110,8 @@ func startServer(t *testing.T, cfg stream.Config, fd *feed) *testServer {
 		cfg.Assets = testAssets()
 	}
 	cfg.Logger = quiet
-	srv, err := stream.New(cfg, b)
+	cfg.Video = b
+	srv, err := web.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -167,10 +172,10 @@ func flipLast(s string) string {
 
 func (ts *testServer) cookieName() string { return "deskcast_" + strconv.Itoa(ts.srv.Port()) }
 
-// timeout returns a context that ends after 2×patience, so a read that never
+// timeout returns a context that ends after 2×testenv.Patience, so a read that never
 // completes fails the test instead of hanging it.
 func timeout(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 2*patience)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*testenv.Patience)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -216,8 +221,8 @@ func readPart(t *testing.T, mr *multipart.Reader) (*multipart.Part, []byte) {
 func TestAuth(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 16, 16, 128)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{Access: stream.Access{MaxViewers: -1}}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{Access: access.Access{MaxViewers: -1}}, fd)
 	good := ts.sessionCookie(t)
 	wrong := "Deskcast-test_token-0123456789ac" // same length, last character differs
 	wrongCookie := &http.Cookie{Name: ts.cookieName(), Value: flipLast(good.Value)}
@@ -317,7 +322,7 @@ func TestAuth(t *testing.T) {
 // TestAuthMalformedTokenNotRescuedByCookie: a ?t= that is there but cannot be
 // parsed is still a wrong token, and an old cookie must not let it in.
 func TestAuthMalformedTokenNotRescuedByCookie(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	good := ts.sessionCookie(t)
 	cases := []struct{ name, query string }{
 		{"bad escape", "?t=%zz"},
@@ -383,7 +388,7 @@ func checkOKBody(t *testing.T, path string, resp *http.Response) {
 			t.Errorf("snapshot does not decode: %v", err)
 		}
 	case "/api/status":
-		var st stream.Status
+		var st web.Status
 		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || ct != "application/json" {
 			t.Errorf("status (%s) does not decode: %v", ct, err)
 		}
@@ -391,7 +396,7 @@ func checkOKBody(t *testing.T, path string, resp *http.Response) {
 }
 
 func TestPublicFiles(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	cases := []struct {
 		name, target string
 		status       int
@@ -432,8 +437,8 @@ func TestPublicFiles(t *testing.T) {
 func TestMethods(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 8, 8, 0)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{}, fd)
 	for _, target := range []string{"/stream.mjpg", "/stream.mjpg?t=" + token, "/snapshot.jpg?t=" + token, "/api/status?t=" + token} {
 		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 			t.Run(method+" "+target, func(t *testing.T) {
@@ -449,7 +454,7 @@ func TestMethods(t *testing.T) {
 			})
 		}
 	}
-	if n := fd.runs.Load(); n != 0 {
+	if n := fd.Runs(); n != 0 {
 		t.Errorf("refused methods ran the source %d times", n)
 	}
 }
@@ -466,9 +471,9 @@ func TestMJPEGParts(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			fd := newFeed()
-			ts := startServer(t, stream.Config{}, fd)
+			ts := startServer(t, web.Config{}, fd)
 			const n = 5
-			frames := make([]*stream.Frame, n+1)
+			frames := make([]*media.Frame, n+1)
 			for i := range frames {
 				frames[i] = jpegFrame(t, 8*(i+1), 8, uint8(40*i))
 			}
@@ -476,7 +481,7 @@ func TestMJPEGParts(t *testing.T) {
 			if tc.withLength {
 				// In this layout nothing, not even the response head, goes out
 				// before the first frame.
-				fd.push(frames[0])
+				fd.Push(frames[0])
 			}
 			resp := ts.get(t, ctx, "/stream.mjpg?t="+token+tc.query)
 			defer resp.Body.Close()
@@ -486,14 +491,14 @@ func TestMJPEGParts(t *testing.T) {
 			mr := multipart.NewReader(resp.Body, mediaBoundary(t, resp))
 			for i := range n {
 				if !tc.withLength {
-					fd.emit(t, frames[i])
+					fd.Emit(t, frames[i])
 				}
 				p, err := mr.NextPart()
 				if err != nil {
 					t.Fatalf("part %d: %v", i, err)
 				}
 				if tc.withLength {
-					fd.emit(t, frames[i+1]) // part i ends where part i+1 begins
+					fd.Emit(t, frames[i+1]) // part i ends where part i+1 begins
 				}
 				body, err := io.ReadAll(p)
 				if err != nil {
@@ -516,7 +521,7 @@ func TestMJPEGParts(t *testing.T) {
 				if w := img.Bounds().Dx(); w != frames[i].Width {
 					t.Fatalf("part %d is %d px wide, want frame %d (%d px): out of order", i, w, i, frames[i].Width)
 				}
-				if !bytes.Equal(body, frames[i].JPEG) {
+				if !bytes.Equal(body, frames[i].Data) {
 					t.Fatalf("part %d: bytes differ from the published frame", i)
 				}
 			}
@@ -528,7 +533,7 @@ func TestMJPEGParts(t *testing.T) {
 // is followed at once by the next part's header, before the next frame exists.
 func TestMJPEGNextHeaderRightAfterFrame(t *testing.T) {
 	fd := newFeed()
-	ts := startServer(t, stream.Config{}, fd)
+	ts := startServer(t, web.Config{}, fd)
 	resp := ts.get(t, timeout(t), "/stream.mjpg?t="+token)
 	defer resp.Body.Close()
 	br := bufio.NewReader(resp.Body)
@@ -545,8 +550,8 @@ func TestMJPEGNextHeaderRightAfterFrame(t *testing.T) {
 	expect("first part header, before any frame", []byte(partHead))
 	for i := range 3 {
 		f := jpegFrame(t, 8, 8, uint8(60*i))
-		fd.emit(t, f)
-		expect(fmt.Sprintf("frame %d", i), f.JPEG)
+		fd.Emit(t, f)
+		expect(fmt.Sprintf("frame %d", i), f.Data)
 		// No further frame is published until this header has arrived.
 		expect(fmt.Sprintf("header after frame %d", i), []byte("\r\n"+partHead))
 	}
@@ -555,19 +560,19 @@ func TestMJPEGNextHeaderRightAfterFrame(t *testing.T) {
 func TestMJPEGKeepAlive(t *testing.T) {
 	fd := newFeed()
 	only := jpegFrame(t, 8, 8, 200)
-	fd.first = repeat(only)
-	ts := startServer(t, stream.Config{KeepAlive: 100 * time.Millisecond}, fd)
+	fd.First = repeat(only)
+	ts := startServer(t, web.Config{KeepAlive: 100 * time.Millisecond}, fd)
 	resp := ts.get(t, timeout(t), "/stream.mjpg?t="+token)
 	defer resp.Body.Close()
 	mr := multipart.NewReader(resp.Body, mediaBoundary(t, resp))
 	for i := range 4 {
 		_, body := readPart(t, mr)
-		if !bytes.Equal(body, only.JPEG) {
+		if !bytes.Equal(body, only.Data) {
 			t.Fatalf("part %d is not the source's only frame", i)
 		}
 	}
 	if st := ts.b.Stats(); st.Frames != 1 {
-		t.Errorf("broadcaster published %d frames, want 1: the extra parts are re-sends", st.Frames)
+		t.Errorf("the hub published %d frames, want 1: the extra parts are re-sends", st.Frames)
 	}
 }
 
@@ -577,14 +582,14 @@ func TestMJPEGKeepAlive(t *testing.T) {
 func TestMJPEGHead(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 8, 8, 0)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{KeepAlive: 20 * time.Millisecond}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{KeepAlive: 20 * time.Millisecond}, fd)
 	c, err := net.Dial("tcp", ts.srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(patience)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(testenv.Patience)); err != nil {
 		t.Fatal(err)
 	}
 	// A raw connection: unlike net/http's client, it does not hang up by itself.
@@ -614,12 +619,12 @@ func TestMJPEGHead(t *testing.T) {
 	if st := ts.srv.Status(); st.Viewers != 0 || st.Capturing {
 		t.Fatalf("after HEAD: viewers=%d capturing=%v; want 0, false", st.Viewers, st.Capturing)
 	}
-	eventually(t, "viewer gone after HEAD", func() bool { return ts.b.Stats().Viewers == 0 })
+	testenv.Eventually(t, "viewer gone after HEAD", func() bool { return ts.b.Stats().Subscribers == 0 })
 }
 
 // getStatus fetches /api/status with the token and query, and returns it
 // both decoded and as a map, to tell absent fields from empty ones.
-func getStatus(t *testing.T, ts *testServer, query string) (stream.Status, map[string]any) {
+func getStatus(t *testing.T, ts *testServer, query string) (web.Status, map[string]any) {
 	t.Helper()
 	resp := ts.get(t, timeout(t), "/api/status?t="+token+query)
 	defer resp.Body.Close()
@@ -630,7 +635,7 @@ func getStatus(t *testing.T, ts *testServer, query string) (stream.Status, map[s
 	if err != nil {
 		t.Fatal(err)
 	}
-	var st stream.Status
+	var st web.Status
 	var m map[string]any
 	if err := json.Unmarshal(body, &st); err != nil {
 		t.Fatalf("%s: %v", body, err)
@@ -645,9 +650,9 @@ func TestStatus(t *testing.T) {
 	t.Run("sharing, viewers, you, paused", func(t *testing.T) {
 		fd := newFeed()
 		f := jpegFrame(t, 64, 48, 90)
-		fd.first = repeat(f)
-		ts := startServer(t, stream.Config{}, fd)
-		ts.srv.SetMeta(stream.Meta{Monitor: "HDMI-1", Encoder: "test"})
+		fd.First = repeat(f)
+		ts := startServer(t, web.Config{}, fd)
+		ts.srv.SetMeta(web.Meta{Monitor: "HDMI-1", Encoder: "test"})
 
 		st, m := getStatus(t, ts, "")
 		if st.State != "sharing" || st.Viewers != 0 || st.Capturing || st.BytesSent != 0 {
@@ -670,8 +675,8 @@ func TestStatus(t *testing.T) {
 			t.Errorf("while streaming: state %q capturing %v viewers %d frames %d; want sharing, true, 1, 1",
 				st.State, st.Capturing, st.Viewers, st.Frames)
 		}
-		if st.BytesSent < uint64(len(f.JPEG)) {
-			t.Errorf("bytes_sent = %d, want at least the frame's %d", st.BytesSent, len(f.JPEG))
+		if st.BytesSent < uint64(len(f.Data)) {
+			t.Errorf("bytes_sent = %d, want at least the frame's %d", st.BytesSent, len(f.Data))
 		}
 		if st.Width != 64 || st.Height != 48 || st.GrabMS != 2 || st.EncodeMS != 3 {
 			t.Errorf("frame fields: %dx%d grab %v encode %v; want 64x48, 2, 3", st.Width, st.Height, st.GrabMS, st.EncodeMS)
@@ -685,9 +690,9 @@ func TestStatus(t *testing.T) {
 		if st.You == nil || st.You.ID != "abc123" || st.You.Addr == "" || st.You.UserAgent == "" {
 			t.Fatalf("you = %+v, want the stream with v=abc123", st.You)
 		}
-		eventually(t, "you.frames counts the sent frame", func() bool {
+		testenv.Eventually(t, "you.frames counts the sent frame", func() bool {
 			st, _ := getStatus(t, ts, "&v=abc123")
-			return st.You != nil && st.You.Frames == 1 && st.You.Bytes == uint64(len(f.JPEG))
+			return st.You != nil && st.You.Frames == 1 && st.You.Bytes == uint64(len(f.Data))
 		})
 
 		for _, q := range []string{"", "&v=other", "&v=ABC123", "&v=abc-123", "&v=" + strings.Repeat("a", 33)} {
@@ -707,10 +712,10 @@ func TestStatus(t *testing.T) {
 	})
 
 	t.Run("error", func(t *testing.T) {
-		ts := startServer(t, stream.Config{}, newFeed())
-		ts.b.SetSource(stream.SourceFunc(func(ctx context.Context, emit func(*stream.Frame)) error { return errBoom }))
+		ts := startServer(t, web.Config{}, newFeed())
+		ts.b.SetSource(fanout.SourceFunc[*media.Frame](func(ctx context.Context, emit func(*media.Frame)) error { return errBoom }))
 		subscribe(t, ts.b, "v")
-		eventually(t, "state error", func() bool {
+		testenv.Eventually(t, "state error", func() bool {
 			st, _ := getStatus(t, ts, "")
 			return st.State == "error" && st.Error == "boom"
 		})
@@ -720,8 +725,8 @@ func TestStatus(t *testing.T) {
 func TestSnapshotEndpoint(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 24, 16, 30)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{}, fd)
 
 	resp := ts.get(t, timeout(t), "/snapshot.jpg?t="+token)
 	body, err := io.ReadAll(resp.Body)
@@ -729,11 +734,11 @@ func TestSnapshotEndpoint(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d, %v", resp.StatusCode, err)
 	}
-	if !bytes.Equal(body, f.JPEG) || resp.Header.Get("Content-Length") != strconv.Itoa(len(f.JPEG)) {
-		t.Errorf("snapshot body %d bytes, Content-Length %q; want the frame's %d", len(body), resp.Header.Get("Content-Length"), len(f.JPEG))
+	if !bytes.Equal(body, f.Data) || resp.Header.Get("Content-Length") != strconv.Itoa(len(f.Data)) {
+		t.Errorf("snapshot body %d bytes, Content-Length %q; want the frame's %d", len(body), resp.Header.Get("Content-Length"), len(f.Data))
 	}
-	if st, _ := getStatus(t, ts, ""); st.BytesSent != uint64(len(f.JPEG)) {
-		t.Errorf("bytes_sent = %d after one snapshot, want %d", st.BytesSent, len(f.JPEG))
+	if st, _ := getStatus(t, ts, ""); st.BytesSent != uint64(len(f.Data)) {
+		t.Errorf("bytes_sent = %d after one snapshot, want %d", st.BytesSent, len(f.Data))
 	}
 
 	ts.b.SetPaused(true)
@@ -751,8 +756,8 @@ func TestSnapshotEndpoint(t *testing.T) {
 func TestServerCloseEndsStreams(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 8, 8, 10)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{}, fd)
 	resp := ts.get(t, timeout(t), "/stream.mjpg?t="+token)
 	defer resp.Body.Close()
 	readPart(t, multipart.NewReader(resp.Body, mediaBoundary(t, resp)))
@@ -774,10 +779,10 @@ func TestServerCloseEndsStreams(t *testing.T) {
 	}
 	select {
 	case <-readDone:
-	case <-time.After(patience):
+	case <-time.After(testenv.Patience):
 		t.Fatal("client's body read did not end after Close")
 	}
-	if n := ts.b.Stats().Viewers; n != 0 {
+	if n := ts.b.Stats().Subscribers; n != 0 {
 		t.Errorf("Viewers = %d after Close, want 0", n)
 	}
 	if _, err := ts.client.Get(ts.base + "/api/status?t=" + token); err == nil {
@@ -793,11 +798,11 @@ func TestServerCloseEndsStreams(t *testing.T) {
 	goleak.VerifyNone(t)
 }
 
-func TestBroadcasterCloseEndsStreams(t *testing.T) {
+func TestVideoHubCloseEndsStreams(t *testing.T) {
 	fd := newFeed()
 	f := jpegFrame(t, 8, 8, 10)
-	fd.first = repeat(f)
-	ts := startServer(t, stream.Config{}, fd)
+	fd.First = repeat(f)
+	ts := startServer(t, web.Config{}, fd)
 	resp := ts.get(t, timeout(t), "/stream.mjpg?t="+token)
 	defer resp.Body.Close()
 	readPart(t, multipart.NewReader(resp.Body, mediaBoundary(t, resp)))
@@ -810,15 +815,15 @@ func TestBroadcasterCloseEndsStreams(t *testing.T) {
 	ts.b.Close()
 	select {
 	case <-readDone:
-	case <-time.After(patience):
-		t.Fatal("stream did not end when the broadcaster closed")
+	case <-time.After(testenv.Patience):
+		t.Fatal("stream did not end when the video hub closed")
 	}
 
 	resp2 := ts.get(t, timeout(t), "/stream.mjpg?t="+token)
 	defer resp2.Body.Close()
 	body, _ := io.ReadAll(resp2.Body)
 	if resp2.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("new stream after broadcaster Close: status %d, want 503", resp2.StatusCode)
+		t.Errorf("new stream after the video hub closed: status %d, want 503", resp2.StatusCode)
 	}
 	if bytes.Contains(body, []byte{0xFF, 0xD8}) || strings.HasPrefix(resp2.Header.Get("Content-Type"), "multipart/") {
 		t.Errorf("503 carries a stream: %q", body)
@@ -833,8 +838,8 @@ func TestBusyPortMovesUp(t *testing.T) {
 	defer ln.Close()
 	p := ln.Addr().(*net.TCPAddr).Port
 
-	b := newBroadcaster(t, newFeed().Source(), stream.BroadcasterOptions{})
-	srv, err := stream.New(stream.Config{Listen: fmt.Sprintf("127.0.0.1:%d", p), Token: token, Logger: quiet}, b)
+	b := newVideoHub(t, newFeed())
+	srv, err := web.New(web.Config{Listen: fmt.Sprintf("127.0.0.1:%d", p), Token: token, Logger: quiet, Video: b})
 	if err != nil {
 		t.Fatalf("New on busy port %d: %v", p, err)
 	}
@@ -870,25 +875,31 @@ func TestNewErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBroadcaster(t, newFeed().Source(), stream.BroadcasterOptions{})
-			srv, err := stream.New(stream.Config{Listen: tc.listen, Token: tc.token, Logger: quiet}, b)
+			b := newVideoHub(t, newFeed())
+			srv, err := web.New(web.Config{Listen: tc.listen, Token: tc.token, Logger: quiet, Video: b})
 			if err == nil {
 				srv.Close()
 				t.Fatalf("New(%q, %q) succeeded, want an error", tc.listen, tc.token)
 			}
 		})
 	}
+	t.Run("no video hub", func(t *testing.T) {
+		if srv, err := web.New(web.Config{Listen: "127.0.0.1:0", Token: token, Logger: quiet}); err == nil {
+			srv.Close()
+			t.Fatal("New without a video hub succeeded, want an error")
+		}
+	})
 }
 
 var hex32 = regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 func TestNewToken(t *testing.T) {
-	a, b := stream.NewToken(), stream.NewToken()
+	a, b := web.NewToken(), web.NewToken()
 	for _, tok := range []string{a, b} {
 		if !hex32.MatchString(tok) {
 			t.Errorf("NewToken() = %q, want 32 lowercase hex digits", tok)
 		}
-		if err := stream.ValidToken(tok); err != nil {
+		if err := web.ValidToken(tok); err != nil {
 			t.Errorf("ValidToken(NewToken()) = %v", err)
 		}
 	}
@@ -898,8 +909,8 @@ func TestNewToken(t *testing.T) {
 }
 
 func TestServerRandomToken(t *testing.T) {
-	b := newBroadcaster(t, newFeed().Source(), stream.BroadcasterOptions{})
-	srv, err := stream.New(stream.Config{Listen: "127.0.0.1:0", Logger: quiet}, b)
+	b := newVideoHub(t, newFeed())
+	srv, err := web.New(web.Config{Listen: "127.0.0.1:0", Logger: quiet, Video: b})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -921,7 +932,7 @@ func TestValidToken(t *testing.T) {
 		{"128 characters", strings.Repeat("Z", 128), true},
 		{"129 characters", strings.Repeat("Z", 129), false},
 		{"letters digits dash underscore", "Abc-123_xyz-789_QRS", true},
-		{"new token", stream.NewToken(), true},
+		{"new token", web.NewToken(), true},
 		{"space", "0123456789 abcdef", false},
 		{"slash", "0123456789/abcdef", false},
 		{"plus", "0123456789+abcdef", false},
@@ -935,7 +946,7 @@ func TestValidToken(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := stream.ValidToken(tc.token)
+			err := web.ValidToken(tc.token)
 			if (err == nil) != tc.ok {
 				t.Errorf("ValidToken(%q) = %v, want ok=%v", tc.token, err, tc.ok)
 			}
@@ -944,7 +955,7 @@ func TestValidToken(t *testing.T) {
 }
 
 func TestViewerURLs(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	urls := ts.srv.ViewerURLs()
 	if len(urls) != 1 {
 		t.Fatalf("ViewerURLs() = %v, want one loopback URL", urls)

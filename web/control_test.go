@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"encoding/json"
@@ -11,55 +11,56 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/web"
 )
 
 func TestParseControl(t *testing.T) {
 	cases := []struct {
 		msg  string
-		want stream.ControlEvent
+		want web.ControlEvent
 		ok   bool
 	}{
-		{`{"t":"move","x":0.5,"y":0.25}`, stream.ControlEvent{Type: "move", X: 0.5, Y: 0.25}, true},
-		{`{"t":"down","b":2,"x":0,"y":1}`, stream.ControlEvent{Type: "down", Button: 2, Y: 1}, true},
-		{`{"t":"up","b":0,"x":1,"y":0}`, stream.ControlEvent{Type: "up", X: 1}, true},
-		{`{"t":"wheel","dy":-3,"x":0.1,"y":0.1}`, stream.ControlEvent{Type: "wheel", DY: -3, X: 0.1, Y: 0.1}, true},
-		{`{"t":"key","k":"Enter","down":true}`, stream.ControlEvent{Type: "key", Key: "Enter", Down: true}, true},
-		{`{"t":"key","k":" "}`, stream.ControlEvent{Type: "key", Key: " "}, true},
-		{`{"t":"text","s":"héllo wörld"}`, stream.ControlEvent{Type: "text", Text: "héllo wörld"}, true},
-		{`{"t":"text","s":"👨\u200d👩\u200d👧 ❤\ufe0f"}`, stream.ControlEvent{Type: "text", Text: "👨\u200d👩\u200d👧 ❤\ufe0f"}, true},
-		{`{"t":"text","s":"a\u200bb"}`, stream.ControlEvent{}, false}, // a zero-width space is not for typing
-		{`{"t":"move","x":1.5,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":-0.01,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":"NaN","y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":1e400,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"down","b":3,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"down","b":-1,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"wheel","dy":11,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"wheel","x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"key","k":"F13"}`, stream.ControlEvent{}, false},
-		{`{"t":"key","k":"enter"}`, stream.ControlEvent{}, false},
-		{`{"t":"text","s":""}`, stream.ControlEvent{}, false},
-		{`{"t":"text","s":"a\u0007b"}`, stream.ControlEvent{}, false},
-		{`{"t":"text","s":"` + strings.Repeat("x", 65) + `"}`, stream.ControlEvent{}, false},
-		{`{"t":"exec","s":"rm -rf /"}`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":0,"y":0,"evil":1}`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":0,"y":0}{"t":"move"}`, stream.ControlEvent{}, false},
-		{`{"t":"move","b":7,"x":0,"y":0}`, stream.ControlEvent{}, false}, // found by FuzzParseControl
-		{`{"t":"move","dy":100,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"wheel","b":9,"dy":1,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"down","b":0,"dx":3,"x":0,"y":0}`, stream.ControlEvent{}, false},
-		{`{"t":"key","k":"Enter","s":"rm -rf /"}`, stream.ControlEvent{}, false},
-		{`{"t":"text","s":"a","k":"Enter","down":true}`, stream.ControlEvent{}, false},
-		{`{"t":"key","k":"Tab","x":0.5}`, stream.ControlEvent{}, false},
-		{`[1,2]`, stream.ControlEvent{}, false},
-		{`{"t":"move","x":0,"y":0`, stream.ControlEvent{}, false},
-		{``, stream.ControlEvent{}, false},
-		{"\xff\xfe", stream.ControlEvent{}, false},
-		{`{"t":"text","s":"` + strings.Repeat("é", 300) + `"}`, stream.ControlEvent{}, false},
+		{`{"t":"move","x":0.5,"y":0.25}`, web.ControlEvent{Type: "move", X: 0.5, Y: 0.25}, true},
+		{`{"t":"down","b":2,"x":0,"y":1}`, web.ControlEvent{Type: "down", Button: 2, Y: 1}, true},
+		{`{"t":"up","b":0,"x":1,"y":0}`, web.ControlEvent{Type: "up", X: 1}, true},
+		{`{"t":"wheel","dy":-3,"x":0.1,"y":0.1}`, web.ControlEvent{Type: "wheel", DY: -3, X: 0.1, Y: 0.1}, true},
+		{`{"t":"key","k":"Enter","down":true}`, web.ControlEvent{Type: "key", Key: "Enter", Down: true}, true},
+		{`{"t":"key","k":" "}`, web.ControlEvent{Type: "key", Key: " "}, true},
+		{`{"t":"text","s":"héllo wörld"}`, web.ControlEvent{Type: "text", Text: "héllo wörld"}, true},
+		{`{"t":"text","s":"👨\u200d👩\u200d👧 ❤\ufe0f"}`, web.ControlEvent{Type: "text", Text: "👨\u200d👩\u200d👧 ❤\ufe0f"}, true},
+		{`{"t":"text","s":"a\u200bb"}`, web.ControlEvent{}, false}, // a zero-width space is not for typing
+		{`{"t":"move","x":1.5,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"move","x":-0.01,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"move","x":"NaN","y":0}`, web.ControlEvent{}, false},
+		{`{"t":"move","x":1e400,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"down","b":3,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"down","b":-1,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"wheel","dy":11,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"wheel","x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"key","k":"F13"}`, web.ControlEvent{}, false},
+		{`{"t":"key","k":"enter"}`, web.ControlEvent{}, false},
+		{`{"t":"text","s":""}`, web.ControlEvent{}, false},
+		{`{"t":"text","s":"a\u0007b"}`, web.ControlEvent{}, false},
+		{`{"t":"text","s":"` + strings.Repeat("x", 65) + `"}`, web.ControlEvent{}, false},
+		{`{"t":"exec","s":"rm -rf /"}`, web.ControlEvent{}, false},
+		{`{"t":"move","x":0,"y":0,"evil":1}`, web.ControlEvent{}, false},
+		{`{"t":"move","x":0,"y":0}{"t":"move"}`, web.ControlEvent{}, false},
+		{`{"t":"move","b":7,"x":0,"y":0}`, web.ControlEvent{}, false}, // found by FuzzParseControl
+		{`{"t":"move","dy":100,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"wheel","b":9,"dy":1,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"down","b":0,"dx":3,"x":0,"y":0}`, web.ControlEvent{}, false},
+		{`{"t":"key","k":"Enter","s":"rm -rf /"}`, web.ControlEvent{}, false},
+		{`{"t":"text","s":"a","k":"Enter","down":true}`, web.ControlEvent{}, false},
+		{`{"t":"key","k":"Tab","x":0.5}`, web.ControlEvent{}, false},
+		{`[1,2]`, web.ControlEvent{}, false},
+		{`{"t":"move","x":0,"y":0`, web.ControlEvent{}, false},
+		{``, web.ControlEvent{}, false},
+		{"\xff\xfe", web.ControlEvent{}, false},
+		{`{"t":"text","s":"` + strings.Repeat("é", 300) + `"}`, web.ControlEvent{}, false},
 	}
 	for _, tc := range cases {
-		got, err := stream.ParseControl([]byte(tc.msg))
+		got, err := web.ParseControl([]byte(tc.msg))
 		if (err == nil) != tc.ok {
 			t.Errorf("ParseControl(%.60q): err %v, want ok=%v", tc.msg, err, tc.ok)
 			continue
@@ -149,9 +150,9 @@ func settle() { time.Sleep(200 * time.Millisecond) }
 var click = []string{`{"t":"down","b":0,"x":0.5,"y":0.5}`, `{"t":"up","b":0,"x":0.5,"y":0.5}`}
 
 func TestControlGrantAndRevoke(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	rec := &recorder{}
-	if err := ts.srv.SetControl(stream.ControlGrant, rec); err != nil {
+	if err := ts.srv.SetControl(access.ControlGrant, rec); err != nil {
 		t.Fatal(err)
 	}
 	alice := ts.sessionCookie(t)
@@ -219,7 +220,7 @@ func TestControlGrantAndRevoke(t *testing.T) {
 	}
 
 	// Control off: a grant is refused and nothing gets through.
-	if err := ts.srv.SetControl(stream.ControlOff, nil); err != nil {
+	if err := ts.srv.SetControl(access.ControlOff, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.srv.Grant(vs[0].ID); err == nil {
@@ -228,9 +229,9 @@ func TestControlGrantAndRevoke(t *testing.T) {
 }
 
 func TestControlAllAndRateLimit(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	rec := &recorder{}
-	if err := ts.srv.SetControl(stream.ControlAll, rec); err != nil {
+	if err := ts.srv.SetControl(access.ControlAll, rec); err != nil {
 		t.Fatal(err)
 	}
 	cc, err := dialControl(t, ts, ts.sessionCookie(t))
@@ -252,9 +253,9 @@ func TestControlAllAndRateLimit(t *testing.T) {
 }
 
 func TestControlNeedsTheToken(t *testing.T) {
-	ts := startServer(t, stream.Config{}, newFeed())
+	ts := startServer(t, web.Config{}, newFeed())
 	rec := &recorder{}
-	if err := ts.srv.SetControl(stream.ControlAll, rec); err != nil {
+	if err := ts.srv.SetControl(access.ControlAll, rec); err != nil {
 		t.Fatal(err)
 	}
 	for name, c := range map[string]*http.Cookie{

@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"bytes"
@@ -16,7 +16,11 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/web"
 )
 
 // chunkFrames is the stereo frames in one synthetic chunk: 10 ms at 48 kHz.
@@ -51,8 +55,8 @@ func newAudioFeed(n int) *audioFeed {
 	return af
 }
 
-func (af *audioFeed) Source() stream.AudioSource {
-	return stream.AudioSourceFunc(func(ctx context.Context, emit func(*stream.AudioChunk)) error {
+func (af *audioFeed) Source() fanout.Source[*media.AudioChunk] {
+	return fanout.SourceFunc[*media.AudioChunk](func(ctx context.Context, emit func(*media.AudioChunk)) error {
 		af.started <- af.runs.Add(1)
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
@@ -62,7 +66,7 @@ func (af *audioFeed) Source() stream.AudioSource {
 				return nil
 			case <-tick.C:
 			}
-			emit(&stream.AudioChunk{PCM: pcm, Rate: 48000, Channels: 2, Captured: time.Now()})
+			emit(&media.AudioChunk{PCM: pcm, Rate: 48000, Channels: 2, Captured: time.Now()})
 		}
 		<-ctx.Done()
 		return nil
@@ -79,20 +83,20 @@ func (af *audioFeed) wire(i int) []byte {
 }
 
 // newHub returns an AudioHub over af that closes when the test ends.
-func newAudioHub(t *testing.T, af *audioFeed) *stream.AudioHub {
+func newAudioHub(t *testing.T, af *audioFeed) *fanout.Hub[*media.AudioChunk] {
 	t.Helper()
-	h := stream.NewAudioHub(af.Source(), stream.BroadcasterOptions{Logger: quiet})
+	h := fanout.New(af.Source(), fanout.Options[*media.AudioChunk]{Logger: quiet, Queue: web.AudioQueue, Prepare: web.AudioPrepare})
 	t.Cleanup(h.Close)
 	return h
 }
 
 // startAudioServer is a test server sharing af's sound through an AudioHub,
 // with a device chosen, as the app sets it up.
-func startAudioServer(t *testing.T, af *audioFeed, fd *feed) (*testServer, *stream.AudioHub) {
+func startAudioServer(t *testing.T, af *audioFeed, fd *feed) (*testServer, *fanout.Hub[*media.AudioChunk]) {
 	t.Helper()
 	hub := newAudioHub(t, af) // registered first: closes after the server
-	ts := startServer(t, stream.Config{Audio: hub}, fd)
-	ts.srv.SetMeta(stream.Meta{AudioDevice: "fake", AudioName: "Fake"})
+	ts := startServer(t, web.Config{Audio: hub}, fd)
+	ts.srv.SetMeta(web.Meta{AudioDevice: "fake", AudioName: "Fake"})
 	return ts, hub
 }
 
@@ -212,7 +216,7 @@ func TestAudioAuth(t *testing.T) {
 	}
 
 	noRunWithin(t, af.started, quietly, "after refused requests only")
-	if st := hub.Stats(); st.Running || st.Viewers != 0 || st.Frames != 0 {
+	if st := hub.Stats(); st.Running || st.Subscribers != 0 || st.Frames != 0 {
 		t.Errorf("hub after refused requests only: Stats() = %+v, want not running, no listeners, no chunks", st)
 	}
 }
@@ -365,11 +369,11 @@ func TestAudioWebSocketOrigin(t *testing.T) {
 func TestAudioUnavailable(t *testing.T) {
 	cases := []struct {
 		name  string
-		setup func(*stream.Server)
+		setup func(*web.Server)
 		state string // /api/status audio.state
 	}{
-		{"screen only", func(s *stream.Server) { s.SetMode(stream.ModeScreen) }, "off"},
-		{"no device chosen", func(s *stream.Server) { s.SetMeta(stream.Meta{}) }, "none"},
+		{"screen only", func(s *web.Server) { s.SetMode(access.ModeScreen) }, "off"},
+		{"no device chosen", func(s *web.Server) { s.SetMeta(web.Meta{}) }, "none"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -394,7 +398,7 @@ func TestAudioUnavailable(t *testing.T) {
 			st, m := getStatus(t, ts, "")
 			switch tc.state {
 			case "off":
-				if st.Audio != (stream.AudioStatus{State: "off"}) {
+				if st.Audio != (web.AudioStatus{State: "off"}) {
 					t.Errorf("audio status %+v (%v), want only state off", st.Audio, m["audio"])
 				}
 			default:
@@ -412,15 +416,15 @@ func TestAudioUnavailable(t *testing.T) {
 func TestHeadOpensNoDevice(t *testing.T) {
 	af := newAudioFeed(10)
 	fd := newFeed()
-	fd.first = repeat(jpegFrame(t, 8, 8, 0))
+	fd.First = repeat(jpegFrame(t, 8, 8, 0))
 	ts, hub := startAudioServer(t, af, fd)
 	cases := []struct {
 		path, ctype string
 		started     <-chan int32
 		stats       func() (running bool, viewers int)
 	}{
-		{"/audio.wav", "audio/wav", af.started, func() (bool, int) { st := hub.Stats(); return st.Running, st.Viewers }},
-		{"/snapshot.jpg", "image/jpeg", fd.started, func() (bool, int) { st := ts.b.Stats(); return st.Running, st.Viewers }},
+		{"/audio.wav", "audio/wav", af.started, func() (bool, int) { st := hub.Stats(); return st.Running, st.Subscribers }},
+		{"/snapshot.jpg", "image/jpeg", fd.Started, func() (bool, int) { st := ts.b.Stats(); return st.Running, st.Subscribers }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.path, func(t *testing.T) {
@@ -446,15 +450,15 @@ func TestAudioSlowListener(t *testing.T) {
 	const emitted, queue = 40, 16
 	af := newAudioFeed(emitted)
 	hub := newAudioHub(t, af)
-	l, err := hub.Subscribe(stream.ViewerInfo{ID: "slow"})
+	l, err := hub.Subscribe(fanout.SubscriberInfo{ID: "slow"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(l.Close)
-	eventually(t, "all chunks emitted", func() bool { return hub.Stats().Frames == emitted })
+	testenv.Eventually(t, "all chunks emitted", func() bool { return hub.Stats().Frames == emitted })
 
 	for i := emitted - queue; i < emitted; i++ {
-		var c *stream.AudioChunk
+		var c *media.AudioChunk
 		select {
 		case c = <-l.Frames():
 		default:
@@ -467,7 +471,7 @@ func TestAudioSlowListener(t *testing.T) {
 			t.Fatalf("chunk Seq %d does not carry the samples emitted as chunk %d", c.Seq, i)
 		}
 	}
-	nothingOn(t, l.Frames(), "queue after the newest chunks")
+	testenv.NothingOn(t, l.Frames(), "queue after the newest chunks")
 	if d := l.Stats().Dropped; d != emitted-queue {
 		t.Errorf("listener Stats().Dropped = %d, want %d", d, emitted-queue)
 	}

@@ -1,4 +1,4 @@
-package stream
+package web
 
 import (
 	"bytes"
@@ -15,6 +15,10 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
 )
 
 // itToken is the share token of the internal tests' servers.
@@ -52,32 +56,32 @@ func (c *fakeClock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// useClock makes srv's sessions tell time by a fake clock, and returns it.
-func useClock(srv *Server) *fakeClock {
-	c := &fakeClock{t: time.Now()}
-	srv.viewers.mu.Lock() // every read of now is under mu
-	srv.viewers.now = c.now
-	srv.viewers.mu.Unlock()
-	return c
+// itServer is a Server on 127.0.0.1 whose source emits itJPEG once per run.
+func itServer(tb testing.TB, acc access.Access, onWaiting func(access.Viewer)) *Server {
+	tb.Helper()
+	srv, _ := itServerClock(tb, acc, onWaiting)
+	return srv
 }
 
-// itServer is a Server on 127.0.0.1 whose source emits itJPEG once per run.
-func itServer(tb testing.TB, acc Access, onWaiting func(Viewer)) *Server {
+// itServerClock is itServer whose sessions tell time by a fake clock, which it returns.
+func itServerClock(tb testing.TB, acc access.Access, onWaiting func(access.Viewer)) (*Server, *fakeClock) {
 	tb.Helper()
 	log := slog.New(slog.DiscardHandler)
-	b := NewBroadcaster(SourceFunc(func(ctx context.Context, emit func(*Frame)) error {
-		emit(&Frame{JPEG: itJPEG, Width: 8, Height: 8, Captured: time.Now()})
+	b := fanout.New(fanout.SourceFunc[*media.Frame](func(ctx context.Context, emit func(*media.Frame)) error {
+		emit(&media.Frame{Codec: media.JPEG, Keyframe: true, Data: itJPEG, Width: 8, Height: 8, Captured: time.Now()})
 		<-ctx.Done()
 		return nil
-	}), BroadcasterOptions{Logger: log})
+	}), fanout.Options[*media.Frame]{Logger: log, Replay: true, Prepare: MJPEGPrepare})
 	tb.Cleanup(b.Close)
+	clk := &fakeClock{t: time.Now()}
 	srv, err := New(Config{Listen: "127.0.0.1:0", Token: itToken, Access: acc, OnWaiting: onWaiting, Logger: log,
-		Assets: fstest.MapFS{"index.html": {Data: itIndex}, "static/viewer.js": {Data: []byte("//")}}}, b)
+		Assets: fstest.MapFS{"index.html": {Data: itIndex}, "static/viewer.js": {Data: []byte("//")}},
+		Video:  b, now: clk.now})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
 	}
 	tb.Cleanup(func() { _ = srv.Close() })
-	return srv
+	return srv, clk
 }
 
 // hit sends one request straight to h from remote, with the session secret
@@ -148,8 +152,7 @@ func TestPINLockClock(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := itServer(t, Access{PIN: itPIN}, nil)
-			clk := useClock(srv)
+			srv, clk := itServerClock(t, access.Access{PIN: itPIN}, nil)
 			h := srv.Handler()
 			secret := itLink(t, srv, h, addr)
 			for i, s := range tc.steps {
@@ -169,11 +172,10 @@ func TestPINLockClock(t *testing.T) {
 }
 
 // TestRoomAfterLeaving: a viewer who leaves frees its place once it has
-// been away presentFor (10 s on the fake clock), and one who comes back
+// been away access.PresentFor (10 s on the fake clock), and one who comes back
 // then finds the share full.
 func TestRoomAfterLeaving(t *testing.T) {
-	srv := itServer(t, Access{MaxViewers: 2}, nil)
-	clk := useClock(srv)
+	srv, clk := itServerClock(t, access.Access{MaxViewers: 2}, nil)
 	tr := &http.Transport{}
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
@@ -224,14 +226,14 @@ func TestRoomAfterLeaving(t *testing.T) {
 
 	resp.Body.Close()
 	deadline := time.Now().Add(5 * time.Second)
-	for srv.b.Stats().Viewers != 0 || streamsOf(srv) != 0 {
+	for srv.video.Stats().Subscribers != 0 || streamsOf(srv) != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("A's stream still counted after it closed")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// A just left: its place is kept for presentFor.
-	clk.add(presentFor - time.Second)
+	// A just left: its place is kept for PresentFor.
+	clk.add(access.PresentFor - time.Second)
 	page("/api/status", b, http.StatusOK) // B's page polls; B stays
 	page("/?t="+itToken, "", http.StatusServiceUnavailable)
 	clk.add(2 * time.Second)
@@ -249,23 +251,23 @@ func TestRoomAfterLeaving(t *testing.T) {
 		t.Fatalf("A's stream on a full share: status %d (%q), want 503 and no picture", resp.StatusCode, body)
 	}
 	// B leaves; A's page finds room again.
-	clk.add(presentFor + time.Second)
+	clk.add(access.PresentFor + time.Second)
 	page("/api/status", c, http.StatusOK)
 	page("/", a, http.StatusOK)
 
-	// A viewer away for forgetAfter is forgotten once a new one arrives.
-	clk.add(forgetAfter + time.Second)
+	// A viewer away for ForgetAfter is forgotten once a new one arrives.
+	clk.add(access.ForgetAfter + time.Second)
 	page("/?t="+itToken, "", http.StatusOK)
 	page("/", b, http.StatusUnauthorized)
 }
 
-// streamsOf counts the open media streams of srv's sessions.
+// streamsOf counts the open media streams of srv's viewers. Every viewer
+// with a stream open is present, so the presenter's list has them all.
 func streamsOf(srv *Server) int {
-	srv.viewers.mu.Lock()
-	defer srv.viewers.mu.Unlock()
+	vs, _ := srv.Viewers()
 	n := 0
-	for _, s := range srv.viewers.byID {
-		n += s.streams
+	for _, v := range vs {
+		n += v.Streams
 	}
 	return n
 }

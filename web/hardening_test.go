@@ -1,4 +1,4 @@
-package stream_test
+package web_test
 
 import (
 	"bufio"
@@ -13,14 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/deskcast/deskcast/stream"
+	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/web"
 )
 
 // TestUnsentBodyDropped: a client that announces a body and never sends it
 // gets its answer and then loses the connection once BodyTimeout passes;
 // it cannot hold a connection (and its goroutine) for ever.
 func TestUnsentBodyDropped(t *testing.T) {
-	ts := startServer(t, stream.Config{BodyTimeout: 300 * time.Millisecond}, newFeed())
+	ts := startServer(t, web.Config{BodyTimeout: 300 * time.Millisecond}, newFeed())
 	for _, req := range []string{
 		"POST /pin HTTP/1.1\r\nHost: x\r\nContent-Type: " + formType + "\r\nContent-Length: 1000\r\n\r\n",
 		"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
@@ -33,7 +35,7 @@ func TestUnsentBodyDropped(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(patience))
+			_ = c.SetDeadline(time.Now().Add(testenv.Patience))
 			if _, err := io.WriteString(c, req); err != nil {
 				t.Fatal(err)
 			}
@@ -61,15 +63,15 @@ func TestUnsentBodyDropped(t *testing.T) {
 // own status request (this computer, the token) is answered, lists the
 // viewers, and neither makes a viewer nor asks the presenter about itself.
 func TestPresenterStatusWithAccess(t *testing.T) {
-	for name, acc := range map[string]stream.Access{
+	for name, acc := range map[string]access.Access{
 		"PIN":      {PIN: pin},
-		"approval": {Approve: stream.ApproveAsk, ApproveTimeout: time.Minute},
+		"approval": {Approve: access.ApproveAsk, ApproveTimeout: time.Minute},
 	} {
 		t.Run(name, func(t *testing.T) {
 			onWaiting, calls := waitRecorder()
 			ts, _, _ := pinServer(t, acc, onWaiting)
 			newBrowser(t, ts, uaChromeAndroid).get(t, "/?t="+token) // one viewer, waiting or at the PIN page
-			if acc.Approve != stream.ApproveOff {
+			if acc.Approve != access.ApproveOff {
 				nextWaiting(t, calls)
 			}
 			for range 3 {
@@ -78,7 +80,7 @@ func TestPresenterStatusWithAccess(t *testing.T) {
 				if resp.StatusCode != http.StatusOK {
 					t.Fatalf("presenter status: %d %q, want 200", resp.StatusCode, body)
 				}
-				var st stream.Status
+				var st web.Status
 				if err := json.Unmarshal(body, &st); err != nil {
 					t.Fatal(err)
 				}
@@ -89,7 +91,7 @@ func TestPresenterStatusWithAccess(t *testing.T) {
 					t.Error("the presenter's status request made it a viewer (cookie set)")
 				}
 			}
-			nothingOn(t, calls, "OnWaiting calls for the presenter's own requests")
+			testenv.NothingOn(t, calls, "OnWaiting calls for the presenter's own requests")
 			if vs, _ := ts.srv.Viewers(); len(vs) != 1 {
 				t.Errorf("Viewers() = %+v, want the one phone", vs)
 			}
@@ -106,7 +108,7 @@ func TestPresenterStatusWithAccess(t *testing.T) {
 // one address at a time; more get 429, and other addresses are not held back.
 func TestWaitingPerAddress(t *testing.T) {
 	onWaiting, calls := waitRecorder()
-	ts, _, _ := pinServer(t, stream.Access{Approve: stream.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
+	ts, _, _ := pinServer(t, access.Access{Approve: access.ApproveAsk, ApproveTimeout: time.Minute}, onWaiting)
 	hc := newHandlerClient(ts)
 	for i := range 3 {
 		if rec := hc.do(t, http.MethodGet, "/?t="+token, "192.0.2.7:1000", "", ""); rec.Code != http.StatusForbidden {
@@ -120,7 +122,7 @@ func TestWaitingPerAddress(t *testing.T) {
 			t.Fatalf("flood request %d: status %d, want 429", i+1, rec.Code)
 		}
 	}
-	nothingOn(t, calls, "OnWaiting calls for the flood")
+	testenv.NothingOn(t, calls, "OnWaiting calls for the flood")
 	// An IPv6 /64 is one address: a device picks any address in it.
 	for i := range 5 {
 		rec := hc.do(t, http.MethodGet, "/?t="+token, fmt.Sprintf("[2001:db8:1:2::%x]:1000", i+1), "", "")
@@ -148,7 +150,7 @@ func TestWaitingPerAddress(t *testing.T) {
 // cookie may read the viewer list, but acting on viewers needs the token:
 // a page on another local port would send the cookie along.
 func TestPresenterActionsNeedTheToken(t *testing.T) {
-	ts, _, _ := pinServer(t, stream.Access{}, nil)
+	ts, _, _ := pinServer(t, access.Access{}, nil)
 	b := newBrowser(t, ts, uaFirefoxWindows)
 	b.get(t, "/?t="+token)
 	vs, _ := ts.srv.Viewers()
@@ -164,7 +166,7 @@ func TestPresenterActionsNeedTheToken(t *testing.T) {
 			t.Errorf("%s with the cookie only: status %d, want 403", action, resp.StatusCode)
 		}
 	}
-	if vs, _ := ts.srv.Viewers(); vs[0].State != stream.ViewerAllowed {
+	if vs, _ := ts.srv.Viewers(); vs[0].State != access.ViewerAllowed {
 		t.Errorf("viewer is %s after refused actions, want allowed", vs[0].State)
 	}
 	// With the token: a grant while control is off is a conflict; with it
@@ -178,7 +180,7 @@ func TestPresenterActionsNeedTheToken(t *testing.T) {
 		}
 	}
 	grant(vs[0].ID, http.StatusConflict)
-	if err := ts.srv.SetControl(stream.ControlGrant, &recorder{}); err != nil {
+	if err := ts.srv.SetControl(access.ControlGrant, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
 	grant("00000000", http.StatusNotFound)
