@@ -16,6 +16,7 @@ import (
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/version"
 	"github.com/deskcast/deskcast/web"
 )
 
@@ -47,8 +48,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Var(controlFlag{&s.Control}, "control", "let viewers drive this desktop's mouse and keyboard: --control (only the viewer\n"+
 		"you grant it to, from the viewer list or /api/viewers) or --control=all (every viewer let in)")
 	fl.IntVar(&s.Access.MaxViewers, "max-viewers", access.DefaultMaxViewers, "most viewers at once (-1: no limit)")
+	printVersion := fl.Bool("version", false, "print the version and commit, and exit")
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if *printVersion {
+		fmt.Fprintln(stdout, "deskcast", version.String())
+		return 0
 	}
 	level := slog.LevelInfo
 	if *verbose {

@@ -4,7 +4,6 @@
 package engine
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"image"
