@@ -256,3 +256,49 @@ func TestControlUnavailable(t *testing.T) {
 		t.Error("the tray does not say remote control is unavailable")
 	}
 }
+
+// TestQuestionAtOnce: the window asks about a waiting viewer as soon as the
+// viewer arrives, driven by the engine's change notices alone (the counters'
+// tick is an hour here), and the viewer list follows the viewer leaving.
+func TestQuestionAtOnce(t *testing.T) {
+	a, eng, _ := newRealApp(t)
+	if err := eng.SetAccess(access.Access{Approve: access.ApproveAsk, MaxViewers: access.DefaultMaxViewers}); err != nil {
+		t.Fatal(err)
+	}
+	a.Start()
+	srv := eng.Server()
+	ui := make(chan func(), 16) // what watch asks the UI goroutine (here: the test's) to run
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		a.watch(t.Context(), stop, time.Hour, func(f func()) { ui <- f })
+	}()
+	defer func() { close(stop); <-done }()
+	for len(ui) > 0 { // the notices of the start itself
+		(<-ui)()
+	}
+
+	phone := newBrowser(t)
+	arrived := time.Now()
+	phone.get("http://127.0.0.1:" + itoa(srv.Port()) + "/?t=" + srv.Token())
+	deadline := time.After(2 * time.Second)
+	for overlayButton(t, a.Window(), "Allow") == nil {
+		select {
+		case f := <-ui:
+			f()
+		case <-deadline:
+			t.Fatal("no Allow question within 2 s of the viewer arriving, with no tick to poll")
+		}
+	}
+	t.Logf("question shown %v after the viewer arrived", time.Since(arrived).Round(time.Millisecond))
+	test.Tap(overlayButton(t, a.Window(), "Allow"))
+	for len(a.win.viewers.Objects) != 1 {
+		select {
+		case f := <-ui:
+			f()
+		case <-time.After(2 * time.Second):
+			t.Fatalf("viewer list has %d rows after Allow, want 1", len(a.win.viewers.Objects))
+		}
+	}
+}

@@ -41,6 +41,8 @@ type Engine interface {
 	Revoke(id string)
 	Settings() engine.Settings
 	State() engine.State
+	// Changes receives a value soon after the share changes (see engine.Engine.Changes).
+	Changes() <-chan struct{}
 }
 
 // Devices lists what can be shared; capture's functions, or fakes in tests.
@@ -154,28 +156,39 @@ func (a *App) Run(ctx context.Context) {
 	// fyne.Do would run the refresh on this goroutine instead of the UI's.
 	a.fa.Lifecycle().SetOnStopped(func() { once.Do(func() { close(stop) }) })
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for n := 1; ; n++ {
-			select {
-			case <-stop:
-				return
-			case <-ctx.Done():
-				fyne.Do(a.Quit)
-				return
-			case <-t.C:
-				if n%10 == 0 {
-					a.refreshDevices() // a monitor or microphone plugged in meanwhile
-				}
-				fyne.Do(a.refresh)
-			}
-		}
-	})
+	wg.Go(func() { a.watch(ctx, stop, time.Second, fyne.Do) })
 	a.fa.Run()
 	once.Do(func() { close(stop) })
 	wg.Wait()
 	a.eng.Stop()
+}
+
+// watch refreshes the window and tray through do (fyne.Do: widgets change
+// on the UI goroutine only): at once when the engine reports a change, so a
+// waiting viewer's question appears without delay, and every tick for the
+// counters (fps, bitrate) that change without notice. Every tenth tick it
+// also lists the devices again (a monitor or microphone plugged in meanwhile).
+// It returns when stop closes, or quits the app when ctx ends.
+func (a *App) watch(ctx context.Context, stop <-chan struct{}, tick time.Duration, do func(func())) {
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	changes := a.eng.Changes()
+	for n := 1; ; n++ {
+		select {
+		case <-stop:
+			return
+		case <-ctx.Done():
+			do(a.Quit)
+			return
+		case <-changes:
+			do(a.refresh)
+		case <-t.C:
+			if n%10 == 0 {
+				a.refreshDevices()
+			}
+			do(a.refresh)
+		}
+	}
 }
 
 // Quit stops sharing and ends the app.

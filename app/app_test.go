@@ -45,6 +45,8 @@ func (f *fakeEngine) Start() error {
 	f.sharing = true
 	return nil
 }
+func (f *fakeEngine) Changes() <-chan struct{} { return nil } // the tests refresh by hand
+
 func (f *fakeEngine) Stop() { f.mu.Lock(); f.sharing, f.paused = false, false; f.mu.Unlock() }
 func (f *fakeEngine) SetPaused(p bool) error {
 	f.mu.Lock()
