@@ -1,0 +1,49 @@
+// Deskcast viewer, stats.js: the statistics overlay (the Stats button, the S
+// key, or ?stats=1 in the address).
+(function (dc) {
+  'use strict';
+  var statsBox = document.getElementById('stats');
+  var lastBytes = 0, lastPoll = 0;
+  var stats = dc.stats = {};
+
+  function fmtBytes(n) {
+    if (n > 1e6) return (n / 1e6).toFixed(1) + ' MB';
+    if (n > 1e3) return (n / 1e3).toFixed(0) + ' kB';
+    return n + ' B';
+  }
+
+  // shown reports whether the overlay is on screen.
+  stats.shown = function () { return !statsBox.hidden; };
+  stats.toggle = function () { statsBox.hidden = !statsBox.hidden; };
+
+  // render fills the overlay from a status and the round trip (ms) that fetched it.
+  stats.render = function (st, rtt) {
+    var audio = dc.audio;
+    var you = st.you || { fps: 0, frames: 0, dropped: 0, bytes: 0 };
+    var now = Date.now();
+    var rate = lastPoll ? (you.bytes - lastBytes) * 8 / ((now - lastPoll) / 1000) : 0;
+    lastBytes = you.bytes;
+    lastPoll = now;
+    // Capture and encode time on the presenter, half the round trip, and a frame's decode.
+    var latency = st.grab_ms + st.encode_ms + rtt / 2 + 5;
+    statsBox.textContent =
+      'fps        ' + you.fps + ' (capture ' + st.fps + ')\n' +
+      'resolution ' + st.width + '×' + st.height + '\n' +
+      'latency    ≈' + Math.round(latency) + ' ms (rtt ' + Math.round(rtt) + ' ms)\n' +
+      'bitrate    ' + (rate / 1e6).toFixed(2) + ' Mbit/s\n' +
+      'received   ' + you.frames + ' frames, ' + fmtBytes(you.bytes) + '\n' +
+      'dropped    ' + you.dropped + '\n' +
+      'viewers    ' + st.viewers + '\n' +
+      'monitor    ' + st.monitor +
+      (audio.ctx && audio.wanted ?
+        '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
+        ' ms delay (buffer ' + Math.round(audio.target * 1000) + ' ms, underruns ' + audio.underruns + ', trimmed ' + audio.trimmed + ')' : '') +
+      (st.audio && st.audio.state !== 'off' ? '\nsound      ' + st.audio.state + (st.audio.device ? ' — ' + st.audio.device : '') : '');
+  };
+
+  // init wires the Stats button and reads ?stats=1.
+  stats.init = function () {
+    document.getElementById('btn-stats').onclick = stats.toggle;
+    if (dc.page.param('stats') === '1') statsBox.hidden = false;
+  };
+})(window.deskcast);
