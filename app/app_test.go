@@ -22,6 +22,7 @@ import (
 	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/version"
 	"github.com/deskcast/deskcast/web"
 )
 
@@ -198,6 +199,9 @@ func TestWindow(t *testing.T) {
 	w := a.win
 	if w.status.Text != "Stopped" || w.startBtn.Text != "Start sharing" || !w.pauseBtn.Disabled() {
 		t.Fatalf("idle window: status %q, button %q, pause disabled %v", w.status.Text, w.startBtn.Text, w.pauseBtn.Disabled())
+	}
+	if want := "Deskcast " + version.String(); w.version.Text != want || !strings.Contains(want, "(commit ") {
+		t.Fatalf("version line %q, want %q with the commit", w.version.Text, want)
 	}
 
 	test.Tap(w.startBtn)

@@ -18,6 +18,7 @@ import (
 	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/version"
 )
 
 // window is the main window: the QR code of the viewer URL and the controls.
@@ -31,6 +32,7 @@ type window struct {
 	copyBtn  *widget.Button
 	iface    *widget.Select
 	status   *widget.Label
+	version  *widget.Label
 	hint     *widget.Label
 	startBtn *widget.Button
 	pauseBtn *widget.Button
@@ -159,6 +161,9 @@ func newWindow(a *App) *window {
 	w.exposure = widget.NewLabel("")
 	w.exposure.Wrapping = fyne.TextWrapWord
 	w.viewers = container.NewVBox()
+	// Which build this is, for bug reports; the same as --version and /api/status.
+	w.version = widget.NewLabelWithStyle("Deskcast "+version.String(), fyne.TextAlignTrailing, fyne.TextStyle{Italic: true})
+	w.version.Importance = widget.LowImportance
 	w.asks = map[string]dialog.Dialog{}
 
 	form := widget.NewForm(
@@ -174,7 +179,8 @@ func newWindow(a *App) *window {
 	urlRow := container.NewBorder(nil, nil, nil, w.copyBtn, w.url)
 	buttons := container.NewGridWithColumns(2, w.startBtn, w.pauseBtn)
 	body := container.NewVBox(w.status, w.stopCtl, w.qr, w.idle, urlRow, w.hint, buttons, form, w.ctlNote, w.exposure,
-		widget.NewLabelWithStyle(lang.L("Viewers"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.viewers, layout.NewSpacer())
+		widget.NewLabelWithStyle(lang.L("Viewers"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.viewers, layout.NewSpacer(),
+		w.version)
 	w.w.SetContent(container.NewVScroll(body))
 	w.w.Resize(fyne.NewSize(460, 820))
 	w.w.SetCloseIntercept(func() {

@@ -652,9 +652,12 @@ func TestStatus(t *testing.T) {
 		f := jpegFrame(t, 64, 48, 90)
 		fd.First = repeat(f)
 		ts := startServer(t, web.Config{}, fd)
-		ts.srv.SetMeta(web.Meta{Monitor: "HDMI-1", Encoder: "test"})
+		ts.srv.SetMeta(web.Meta{Monitor: "HDMI-1", Encoder: "test", Version: "9.9.9 (commit abc)"})
 
 		st, m := getStatus(t, ts, "")
+		if m["version"] != "9.9.9 (commit abc)" {
+			t.Errorf("version = %v, want the build's", m["version"])
+		}
 		if st.State != "sharing" || st.Viewers != 0 || st.Capturing || st.BytesSent != 0 {
 			t.Errorf("before any viewer: %+v", st)
 		}
