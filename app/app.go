@@ -94,6 +94,7 @@ type App struct {
 	state    engine.State
 
 	trayStarted atomic.Bool // systray has connected; raw systray calls are safe
+	quitting    atomic.Bool // Quit has begun: the window and tray stay as they are
 	trayShown   trayState   // what the tray shows now (UI goroutine only)
 }
 
@@ -193,6 +194,10 @@ func (a *App) watch(ctx context.Context, stop <-chan struct{}, tick time.Duratio
 
 // Quit stops sharing and ends the app.
 func (a *App) Quit() {
+	// Stopping posts a change notice; a refresh it queues may run after Fyne
+	// has closed the tray's D-Bus connection, where setting the tray icon
+	// panics (godbus SetMust), so nothing is refreshed from here on.
+	a.quitting.Store(true)
 	a.eng.Stop()
 	a.fa.Quit()
 }
@@ -409,6 +414,9 @@ func (a *App) setErr(err error) {
 
 // refresh reads the engine's state and updates window and tray; on the UI goroutine.
 func (a *App) refresh() {
+	if a.quitting.Load() {
+		return
+	}
 	st := a.eng.State()
 	a.mu.Lock()
 	a.state = st
