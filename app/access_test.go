@@ -259,7 +259,7 @@ func TestControlUnavailable(t *testing.T) {
 
 // TestQuestionAtOnce: the window asks about a waiting viewer as soon as the
 // viewer arrives, driven by the engine's change notices alone (the counters'
-// tick is an hour here), and the viewer list follows the viewer leaving.
+// tick is an hour here), and the viewer list follows the presenter letting it in.
 func TestQuestionAtOnce(t *testing.T) {
 	a, eng, _ := newRealApp(t)
 	if err := eng.SetAccess(access.Access{Approve: access.ApproveAsk, MaxViewers: access.DefaultMaxViewers}); err != nil {
