@@ -14,11 +14,13 @@ const EncoderName = "none"
 // Available reports why this build cannot encode H.264.
 func Available() error { return ErrUnavailable }
 
-type session struct{ forceIDR bool }
+type session struct{}
 
 func newSession(Options) (*session, error) { return nil, ErrUnavailable }
 
-func (s *session) encode(*media.Picture) (accessUnit, error) { return accessUnit{}, ErrUnavailable }
+func (s *session) encode(*media.Picture, bool) (accessUnit, error) {
+	return accessUnit{}, ErrUnavailable
+}
 
 func (s *session) close() {}
 

@@ -195,6 +195,28 @@ func TestOddSize(t *testing.T) {
 	}
 }
 
+// Keyframe requests arrive from viewers' goroutines while the encoder runs.
+func TestForceKeyframeConcurrently(t *testing.T) {
+	enc, dec := newPair(t, h264.Options{})
+	s := newScroll(640, 360, 2, 22, media.BGRX, 5)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 50 {
+			enc.ForceKeyframe()
+			time.Sleep(100 * time.Microsecond)
+		}
+	}()
+	for i := range 20 {
+		checked(t, enc, dec, s.picture(i))
+	}
+	<-done
+	enc.ForceKeyframe()
+	enc.ForceKeyframe()
+	wantIDR(t, checked(t, enc, dec, s.picture(20)))
+	wantP(t, checked(t, enc, dec, s.picture(21)))
+}
+
 func TestBadInput(t *testing.T) {
 	enc, dec := newPair(t, h264.Options{})
 	for _, p := range []*media.Picture{
@@ -244,10 +266,14 @@ func TestOptions(t *testing.T) {
 	}{
 		{h264.Options{}, true},
 		{h264.Options{Bitrate: 500_000, FPS: 15}, true},
-		{h264.Options{Bitrate: 3_000_000, MaxBitrate: 6_000_000, FPS: 60}, true},
+		{h264.Options{Bitrate: 3_000_000, FPS: 60, MinQP: 20, MaxQP: 30}, true},
+		{h264.Options{MaxQP: 20}, true},
+		{h264.Options{MinQP: 30}, true},
+		{h264.Options{MinQP: 30, MaxQP: 28}, false},
+		{h264.Options{MaxQP: 52}, false},
+		{h264.Options{MinQP: -1}, false},
 		{h264.Options{Bitrate: -1}, false},
 		{h264.Options{Bitrate: 1_000}, false},
-		{h264.Options{Bitrate: 3_000_000, MaxBitrate: 1_000_000}, false},
 		{h264.Options{FPS: -1}, false},
 		{h264.Options{FPS: 61}, false},
 	} {
