@@ -50,6 +50,15 @@ static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, i
 	l->iSpatialBitrate = bitrate;
 	l->iMaxSpatialBitrate = p.iMaxBitrate;
 	l->sSliceArgument.uiSliceMode = SM_SINGLE_SLICE;
+	// Say what the pixels are, so that no browser guesses: libyuv's
+	// studio-swing BT.601 matrix over a screen's sRGB.
+	l->bVideoSignalTypePresent = true;
+	l->uiVideoFormat = VF_UNDEF;
+	l->bFullRange = false;
+	l->bColorDescriptionPresent = true;
+	l->uiColorPrimaries = CP_BT709;
+	l->uiTransferCharacteristics = TRC_IEC61966_2_1;
+	l->uiColorMatrix = CM_SMPTE170M;
 	// OpenH264 leaves both at its defaults unless iMinQp is set.
 	p.iMinQp = minQP;
 	p.iMaxQp = maxQP;

@@ -54,10 +54,18 @@ func wantIDR(t *testing.T, f *media.Frame) {
 	if !f.Keyframe || !slices.Equal(types, []int{7, 8, 5}) {
 		t.Fatalf("keyframe %v with NAL units %v, want an IDR with [7 8 5] (SPS, PPS, IDR)", f.Keyframe, types)
 	}
-	sps := splitNALs(f.Data)[0]
+	s := parseSPS(t, splitNALs(f.Data)[0])
 	// profile_idc 66 with constraint_set1_flag: Constrained Baseline.
-	if sps[1] != 66 || sps[2]&0x40 == 0 {
-		t.Fatalf("SPS profile_idc %d constraints %#02x, want 66 with constraint_set1 (Constrained Baseline)", sps[1], sps[2])
+	if s.profile != 66 || s.constraints&0x40 == 0 {
+		t.Fatalf("SPS profile_idc %d constraints %#02x, want 66 with constraint_set1 (Constrained Baseline)", s.profile, s.constraints)
+	}
+	if s.width != f.Width || s.height != f.Height {
+		t.Fatalf("SPS size %dx%d, frame %dx%d", s.width, s.height, f.Width, f.Height)
+	}
+	// Studio-swing BT.601 (libyuv's matrix) over sRGB (BT.709 primaries,
+	// sRGB transfer), said outright.
+	if !s.signalType || s.fullRange || !s.colorDsc || s.primaries != 1 || s.transfer != 13 || s.matrix != 6 {
+		t.Fatalf("SPS colour: %+v, want limited range, primaries 1, transfer 13, matrix 6", s)
 	}
 }
 
@@ -172,8 +180,8 @@ func TestLevel(t *testing.T) {
 			p := media.NewPicture(make([]byte, tc.w*tc.h*4), tc.w, tc.h, tc.w*4, media.BGRX, nil)
 			f := checked(t, enc, dec, p)
 			wantIDR(t, f)
-			if sps := splitNALs(f.Data)[0]; int(sps[3]) != tc.level {
-				t.Fatalf("level_idc %d, want %d", sps[3], tc.level)
+			if s := parseSPS(t, splitNALs(f.Data)[0]); s.level != tc.level {
+				t.Fatalf("level_idc %d, want %d", s.level, tc.level)
 			}
 		})
 	}
