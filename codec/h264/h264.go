@@ -84,12 +84,12 @@ func (o Options) withDefaults() (Options, error) {
 // the first after ForceKeyframe are IDRs preceded by SPS and PPS; every other
 // frame is a P frame predicted from the one before (there is no periodic
 // keyframe: a viewer that joins or loses a packet asks for one). Like every
-// media.Encoder it is used from one goroutine at a time.
+// media.Encoder it is used from one goroutine at a time, ForceKeyframe
+// excepted.
 //
 // H.264's 4:2:0 needs even sizes: a picture with an odd width or height is
 // encoded without its last column or row, and the frame says the size it has.
 type Encoder struct {
-	opt   Options
 	s     *session // nil once closed
 	force atomic.Bool
 }
@@ -106,7 +106,7 @@ func New(opt Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{opt: opt, s: s}, nil
+	return &Encoder{s: s}, nil
 }
 
 // Encode compresses p, which is not kept. It returns a nil frame and a nil
