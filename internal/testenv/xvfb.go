@@ -48,7 +48,7 @@ func Need(t testing.TB, programs ...string) {
 // the test and stops the server when the test ends.
 func StartX(t testing.TB, w, h int) *X {
 	t.Helper()
-	return startX(t, "", w, h)
+	return startX(t, "", w, h, true)
 }
 
 // StartXOn starts Xvfb with one w×h screen on display (e.g. ":93"), as
@@ -59,7 +59,7 @@ func StartXOn(t testing.TB, display string, w, h int) *X {
 		t.Fatalf("display %q: want \":N\"", display)
 	}
 	release(display)
-	return startX(t, display, w, h)
+	return startX(t, display, w, h, true)
 }
 
 // reserved holds the displays of killed servers (see Kill), by display.
@@ -93,7 +93,10 @@ func release(display string) {
 	}
 }
 
-func startX(t testing.TB, display string, w, h int) *X {
+// startX starts the server; setDisplay says whether to point the test's
+// DISPLAY at it (a browser's own server must not: the app under test keeps
+// the screen it shares).
+func startX(t testing.TB, display string, w, h int, setDisplay bool) *X {
 	t.Helper()
 	Need(t, "Xvfb")
 	r, wr, err := os.Pipe()
@@ -138,7 +141,9 @@ func startX(t testing.TB, display string, w, h int) *X {
 	if display != "" && disp != display {
 		t.Fatalf("Xvfb started on %s, want %s", disp, display)
 	}
-	t.Setenv("DISPLAY", disp)
+	if setDisplay {
+		t.Setenv("DISPLAY", disp)
+	}
 	x.Display = disp
 	x.conn, err = xgb.NewConnDisplay(disp)
 	if err != nil {

@@ -1,0 +1,210 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskcast/deskcast/internal/testenv"
+)
+
+// tab is what the engine tests need of a browser tab: testenv's Firefox
+// (WebDriver BiDi) and WebKit (classic WebDriver) clients both have it.
+type tab interface {
+	Navigate(url string) error
+	Eval(expr string) (json.RawMessage, error)
+	Screenshot() (image.Image, error)
+	Click(selector string) error
+	Type(selector, text string) error
+	ConsoleErrors() []string
+}
+
+// engines are the browser engines besides Chromium (whose tests use chromedp
+// directly). cannot names the checks an engine cannot do, and why.
+var engines = []struct {
+	name   string
+	open   func(t *testing.T, w, h int) tab
+	webRTC bool // whether the engine has RTCPeerConnection
+	cannot map[string]string
+}{
+	{"Firefox", func(t *testing.T, w, h int) tab { return testenv.Firefox(t, w, h) }, true, nil},
+	{"WebKitGTK", func(t *testing.T, w, h int) tab { return testenv.WebKit(t, w, h) }, false, nil},
+}
+
+// value evaluates js in p and decodes its value into a T.
+func value[T any](t *testing.T, p tab, js string) T {
+	t.Helper()
+	raw, err := p.Eval(js)
+	if err != nil {
+		t.Fatalf("evaluate %q: %v", js, err)
+	}
+	var v T
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatalf("evaluate %q: %s: %v", js, raw, err)
+	}
+	return v
+}
+
+// until evaluates js until it is true; errors count as false (a page
+// between two documents, after a form's submit, cannot answer).
+func until(t *testing.T, p tab, within time.Duration, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		var raw json.RawMessage
+		if raw, err = p.Eval(js); err == nil && string(raw) == "true" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the page never showed %s within %v (%s; last error %v)", what, within, js, err)
+}
+
+// shows takes screenshots until every point shows its colour.
+func shows(t *testing.T, p tab, within time.Duration, points map[image.Point]color.RGBA) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var last image.Image
+	for time.Since(start) < within {
+		img, err := p.Screenshot()
+		if err != nil {
+			t.Fatalf("screenshot: %v", err)
+		}
+		last = img
+		ok := true
+		for pt, c := range points {
+			ok = ok && near(img.At(pt.X, pt.Y), c)
+		}
+		if ok {
+			return time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var got []string
+	for pt, c := range points {
+		got = append(got, fmt.Sprintf("%v: %v (want %v)", pt, last.At(pt.X, pt.Y), c))
+	}
+	saveScreenshot(t, strings.ReplaceAll(t.Name(), "/", "_")+".png", last)
+	t.Fatalf("page did not show the colours within %v (screenshot %v): %s", within, last.Bounds(), strings.Join(got, ", "))
+	return 0
+}
+
+// fitIn is fit for a tab: it maps a point of the w×h screen to the page.
+func fitIn(t *testing.T, p tab, w, h int) func(x, y int) image.Point {
+	vw := value[float64](t, p, "window.innerWidth")
+	vh := value[float64](t, p, "window.innerHeight")
+	s := min(vw/float64(w), vh/float64(h))
+	ox, oy := (vw-s*float64(w))/2, (vh-s*float64(h))/2
+	return func(x, y int) image.Point {
+		return image.Pt(int(ox+s*float64(x)), int(oy+s*float64(y)))
+	}
+}
+
+// TestEngines runs the viewer page's checks in Firefox ESR and WebKitGTK:
+// the PIN page, the MJPEG picture (colours at their places, following a
+// change), the stats overlay, sound, and whether WebRTC is there at all.
+func TestEngines(t *testing.T) {
+	for _, en := range engines {
+		t.Run(en.name, func(t *testing.T) {
+			start := time.Now()
+			x := testenv.StartX(t, 640, 480)
+			x.Fill(red)
+			sink := testenv.NewSink(t)
+			sink.Play(testenv.Tone(440, 0.5, 90*time.Second))
+			base, _ := headless(t, "--pin", "4821", "--audio", "pulse:"+sink.Monitor(), "--fps", "30")
+			p := en.open(t, 800, 600)
+			t.Logf("%s started in %v", en.name, time.Since(start).Round(time.Millisecond))
+
+			var at func(x, y int) image.Point
+			checks := []struct {
+				name string
+				run  func(t *testing.T)
+			}{
+				{"PIN", func(t *testing.T) {
+					if err := p.Navigate(base + "/?t=" + token); err != nil {
+						t.Fatal(err)
+					}
+					heading := "document.querySelector('h1') ? document.querySelector('h1').textContent : ''"
+					if h := value[string](t, p, heading); h != "Enter the PIN" {
+						t.Fatalf("link opens %q, want the PIN page", h)
+					}
+					if err := p.Type(`input[name="pin"]`, "1111\uE007"); err != nil {
+						t.Fatal(err)
+					}
+					until(t, p, 5*time.Second, "the wrong-PIN alert",
+						`((document.querySelector('[role=alert]')||{}).textContent||'').indexOf('wrong PIN') >= 0`)
+					if err := p.Type(`input[name="pin"]`, "4821\uE007"); err != nil {
+						t.Fatal(err)
+					}
+					until(t, p, 5*time.Second, "the viewer page", `!!document.getElementById('screen') && !!window.deskcast`)
+					if href := value[string](t, p, "location.href"); strings.Contains(href, token) || strings.Contains(href, "4821") {
+						t.Errorf("address bar %q holds the token or the PIN", href)
+					}
+				}},
+				{"MJPEG picture", func(t *testing.T) {
+					at = fitIn(t, p, 640, 480)
+					d := shows(t, p, 10*time.Second, map[image.Point]color.RGBA{at(320, 240): red})
+					t.Logf("first picture after %v", d.Round(time.Millisecond))
+					paintQuadrants(t, x)
+					shows(t, p, 5*time.Second, map[image.Point]color.RGBA{
+						at(160, 120): red, at(480, 120): green, at(160, 360): blue, at(480, 360): white,
+						at(316, 236): red, at(324, 236): green, at(316, 244): blue, at(324, 244): white,
+					})
+					for _, c := range []color.RGBA{blue, green} {
+						x.Fill(c)
+						d := shows(t, p, 5*time.Second, map[image.Point]color.RGBA{at(320, 240): c})
+						t.Logf("showed %v %v after the screen changed (screenshot polling included)", c, d.Round(time.Millisecond))
+					}
+				}},
+				{"stats overlay", func(t *testing.T) {
+					if err := p.Click("#btn-stats"); err != nil {
+						t.Fatal(err)
+					}
+					until(t, p, 5*time.Second, "the stats overlay", `(function(){var s=document.getElementById('stats');
+						return !s.hidden && s.textContent.indexOf('640×480') >= 0 && s.textContent.indexOf('fps') >= 0 &&
+						s.textContent.indexOf('viewers    1') >= 0 && s.textContent.indexOf('latency') >= 0})()`)
+					if err := p.Click("#btn-stats"); err != nil { // hide it again
+						t.Fatal(err)
+					}
+				}},
+				{"sound", func(t *testing.T) {
+					until(t, p, 10*time.Second, "the sound button", `!document.getElementById('sound').hidden && !document.getElementById('btn-sound').hidden`)
+					if err := p.Click("#btn-sound"); err != nil {
+						t.Fatal(err)
+					}
+					until(t, p, 15*time.Second, "a 440 Hz peak in the page's analyser", `Math.abs(window.deskcast.peakHz() - 440) < 20`)
+					st := value[map[string]any](t, p, `({state: window.deskcast.audio.ctx.state, underruns: window.deskcast.audio.underruns, chunks: window.deskcast.audio.chunks})`)
+					t.Logf("page audio: %v", st)
+				}},
+				{"WebRTC", func(t *testing.T) {
+					has := value[bool](t, p, "typeof RTCPeerConnection === 'function'")
+					if has != en.webRTC {
+						t.Fatalf("RTCPeerConnection there: %v, want %v", has, en.webRTC)
+					}
+					if !has {
+						t.Logf("%s has no RTCPeerConnection: it can only watch MJPEG (the WebRTC fallback's case)", en.name)
+					}
+				}},
+				{"no console errors", func(t *testing.T) {
+					if errs := p.ConsoleErrors(); len(errs) > 0 {
+						t.Fatalf("the page logged errors: %q", errs)
+					}
+				}},
+			}
+			for _, c := range checks {
+				t.Run(c.name, func(t *testing.T) {
+					if why := en.cannot[c.name]; why != "" {
+						t.Skipf("%s cannot: %s", en.name, why)
+					}
+					c.run(t)
+				})
+			}
+			t.Logf("%s: all checks in %v", en.name, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
