@@ -19,6 +19,7 @@ type tab interface {
 	Eval(expr string) (json.RawMessage, error)
 	Screenshot() (image.Image, error)
 	Click(selector string) error
+	ClickAt(x, y int) error
 	Type(selector, text string) error
 	ConsoleErrors() []string
 }
@@ -111,12 +112,16 @@ func fitIn(t *testing.T, p tab, w, h int) func(x, y int) image.Point {
 func TestEngines(t *testing.T) {
 	for _, en := range engines {
 		t.Run(en.name, func(t *testing.T) {
+			checkLeaks(t)
 			start := time.Now()
-			x := testenv.StartX(t, 640, 480)
+			t.Setenv("XDG_SESSION_TYPE", "x11") // for the app's input injection
+			t.Setenv("WAYLAND_DISPLAY", "")
+			x := testenv.StartX(t, ctlScreenW, ctlScreenH)
+			rec := x.Record(t)
 			x.Fill(red)
 			sink := testenv.NewSink(t)
 			sink.Play(testenv.Tone(440, 0.5, 90*time.Second))
-			base, _ := headless(t, "--pin", "4821", "--audio", "pulse:"+sink.Monitor(), "--fps", "30")
+			base, _ := headless(t, "--pin", "4821", "--audio", "pulse:"+sink.Monitor(), "--fps", "30", "--control=all")
 			p := en.open(t, 800, 600)
 			t.Logf("%s started in %v", en.name, time.Since(start).Round(time.Millisecond))
 
@@ -161,6 +166,16 @@ func TestEngines(t *testing.T) {
 						t.Logf("showed %v %v after the screen changed (screenshot polling included)", c, d.Round(time.Millisecond))
 					}
 				}},
+				{"remote control pointer", func(t *testing.T) {
+					until(t, p, 5*time.Second, "the control banner", "!document.getElementById('control-banner').hidden")
+					rec.Drain()
+					pt := image.Pt(480, 360)
+					if err := p.ClickAt(at(pt.X, pt.Y).X, at(pt.X, pt.Y).Y); err != nil {
+						t.Fatal(err)
+					}
+					evs := rec.Until(t, 5*time.Second, 300*time.Millisecond, nButtons(2))
+					checkButtons(t, evs, image.Rect(0, 0, ctlScreenW, ctlScreenH), clickOf(1, pt)...)
+				}},
 				{"stats overlay", func(t *testing.T) {
 					if err := p.Click("#btn-stats"); err != nil {
 						t.Fatal(err)
@@ -193,6 +208,17 @@ func TestEngines(t *testing.T) {
 				{"no console errors", func(t *testing.T) {
 					if errs := p.ConsoleErrors(); len(errs) > 0 {
 						t.Fatalf("the page logged errors: %q", errs)
+					}
+					// An error of the test's own shows that errors are seen at all.
+					if _, err := p.Eval("setTimeout(function () { throw new Error('deskcast-probe') }, 0)"); err != nil {
+						t.Fatal(err)
+					}
+					deadline := time.Now().Add(5 * time.Second)
+					for !strings.Contains(strings.Join(p.ConsoleErrors(), "\n"), "deskcast-probe") {
+						if time.Now().After(deadline) {
+							t.Fatalf("a thrown error never reached ConsoleErrors (%q)", p.ConsoleErrors())
+						}
+						time.Sleep(50 * time.Millisecond)
 					}
 				}},
 			}

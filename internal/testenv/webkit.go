@@ -39,8 +39,10 @@ func MiniBrowser() string {
 
 // consoleHook records the page's errors in window.__dcErrors. Classic
 // WebDriver has no console log and no way to run a script before a page's
-// own, so Navigate installs it once the page has loaded: errors during the
-// load itself are missed (the tests check the page's state for those).
+// own, so every command that runs script installs it in the current
+// document (a form's answer is a new one) if it is not there yet: errors
+// before the test's first look at a document are missed (the tests check
+// the page's state for those).
 const consoleHook = `if (!window.__dcErrors) { window.__dcErrors = [];
   var ce = console.error; console.error = function () { window.__dcErrors.push(Array.prototype.join.call(arguments, ' ')); return ce.apply(console, arguments); };
   window.addEventListener('error', function (e) { window.__dcErrors.push(String(e.message || e)); });
@@ -81,7 +83,8 @@ func WebKit(t testing.TB, w, h int) *WebDriver {
 			}
 		}
 		d.client.CloseIdleConnections()
-		g.stop(5 * time.Second)
+		// The driver is a server that never exits by itself; DELETE has closed MiniBrowser.
+		g.stop(0)
 	})
 	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
 		var st struct {
@@ -158,11 +161,8 @@ func (d *WebDriver) Navigate(url string) error {
 	if err := d.do(http.MethodPost, d.session+"/url", map[string]string{"url": url}, nil); err != nil {
 		return err
 	}
-	return d.hook()
-}
-
-func (d *WebDriver) hook() error {
-	return d.do(http.MethodPost, d.session+"/execute/sync", map[string]any{"script": consoleHook, "args": []any{}}, nil)
+	_, err := d.Eval("null") // hooks the console
+	return err
 }
 
 // Eval evaluates the JavaScript expression expr in the page and returns its
@@ -170,7 +170,7 @@ func (d *WebDriver) hook() error {
 func (d *WebDriver) Eval(expr string) (json.RawMessage, error) {
 	var s *string
 	err := d.do(http.MethodPost, d.session+"/execute/sync", map[string]any{
-		"script": "return JSON.stringify((" + expr + "))", "args": []any{}}, &s)
+		"script": consoleHook + "\nreturn JSON.stringify((" + expr + "))", "args": []any{}}, &s)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +211,18 @@ func (d *WebDriver) Click(selector string) error {
 		return err
 	}
 	return d.do(http.MethodPost, d.session+"/element/"+id+"/click", map[string]any{}, nil)
+}
+
+// ClickAt presses and releases the left mouse button at (x, y) in the viewport.
+func (d *WebDriver) ClickAt(x, y int) error {
+	return d.do(http.MethodPost, d.session+"/actions", map[string]any{"actions": []any{map[string]any{
+		"type": "pointer", "id": "mouse", "parameters": map[string]string{"pointerType": "mouse"},
+		"actions": []any{
+			map[string]any{"type": "pointerMove", "x": x, "y": y, "origin": "viewport", "duration": 0},
+			map[string]any{"type": "pointerDown", "button": 0},
+			map[string]any{"type": "pointerUp", "button": 0},
+		},
+	}}}, nil)
 }
 
 // Type types text into the element matching selector; "\uE007" is Enter.
