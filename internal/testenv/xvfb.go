@@ -1,5 +1,7 @@
 // Package testenv starts the real things tests run against: an X server
-// (Xvfb), a D-Bus session bus and headless Chromium. It is for tests only.
+// (Xvfb), a D-Bus session bus, and browsers: headless Chromium (chromedp),
+// Firefox ESR (WebDriver BiDi) and WebKitGTK (WebKitWebDriver). It is for
+// tests only.
 package testenv
 
 import (
