@@ -19,6 +19,7 @@ import (
 	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/media"
 	"github.com/deskcast/deskcast/pipeline"
+	"github.com/deskcast/deskcast/rtc"
 	"github.com/deskcast/deskcast/version"
 	"github.com/deskcast/deskcast/web"
 )
@@ -83,6 +84,7 @@ type share struct {
 	pipe  *pipeline.Pipeline
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
+	rtc   *rtc.Server // nil when WebRTC is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -193,6 +195,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	sh.srv.SetMeta(e.meta())
+	e.startWebRTC(sh)
 	if why := input.Available(); why != nil {
 		sh.srv.SetControlUnavailable(why.Error())
 	}
@@ -228,6 +231,9 @@ func (e *Engine) Stop() {
 	e.mu.Unlock()
 	if sh != nil {
 		_ = sh.srv.Close()
+		if sh.rtc != nil {
+			_ = sh.rtc.Close()
+		}
 		sh.pipe.Close()
 		sh.audio.Close()
 		e.changed()

@@ -28,6 +28,9 @@ const (
 	// gatherTimeout bounds the answer's wait for host candidates (local
 	// interfaces and the muxes: no STUN, so it is quick).
 	gatherTimeout = 5 * time.Second
+	// connectTimeout is how long a viewer has from its answer to a
+	// connection (ICE and DTLS) before the session is dropped.
+	connectTimeout = 15 * time.Second
 )
 
 // session is one viewer's PeerConnection and its sender.
@@ -147,9 +150,15 @@ func (x *session) run() {
 		x.srv.log.Info("WebRTC viewer left", "id", x.id, "addr", x.viewer.Addr, "frames", x.frames.Load(),
 			"bytes", x.bytes.Load(), "nacks", x.nacks.Load(), "plis", x.plis.Load())
 	}()
+	connecting := time.NewTimer(connectTimeout)
 	select {
 	case <-x.connected:
+		connecting.Stop()
+	case <-connecting.C:
+		x.srv.log.Info("WebRTC viewer never connected", "id", x.id, "addr", x.viewer.Addr)
+		return
 	case <-x.ctx.Done():
+		connecting.Stop()
 		return
 	}
 	// Subscribed only now, so the first frame (a keyframe, which the
