@@ -1,8 +1,6 @@
 package rtc
 
 import (
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -95,12 +93,6 @@ func orNone(s []string) string {
 		return "no codec"
 	}
 	return strings.Join(s, ", ")
-}
-
-func randomUint32() uint32 {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])
 }
 
 // pionLogs sends pion's logs to slog. Pion is chatty: its errors become
