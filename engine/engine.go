@@ -84,7 +84,8 @@ type share struct {
 	pipe  *pipeline.Pipeline
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
-	rtc   *rtc.Server // nil when WebRTC is off
+	h264  *pipeline.Track // nil when WebRTC is off
+	rtc   *rtc.Server     // nil when WebRTC is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -321,6 +322,9 @@ func (e *Engine) applyLocked(s Settings) error {
 	if sh := e.share; sh != nil {
 		if s.Quality != old.Quality {
 			sh.jpeg.SetEncoder(jpegTrack(s.Quality).Encoder)
+		}
+		if s.FPS != old.FPS && sh.h264 != nil { // its rate control budgets each frame from the rate
+			sh.h264.SetEncoder(h264Track(s.FPS).Encoder)
 		}
 		sh.pipe.SetSource(src)
 		sh.srv.SetMeta(e.meta())

@@ -41,7 +41,7 @@ func (e *Engine) startWebRTC(sh *share) {
 		e.log.Warn("WebRTC off", "why", err)
 		return
 	}
-	sh.rtc = r
+	sh.h264, sh.rtc = track, r
 	sh.srv.SetWebRTC(whep{r}, []string{string(media.H264)})
 }
 
