@@ -36,7 +36,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		verbose  = fl.Bool("v", false, "log more")
 		start    = fl.Bool("start", false, "start sharing at launch (the app otherwise waits for Start sharing)")
 	)
-	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", web.DefaultPort), "address to listen on; the next free port is used when it is busy")
+	fl.StringVar(&s.Listen, "listen", fmt.Sprintf(":%d", web.DefaultPort), "address to listen on; the next free port is used when it is busy.\n"+
+		"A firewall must allow TCP (page, MJPEG, sound, and WebRTC over TCP) and UDP (WebRTC video) on that port")
 	fl.StringVar(&s.Token, "token", "", "fixed share token (16-128 letters, digits, - or _); default: a fresh random one")
 	fl.IntVar(&s.FPS, "fps", s.FPS, "frames per second, 1-120")
 	fl.IntVar(&s.Quality, "quality", s.Quality, "JPEG quality, 1-100")

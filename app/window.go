@@ -261,7 +261,7 @@ func (w *window) update(st engine.State) {
 		w.lonely = time.Time{}
 	}
 	if !w.lonely.IsZero() && now.Sub(w.lonely) > 10*time.Second {
-		w.hint.SetText(fmt.Sprintf(lang.L("Nobody connected yet? The phone or TV must be on the same Wi-Fi, and a firewall must allow TCP port %d."), st.Port))
+		w.hint.SetText(fmt.Sprintf(lang.L("Nobody connected yet? The phone or TV must be on the same Wi-Fi, and a firewall must allow TCP and UDP port %d (TCP for the page and MJPEG, UDP for WebRTC video)."), st.Port))
 		w.hint.Show()
 	} else {
 		w.hint.Hide()
