@@ -163,6 +163,7 @@ type session struct {
 	width, height int // 0 before the first picture
 	epoch         time.Time
 	pts           int64 // the last picture's, in 1/90000 s
+	lastKey       int   // the size of the last keyframe at this size
 }
 
 func newSession(opt Options) (*session, error) {
@@ -205,7 +206,7 @@ func (s *session) reopen(w, h int) error {
 	}
 	s.open = true
 	s.width, s.height = w, h
-	s.epoch = time.Time{}
+	s.epoch, s.lastKey = time.Time{}, 0
 	return nil
 }
 
@@ -225,6 +226,31 @@ func (s *session) encode(p *media.Picture, key bool) (coded, error) {
 		return coded{}, fmt.Errorf("encoding vp8: converting to I420: libyuv error %d", int(rc))
 	}
 	pts, dur := s.timestamp(p.Captured)
+	f, err := s.encodeImage(pts, dur, key)
+	// A whole new screen (a slide, a window switch) coded as an inter frame
+	// costs libvpx twice what a keyframe of it does, at a lower Y-PSNR (the
+	// tests' 1080p desktops: 110 KB at 37.3 dB against 57 KB at 38.6 dB):
+	// its real-time mode decision codes text poorly as intra blocks of an
+	// inter frame. When an inter frame comes out bigger than the last
+	// keyframe (and than four frames' worth of Bitrate, so that refining a
+	// small keyframe never makes another), the picture is coded again as a
+	// keyframe, which the decoder needs nothing before, and the inter frame
+	// is thrown away. The rate control counts both, and spends less on the
+	// next few frames; the picture costs two encodes.
+	budget := s.opt.Bitrate / 8 / s.opt.FPS
+	if err == nil && f.data != nil && !f.key && s.lastKey > 0 && len(f.data) > max(s.lastKey*5/4, 4*budget) {
+		s.pts++
+		f, err = s.encodeImage(s.pts, dur, true)
+	}
+	if err == nil && f.key {
+		s.lastKey = len(f.data)
+	}
+	return f, err
+}
+
+// encodeImage encodes the converted picture, a keyframe if key, and copies
+// out what libvpx made of it.
+func (s *session) encodeImage(pts, dur int64, key bool) (coded, error) {
 	var size C.size_t
 	var isKey C.int
 	if rc := C.dc_encode(s.ctx, s.img, C.longlong(pts), C.long(dur), boolInt(key), &size, &isKey); rc != C.VPX_CODEC_OK {
