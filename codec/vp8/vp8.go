@@ -52,9 +52,10 @@ type Options struct {
 	// scroll or a dragged window well under Bitrate, but a whole new screen
 	// (a slide, a window switch) costs what MaxQ makes it. At 38 the busy
 	// 1080p desktops of the tests stay at 38 dB Y-PSNR or better while
-	// moving, and a whole new screen is about 110 KB (the worst case, 26
-	// Mbit/s if it happens 30 times a second); 63 lets the rate control
-	// meet Bitrate at any cost in quality (about 55 KB and 30 dB).
+	// moving (2.2 to 2.6 Mbit/s), and a whole new screen is a keyframe of
+	// about 57 KB (the worst case, 14 Mbit/s if it happens 30 times a
+	// second); 63 lets the rate control meet Bitrate at any cost in quality
+	// (about 30 dB).
 	MinQ, MaxQ int
 	// KeyframeCap caps a keyframe's target size, in frames' worth of
 	// Bitrate/FPS (DefaultKeyframeCap when 0, at least 2), through libvpx's
@@ -105,8 +106,10 @@ func (o Options) withDefaults() (Options, error) {
 
 // Encoder compresses pictures to VP8, one frame per picture. The first
 // frame, the first after a size change and the first after ForceKeyframe are
-// keyframes; every other frame is predicted from the ones before (there is no
-// periodic keyframe: a viewer that joins or loses a packet asks for one).
+// keyframes, and so is a whole new screen (a slide, a window switch), which
+// libvpx codes in half the bytes as a keyframe than as an inter frame; every
+// other frame is predicted from the ones before (there is no periodic
+// keyframe: a viewer that joins or loses a packet asks for one).
 // Like every media.Encoder it is used from one goroutine at a time,
 // ForceKeyframe excepted.
 //
@@ -133,9 +136,9 @@ func New(opt Options) (*Encoder, error) {
 }
 
 // Encode compresses p, which is not kept. It returns a nil frame and a nil
-// error when libvpx produced no frame for the picture, which this package's
-// settings make rare (see the package's tests): the caller must expect a nil
-// frame, send nothing for it, and carry on.
+// error if libvpx produced no frame for the picture (this package asks it
+// never to drop one, and the tests have never seen it): the caller must
+// expect a nil frame, send nothing for it, and carry on.
 func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 	if e.s == nil {
 		return nil, errors.New("encoding vp8: encoder closed")
