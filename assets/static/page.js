@@ -2,8 +2,8 @@
 // link's token, the page's id and the message card.
 //
 // Plain ES5 on purpose: TV and old phone browsers must run it. No modules and
-// no build step: index.html loads page.js, picture.js, sound.js, control.js,
-// stats.js and viewer.js in that order. Each file adds its part to
+// no build step: index.html loads page.js, picture.js, webrtc.js, sound.js,
+// control.js, stats.js and viewer.js in that order. Each file adds its part to
 // window.deskcast and does nothing on its own; viewer.js starts them all.
 (function () {
   'use strict';
