@@ -12,7 +12,7 @@ TESTFLAGS ?= $(RACEFLAGS) -p 1 -count=1 -timeout 20m
 FUZZTIME  ?= 5m
 # The packages that need no cgo, vetted for Windows and macOS too (the others need cgo for the screen
 # grabber, portaudio or the GUI, so a cross vet without a cross C toolchain cannot type-check them).
-CROSS_PKGS := ./access/ ./assets/ ./fanout/ ./input/ ./internal/testenv/ ./media/ ./pipeline/ ./version/ ./web/ ./codec/jpeg/ ./codec/h264/
+CROSS_PKGS := ./access/ ./assets/ ./fanout/ ./input/ ./internal/testenv/ ./media/ ./pipeline/ ./version/ ./web/ ./codec/jpeg/ ./codec/h264/ ./rtc/ ./internal/whepclient/
 # The fast tier's tests: every package but those whose tests need an X server, a browser or PulseAudio
 # (DEVICE_PKGS). A new package is in unless it is named there. Worked out only when a target uses it.
 DEVICE_PKGS := e2e app capture capture/audio input
@@ -86,6 +86,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzViewerID$$' -fuzztime $(FUZZTIME) ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./web/
+	$(GO) test -run '^$$' -fuzz '^FuzzWHEPOffer$$' -fuzztime $(FUZZTIME) ./rtc/
 
 ## fuzz-short: each fuzz target for 20 s, the short run in make test
 fuzz-short:

@@ -19,6 +19,7 @@ import (
 	"github.com/deskcast/deskcast/input"
 	"github.com/deskcast/deskcast/media"
 	"github.com/deskcast/deskcast/pipeline"
+	"github.com/deskcast/deskcast/rtc"
 	"github.com/deskcast/deskcast/version"
 	"github.com/deskcast/deskcast/web"
 )
@@ -83,6 +84,8 @@ type share struct {
 	pipe  *pipeline.Pipeline
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
+	h264  *pipeline.Track // nil when WebRTC is off
+	rtc   *rtc.Server     // nil when WebRTC is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -193,6 +196,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	sh.srv.SetMeta(e.meta())
+	e.startWebRTC(sh)
 	if why := input.Available(); why != nil {
 		sh.srv.SetControlUnavailable(why.Error())
 	}
@@ -228,6 +232,9 @@ func (e *Engine) Stop() {
 	e.mu.Unlock()
 	if sh != nil {
 		_ = sh.srv.Close()
+		if sh.rtc != nil {
+			_ = sh.rtc.Close()
+		}
 		sh.pipe.Close()
 		sh.audio.Close()
 		e.changed()
@@ -315,6 +322,9 @@ func (e *Engine) applyLocked(s Settings) error {
 	if sh := e.share; sh != nil {
 		if s.Quality != old.Quality {
 			sh.jpeg.SetEncoder(jpegTrack(s.Quality).Encoder)
+		}
+		if s.FPS != old.FPS && sh.h264 != nil { // its rate control budgets each frame from the rate
+			sh.h264.SetEncoder(h264Track(s.FPS).Encoder)
 		}
 		sh.pipe.SetSource(src)
 		sh.srv.SetMeta(e.meta())

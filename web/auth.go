@@ -73,6 +73,23 @@ func readCredentials(rawQuery string, cookies []*http.Cookie, name string) (cred
 	return c, nil
 }
 
+// credentials reads r's token (?t=, or an "Authorization: Bearer" header,
+// as WHEP players send it) and its session cookie. Two tokens that differ
+// are an error, like a repeated t=.
+func (s *Server) credentials(r *http.Request) (credentials, error) {
+	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+	if err != nil {
+		return c, err
+	}
+	if t, ok := bearer(r); ok {
+		if c.hasToken && t != c.token {
+			return c, errBadQuery
+		}
+		c.token, c.hasToken = t, true
+	}
+	return c, nil
+}
+
 func (s *Server) tokenOK(t string) bool {
 	return subtle.ConstantTimeCompare([]byte(t), []byte(s.token)) == 1
 }
@@ -81,7 +98,7 @@ func (s *Server) tokenOK(t string) bool {
 // sets its cookie) unless the request already has one; a wrong ?t= is not
 // rescued by a cookie. It answers the request itself when it returns nil.
 func (s *Server) session(w http.ResponseWriter, r *http.Request) *access.Session {
-	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+	c, err := s.credentials(r)
 	if err != nil || (c.hasToken && !s.tokenOK(c.token)) {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
 		return nil

@@ -61,6 +61,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV, true))
 	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio, true))
 	mux.HandleFunc("GET /ws/control", s.guard(s.handleControl, true))
+	mux.HandleFunc("POST /whep", s.handleWHEP)
+	mux.HandleFunc("DELETE /whep/{id}", s.handleWHEPDelete)
 	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
 	mux.HandleFunc("POST /api/viewers/{id}/{action}", s.presenter(s.handleViewerAction))
 	return securityHeaders(bodyDeadline(mux, s.cfg.BodyTimeout))
@@ -161,7 +163,7 @@ func (s *Server) guard(h http.HandlerFunc, media bool) http.HandlerFunc {
 // handlePIN checks the PIN form of a viewer who has the link.
 func (s *Server) handlePIN(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+	c, err := s.credentials(r)
 	sess := s.viewers.Lookup(c.secret)
 	if err != nil || sess == nil || c.hasToken && !s.tokenOK(c.token) {
 		s.refuse(w, r, http.StatusUnauthorized, pageInvalid)
@@ -214,7 +216,7 @@ func readPINForm(body io.Reader, contentType string) (string, error) {
 func (s *Server) presenter(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
-		c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+		c, err := s.credentials(r)
 		ok := err == nil && isLoopback(r.RemoteAddr)
 		if ok && c.hasToken {
 			ok = s.tokenOK(c.token)
@@ -244,7 +246,7 @@ func (s *Server) statusRoute(viewer http.HandlerFunc) http.HandlerFunc {
 			viewer(w, r) // nothing stands in the way: a viewer like any other
 			return
 		}
-		c, err := readCredentials(r.URL.RawQuery, r.Cookies(), s.cookieName())
+		c, err := s.credentials(r)
 		if err != nil || !c.hasToken || c.secret != "" || !isLoopback(r.RemoteAddr) || !s.tokenOK(c.token) {
 			viewer(w, r)
 			return
@@ -497,6 +499,7 @@ type Status struct {
 	You           *fanout.SubscriberStats `json:"you,omitempty"`         // the stream whose ?v= the request names
 	ViewerList    []access.Viewer         `json:"viewer_list,omitempty"` // for the presenter only (loopback)
 	Control       ControlStatus           `json:"control"`
+	WebRTC        WebRTCStatus            `json:"webrtc"`
 }
 
 // videoErr is the video's error: the hub's own, else its source's.
@@ -513,7 +516,7 @@ func (s *Server) Status() Status {
 	m := s.meta.Load()
 	st := Status{Version: m.Version, State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
 		Viewers: bs.Subscribers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
-		UptimeS: int64(time.Since(s.started).Seconds()), Control: s.controlStatus(nil, true)}
+		UptimeS: int64(time.Since(s.started).Seconds()), Control: s.controlStatus(nil, true), WebRTC: s.webRTCStatus()}
 	paused := bs.Paused
 	if !st.Mode.Video() && s.cfg.Audio != nil {
 		paused = s.cfg.Audio.Stats().Paused

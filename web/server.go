@@ -61,6 +61,7 @@ type Server struct {
 	token   string
 	video   *fanout.Hub[*media.Frame]
 	ln      net.Listener
+	demux   *demux // HTTP and ICE-TCP on ln
 	hs      *http.Server
 	log     *slog.Logger
 	ctx     context.Context
@@ -78,6 +79,7 @@ type Server struct {
 	mode      atomic.Pointer[access.Mode]
 	bytesSent atomic.Uint64
 	started   time.Time
+	webrtc    atomic.Pointer[webrtcState]
 }
 
 // New listens on cfg.Listen (moving up to the next free port when it is busy)
@@ -129,9 +131,10 @@ func New(cfg Config) (*Server, error) {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug),
 	}
+	s.demux = newDemux(smallSendBuffers{ln})
 	go func() {
 		defer close(s.done)
-		if err := s.hs.Serve(smallSendBuffers{ln}); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.hs.Serve(s.demux.http); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("http server stopped", "err", err)
 		}
 	}()
@@ -236,6 +239,9 @@ func (s *Server) Close() error {
 			err = s.hs.Close()
 		}
 		<-s.done
+		if derr := s.demux.close(); err == nil && derr != nil && !errors.Is(derr, net.ErrClosed) {
+			err = derr
+		}
 		s.sockMu.Lock()
 		s.sockShut = true
 		s.sockMu.Unlock()

@@ -1,0 +1,65 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/pipeline"
+	"github.com/deskcast/deskcast/rtc"
+	"github.com/deskcast/deskcast/web"
+)
+
+// h264Track is the WebRTC viewers' encoding: H.264 delivered in order from a
+// keyframe; its encoder runs only while a WebRTC viewer watches.
+func h264Track(fps int) pipeline.TrackOptions {
+	return pipeline.TrackOptions{
+		Name:     "h264",
+		Encoder:  func() (media.Encoder, error) { return h264.New(h264.Options{FPS: min(max(fps, 1), 60)}) },
+		Delivery: pipeline.FromKeyframe,
+	}
+}
+
+// startWebRTC adds the H.264 track and the WebRTC server behind srv's WHEP
+// routes, on srv's port (UDP, and ICE-TCP off its listener). Without
+// OpenH264, or when the UDP port is taken, WebRTC stays off and the status
+// says why; the share goes on over MJPEG.
+func (e *Engine) startWebRTC(sh *share) {
+	if err := h264.Available(); err != nil {
+		sh.srv.SetWebRTCUnavailable(err.Error())
+		e.log.Info("WebRTC off", "why", err)
+		return
+	}
+	track := sh.pipe.Track(h264Track(e.settings.FPS))
+	r, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: track}, UDPPort: sh.srv.Port(),
+		TCP: sh.srv.ICETCP(), Logger: e.log})
+	if err != nil {
+		sh.srv.SetWebRTCUnavailable(err.Error())
+		e.log.Warn("WebRTC off", "why", err)
+		return
+	}
+	sh.h264, sh.rtc = track, r
+	sh.srv.SetWebRTC(whep{r}, []string{string(media.H264)})
+}
+
+// whep is the rtc server as web sees it: rtc's errors told in web's words.
+type whep struct{ *rtc.Server }
+
+func (w whep) Offer(ctx context.Context, offer string, v fanout.SubscriberInfo, release func()) (string, string, error) {
+	answer, id, err := w.Server.Offer(ctx, offer, v, release)
+	if errors.Is(err, rtc.ErrBadOffer) {
+		err = fmt.Errorf("%w: %w", web.ErrBadOffer, err)
+	}
+	return answer, id, err
+}
+
+func (w whep) End(id string) error {
+	err := w.Server.End(id)
+	if errors.Is(err, rtc.ErrNoSession) {
+		err = fmt.Errorf("%w: %w", web.ErrNoSession, err)
+	}
+	return err
+}

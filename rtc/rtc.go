@@ -1,0 +1,303 @@
+// Package rtc serves viewers over WebRTC: one PeerConnection per viewer,
+// fed from encoded frames shared by every viewer and packetized per viewer.
+package rtc
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
+)
+
+// PlayoutDelayURI is the RTP header extension that tells the receiver how
+// long it may buffer; rtc sends min = max = 0 (render at once). Chromium
+// honours it only when max ≤ 500 ms.
+const PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay"
+
+// Errors of Offer and End.
+var (
+	ErrNoSession = errors.New("no such WebRTC session")
+	ErrBadOffer  = errors.New("bad SDP offer")
+	ErrClosed    = errors.New("WebRTC server closed")
+)
+
+// Track is one encoding viewers can watch: its fan-out (delivering in order
+// from a keyframe) and a way to ask its encoder for a keyframe. A
+// *pipeline.Track is one.
+type Track interface {
+	Subscribe(info fanout.SubscriberInfo) (*fanout.Subscriber[*media.Frame], error)
+	RequestKeyframe()
+}
+
+// Viewer says who is behind a session.
+type Viewer = fanout.SubscriberInfo
+
+// Config sets up a Server; zero values pick the defaults.
+type Config struct {
+	// Tracks are the encodings on offer, one per codec (H.264 now; VP8
+	// later). A viewer gets the first of them its offer lists.
+	Tracks map[media.Codec]Track
+	// UDPPort is where every viewer's media goes over UDP (ICE UDP mux on
+	// all interfaces), the HTTP port's number; 0 picks a free port per interface.
+	UDPPort int
+	// TCP, if not nil, brings ICE-TCP connections (RFC 4571 framing), e.g.
+	// demultiplexed off the HTTP listener. The server closes it.
+	TCP net.Listener
+	// Loopback offers loopback candidates too (tests; a viewer on this computer).
+	Loopback bool
+	// PaceRate caps each viewer's send rate in bit/s, so a burst (an IDR)
+	// goes out spread over time rather than filling the shared UDP socket's
+	// buffer at once; 0 means 30 Mbit/s.
+	PaceRate int
+	Logger   *slog.Logger
+}
+
+// Server holds one pion API (one UDP socket, one ICE-TCP listener) for
+// every viewer's PeerConnection.
+type Server struct {
+	cfg    Config
+	log    *slog.Logger
+	api    *webrtc.API
+	udp    ice.UDPMux
+	tcp    ice.TCPMux
+	codecs []codecInfo // those of cfg.Tracks, in preference order
+
+	mu       sync.Mutex
+	sessions map[string]*session
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// codecInfo is how one media.Codec goes over RTP.
+type codecInfo struct {
+	codec  media.Codec
+	params webrtc.RTPCodecParameters
+}
+
+var feedback = []webrtc.RTCPFeedback{
+	{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"}, {Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+// knownCodecs are the codecs rtc can packetize, in preference order.
+var knownCodecs = []codecInfo{
+	{media.H264, webrtc.RTPCodecParameters{PayloadType: 102, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		// Constrained Baseline, level 3.1 announced (the level is what
+		// browsers decode at least; codec/h264 sets its own in the SPS).
+		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		RTCPFeedback: feedback}}},
+	{media.VP8, webrtc.RTPCodecParameters{PayloadType: 96, RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: feedback}}},
+}
+
+// New sets up the server: the UDP mux listens on cfg.UDPPort at once.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.PaceRate <= 0 {
+		cfg.PaceRate = 30_000_000
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}}
+	m := &webrtc.MediaEngine{}
+	for _, c := range knownCodecs {
+		if cfg.Tracks[c.codec] == nil {
+			continue
+		}
+		if err := m.RegisterCodec(c.params, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, fmt.Errorf("registering %s: %w", c.codec, err)
+		}
+		s.codecs = append(s.codecs, c)
+	}
+	if len(s.codecs) == 0 {
+		return nil, errors.New("rtc: no track to send")
+	}
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, err
+	}
+	reg := &interceptor.Registry{}
+	// The send side only: a NACK responder with its packet cache, sender
+	// reports, and transport-wide sequence numbers for the viewer's TWCC.
+	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(1024))
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(responder)
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+		return nil, err
+	}
+
+	logs := &pionLogs{cfg.Logger}
+	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")),
+		// A 4 MB send buffer: many viewers' paced packets share it.
+		ice.UDPMuxFromPortWithWriteBufferSize(4 << 20), ice.UDPMuxFromPortWithReadBufferSize(1 << 20)}
+	if cfg.Loopback {
+		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
+	}
+	udp, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("listening for WebRTC on UDP port %d: %w", cfg.UDPPort, err)
+	}
+	s.udp = udp
+	se := webrtc.SettingEngine{LoggerFactory: logs}
+	se.SetICEUDPMux(udp)
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if cfg.TCP != nil {
+		s.tcp = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), cfg.TCP, 32)
+		se.SetICETCPMux(s.tcp)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	// A LAN needs no STUN or TURN: host candidates, and the viewers' mDNS
+	// ones resolved. A viewer gone silent is dropped within 10 s.
+	se.SetICETimeouts(4*time.Second, 10*time.Second, 2*time.Second)
+	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	return s, nil
+}
+
+// Codecs returns the codecs on offer, in preference order.
+func (s *Server) Codecs() []media.Codec {
+	out := make([]media.Codec, len(s.codecs))
+	for i, c := range s.codecs {
+		out[i] = c.codec
+	}
+	return out
+}
+
+// badOffer wraps ErrBadOffer with the reason.
+func badOffer(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadOffer, fmt.Sprintf(format, a...))
+}
+
+// Offer answers a viewer's SDP offer with a new PeerConnection and returns
+// the answer (with every host candidate in it) and the session's ID. The
+// PeerConnection lives until ctx ends, End is called, the viewer goes away
+// or the server closes; release is called once when it is gone, also when
+// Offer fails.
+func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func()) (answer, id string, err error) {
+	if release == nil {
+		release = func() {}
+	}
+	codec, err := chooseCodec(offer, s.cfg.Tracks)
+	if err != nil {
+		release()
+		return "", "", fmt.Errorf("%w: %w", ErrBadOffer, err)
+	}
+	var c codecInfo
+	for _, k := range s.codecs {
+		if k.codec == codec {
+			c = k
+		}
+	}
+	sess, err := s.newSession(v, c, release)
+	if err != nil {
+		release()
+		return "", "", err
+	}
+	answer, err = sess.negotiate(ctx, offer)
+	if err != nil {
+		sess.close()
+		<-sess.done
+		return "", "", err
+	}
+	if v.Since.IsZero() {
+		v.Since = time.Now()
+	}
+	stop := context.AfterFunc(ctx, sess.close)
+	go func() {
+		<-sess.done
+		stop()
+	}()
+	s.log.Info("WebRTC viewer", "id", sess.id, "addr", v.Addr, "codec", c.codec)
+	return answer, sess.id, nil
+}
+
+// End closes a session (WHEP's DELETE) and waits until its PeerConnection is gone.
+func (s *Server) End(id string) error {
+	s.mu.Lock()
+	sess := s.sessions[id]
+	s.mu.Unlock()
+	if sess == nil {
+		return ErrNoSession
+	}
+	sess.close()
+	<-sess.done
+	return nil
+}
+
+// Sessions returns the number of open sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}
+
+// SessionStats is one session's counters.
+type SessionStats struct {
+	ID      string      `json:"id"`
+	Viewer  Viewer      `json:"viewer"`
+	Codec   media.Codec `json:"codec"`
+	State   string      `json:"state"`
+	Frames  uint64      `json:"frames"`
+	Bytes   uint64      `json:"bytes"`
+	Packets uint64      `json:"packets"`
+	NACKs   uint64      `json:"nacks"` // packets the viewer asked to have again
+	PLIs    uint64      `json:"plis"`  // keyframe requests (PLI and FIR)
+	Skipped uint64      `json:"skipped"`
+}
+
+// Stats returns every session's counters.
+func (s *Server) Stats() []SessionStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]SessionStats, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		out = append(out, sess.stats())
+	}
+	return out
+}
+
+// Close closes every session and the sockets, and waits for all of it.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	all := make([]*session, 0, len(s.sessions))
+	for _, sess := range s.sessions {
+		all = append(all, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range all {
+		sess.close()
+	}
+	s.wg.Wait()
+	err := s.udp.Close()
+	if s.tcp != nil {
+		if e := s.tcp.Close(); err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+func newID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
