@@ -46,12 +46,39 @@ func consoleErrors(t *testing.T, ctx context.Context) func() []string {
 	}
 }
 
-// webrtcStatus is the server's "webrtc" field in /api/status (nil without it).
-func webrtcStatus(t *testing.T, base string) *struct {
+type rtcStatus struct {
 	Available bool     `json:"available"`
 	Why       string   `json:"why"`
+	Sessions  int      `json:"sessions"`
 	Codecs    []string `json:"codecs"`
-} {
+}
+
+// waitSessions waits until the server holds n WebRTC sessions.
+func waitSessions(t *testing.T, base string, n int, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		w := webrtcStatus(t, base)
+		if w != nil && w.Sessions == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webrtc status %+v, want %d sessions", w, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// onNewDocument runs js in the page before its own scripts.
+func onNewDocument(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	})
+}
+
+// webrtcStatus is the server's "webrtc" field in /api/status (nil without it).
+func webrtcStatus(t *testing.T, base string) *rtcStatus {
 	t.Helper()
 	resp, err := http.Get(base + "/api/status?t=" + token)
 	if err != nil {
@@ -59,11 +86,7 @@ func webrtcStatus(t *testing.T, base string) *struct {
 	}
 	defer resp.Body.Close()
 	var st struct {
-		WebRTC *struct {
-			Available bool     `json:"available"`
-			Why       string   `json:"why"`
-			Codecs    []string `json:"codecs"`
-		} `json:"webrtc"`
+		WebRTC *rtcStatus `json:"webrtc"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
@@ -137,12 +160,7 @@ func TestWebRTCFallbackWithoutPeerConnection(t *testing.T) {
 	_, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80})
 	w := webrtcStatus(t, base)
 	t.Logf("server's webrtc status: %+v", w)
-	noRTC := chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`,
-		})
-		return err
-	})
+	noRTC := onNewDocument(`delete window.RTCPeerConnection; delete window.webkitRTCPeerConnection;`)
 	start := time.Now()
 	ctx, errs := openPage(t, base, "/?t="+token, noRTC)
 	if eval[bool](t, ctx, "'RTCPeerConnection' in window") {
@@ -162,6 +180,70 @@ func TestWebRTCFallbackWithoutPeerConnection(t *testing.T) {
 	x.Fill(blue)
 	waitPage(t, ctx, 5*time.Second, map[image.Point]color.RGBA{centre: blue})
 	noConsoleErrors(t, errs)
+
+	t.Run("forced WebRTC does not fall back", func(t *testing.T) {
+		if w == nil || !w.Available {
+			t.Skip("the server offers no WebRTC")
+		}
+		ctx, _ := openPage(t, base, "/?transport=webrtc&t="+token, noRTC)
+		waitCard(t, ctx, "No picture over WebRTC")
+		if eval[bool](t, ctx, "!!document.getElementById('screen').getAttribute('src')") {
+			t.Error("MJPEG opened though ?transport=webrtc")
+		}
+	})
+}
+
+// TestWebRTCFallbackWhenItFails: a session that cannot connect (no ICE
+// candidate either way, as when the media ports are blocked) falls back to
+// MJPEG after ~3 s; so does a refused offer. The server's session ends
+// (DELETE) in both cases, and when the page goes away.
+func TestWebRTCFallbackWhenItFails(t *testing.T) {
+	x := testenv.StartX(t, 640, 480)
+	x.Fill(green)
+	_, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80})
+	if w := webrtcStatus(t, base); w == nil || !w.Available {
+		t.Skipf("the server offers no WebRTC: %+v", w)
+	}
+	for _, c := range []struct{ name, js, why string }{
+		{"not connected", `(function () {
+			var strip = function (sdp) { return sdp.replace(/a=candidate:[^\r\n]*\r?\n/g, ''); };
+			var send = XMLHttpRequest.prototype.send;
+			XMLHttpRequest.prototype.send = function (b) { return send.call(this, typeof b === 'string' ? strip(b) : b); };
+			var srd = RTCPeerConnection.prototype.setRemoteDescription;
+			RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+				return srd.call(this, {type: d.type, sdp: strip(d.sdp)});
+			};
+		})()`, "not connected within 3 s"},
+		{"offer refused", `(function () {
+			var send = XMLHttpRequest.prototype.send;
+			XMLHttpRequest.prototype.send = function (b) { return send.call(this, typeof b === 'string' ? 'v=0\r\nnonsense\r\n' : b); };
+		})()`, "POST /whep: 400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Now()
+			ctx, errs := openPage(t, base, "/?t="+token, onNewDocument(c.js))
+			centre := fit(t, ctx, 640, 480)(320, 240)
+			waitJS(t, ctx, 5*time.Second, mjpegShown)
+			waitPage(t, ctx, 2*time.Second, map[image.Point]color.RGBA{centre: green})
+			t.Logf("MJPEG picture %v after the page was opened", time.Since(start).Round(time.Millisecond))
+			waitStats(t, ctx, 3*time.Second, "transport  MJPEG (WebRTC: "+c.why)
+			waitSessions(t, base, 0, 3*time.Second)
+			// Still MJPEG a while later: the page does not try again by itself.
+			time.Sleep(1500 * time.Millisecond)
+			waitJS(t, ctx, time.Second, mjpegShown)
+			_ = errs // the refused POST logs a 400 in the console, as any failed request does
+		})
+	}
+	t.Run("leaving ends the session", func(t *testing.T) {
+		ctx, errs := openPage(t, base, "/?t="+token)
+		waitJS(t, ctx, 5*time.Second, "window.deskcast.rtc.playing")
+		waitSessions(t, base, 1, 2*time.Second)
+		if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+			t.Fatal(err)
+		}
+		waitSessions(t, base, 0, 3*time.Second)
+		noConsoleErrors(t, errs)
+	})
 }
 
 // TestWebRTCForcedMJPEG: ?transport=mjpeg keeps to MJPEG, and so does the
@@ -193,6 +275,7 @@ func TestWebRTCForcedMJPEG(t *testing.T) {
 		}
 		waitJS(t, ctx, 5*time.Second, mjpegShown)
 		waitStats(t, ctx, 3*time.Second, "transport  MJPEG (WebRTC: off in compatibility mode)")
+		waitSessions(t, base, 0, 3*time.Second)
 		if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
 			t.Fatal(err)
 		}
