@@ -59,7 +59,8 @@
   stats.render = function (st, rtt) {
     var audio = dc.audio;
     statsBox.textContent = picture(st, rtt) +
-      'viewers    ' + st.viewers + '\n' +
+      // st.viewers counts the MJPEG streams; the WebRTC sessions come on top.
+      'viewers    ' + (st.viewers + (st.webrtc && st.webrtc.sessions || 0)) + '\n' +
       'monitor    ' + st.monitor +
       (audio.ctx && audio.wanted ?
         '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
