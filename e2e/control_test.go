@@ -897,8 +897,8 @@ func TestControlRefused(t *testing.T) {
 
 	t.Run("control off", func(t *testing.T) {
 		p := openControl(t, engine.Settings{FPS: 30, Quality: 80}, 800, 600)
-		waitJS(t, p.ctx, 5*time.Second, "window.deskcast.control.w > 0") // the page has read a status
-		time.Sleep(1200 * time.Millisecond)                              // and the next one
+		waitJS(t, p.ctx, 5*time.Second, "!!window.deskcast.picture.status") // the page has read a status
+		time.Sleep(1200 * time.Millisecond)                                 // and the next one
 		if !eval[bool](t, p.ctx, "window.deskcast.control.ws === null && document.getElementById('control-banner').hidden") {
 			t.Fatal("with control off the page opened /ws/control or shows the banner")
 		}
