@@ -254,12 +254,12 @@ func TestSoundInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitEval(t, ctx, "the audio-only card and no picture",
-			`!document.getElementById('audio-card').hidden && !document.getElementById('screen').getAttribute('src')`)
+			`!document.getElementById('audio-card').hidden && !document.getElementById('screen').getAttribute('src') && !document.getElementById('video')`)
 		peak(880)
 		if err := e.SetMode(access.ModeScreenAudio); err != nil {
 			t.Fatal(err)
 		}
-		waitEval(t, ctx, "the picture back", `document.getElementById('audio-card').hidden && !!document.getElementById('screen').getAttribute('src')`)
+		waitEval(t, ctx, "the picture back", `document.getElementById('audio-card').hidden && (!!document.getElementById('screen').getAttribute('src') || !!document.getElementById('video'))`)
 	})
 }
 

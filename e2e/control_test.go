@@ -78,7 +78,8 @@ func openControl(t *testing.T, s engine.Settings, vw, vh int, setup ...chromedp.
 	if err := chromedp.Do(p.ctx, append(steps, chromedp.Navigate(base+"/?t="+token))...); err != nil {
 		t.Fatal(err)
 	}
-	waitJS(t, p.ctx, 10*time.Second, "document.getElementById('screen').naturalWidth > 0")
+	// The picture: the MJPEG <img> or, when the server offers WebRTC, the <video>.
+	waitJS(t, p.ctx, 10*time.Second, "window.deskcast.picture.size().w > 0")
 	waitCard(t, p.ctx, "") // the card sits over the picture's centre until the first frame
 	p.vw, p.vh = eval[float64](t, p.ctx, "window.innerWidth"), eval[float64](t, p.ctx, "window.innerHeight")
 	if p.vw != float64(vw) || p.vh != float64(vh) {
@@ -175,7 +176,7 @@ func (p *controlPage) onPicture(t *testing.T, pt image.Point) {
 	t.Helper()
 	x, y := p.page(pt)
 	js := fmt.Sprintf("(function (e) { return e ? e.tagName + '#' + e.id : 'nothing'; })(document.elementFromPoint(%g, %g))", x, y)
-	if el := eval[string](t, p.ctx, js); el != "IMG#screen" {
+	if el := eval[string](t, p.ctx, js); el != "IMG#screen" && el != "VIDEO#video" {
 		t.Fatalf("screen point %v is page point %.1f,%.1f, where the page shows %s, not the picture", pt, x, y, el)
 	}
 }
@@ -372,7 +373,7 @@ func TestControlPointer(t *testing.T) {
 				}
 				p.dpr = tc.scale
 			}
-			if w := eval[int](t, p.ctx, "document.getElementById('screen').naturalWidth"); s.MaxWidth > 0 && w != s.MaxWidth {
+			if w := eval[int](t, p.ctx, "window.deskcast.picture.size().w"); s.MaxWidth > 0 && w != s.MaxWidth {
 				t.Fatalf("picture is %d wide, want the downscaled %d", w, s.MaxWidth)
 			}
 			p.grant(t)
@@ -896,8 +897,8 @@ func TestControlRefused(t *testing.T) {
 
 	t.Run("control off", func(t *testing.T) {
 		p := openControl(t, engine.Settings{FPS: 30, Quality: 80}, 800, 600)
-		waitJS(t, p.ctx, 5*time.Second, "window.deskcast.control.w > 0") // the page has read a status
-		time.Sleep(1200 * time.Millisecond)                              // and the next one
+		waitJS(t, p.ctx, 5*time.Second, "!!window.deskcast.picture.status") // the page has read a status
+		time.Sleep(1200 * time.Millisecond)                                 // and the next one
 		if !eval[bool](t, p.ctx, "window.deskcast.control.ws === null && document.getElementById('control-banner').hidden") {
 			t.Fatal("with control off the page opened /ws/control or shows the banner")
 		}

@@ -6,7 +6,6 @@
 // zoom, letterboxing and the stream's downscale do not matter.
 (function (dc) {
   'use strict';
-  var img = document.getElementById('screen');
   var stage = document.getElementById('stage');
   var banner = document.getElementById('control-banner');
   var kbdBtn = document.getElementById('btn-kbd');
@@ -53,11 +52,13 @@
   }
   function trunc(v) { return v < 0 ? Math.ceil(v) : Math.floor(v); }
   function clamp01(v) { return Math.max(0, Math.min(0.99999, v)); }
-  // frac maps a point of the page to fractions of the shown picture: null
-  // outside it, or (clamp) the nearest edge, so a drag that ends outside still lets go.
+  // frac maps a point of the page to fractions of the shown picture (the
+  // MJPEG <img> or the WebRTC <video>, both fitted with object-fit: contain):
+  // null outside it, or (clamp) the nearest edge, so a drag that ends outside still lets go.
   function frac(cx, cy, clamp) {
-    var r = img.getBoundingClientRect();
-    var nw = img.naturalWidth || ctl.w, nh = img.naturalHeight || ctl.h;
+    var el = dc.picture.el(), size = dc.picture.size();
+    var r = el.getBoundingClientRect();
+    var nw = size.w || ctl.w, nh = size.h || ctl.h;
     if (!nw || !nh || !r.width || !r.height) return null;
     var s = Math.min(r.width / nw, r.height / nh), w = nw * s, h = nh * s;
     var x = (cx - r.left - (r.width - w) / 2) / w, y = (cy - r.top - (r.height - h) / 2) / h;

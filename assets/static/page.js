@@ -2,8 +2,8 @@
 // link's token, the page's id and the message card.
 //
 // Plain ES5 on purpose: TV and old phone browsers must run it. No modules and
-// no build step: index.html loads page.js, picture.js, sound.js, control.js,
-// stats.js and viewer.js in that order. Each file adds its part to
+// no build step: index.html loads page.js, picture.js, webrtc.js, sound.js,
+// control.js, stats.js and viewer.js in that order. Each file adds its part to
 // window.deskcast and does nothing on its own; viewer.js starts them all.
 (function () {
   'use strict';
@@ -22,9 +22,11 @@
     return s;
   }
 
-  // param returns the query parameter name of the page's address, or ''.
+  // param returns the query parameter name of the page's address as it was
+  // opened (init takes the token out of the address bar), or ''.
+  var search = location.search;
   page.param = function (name) {
-    var m = new RegExp('[?&]' + name + '=([^&]*)').exec(location.search);
+    var m = new RegExp('[?&]' + name + '=([^&]*)').exec(search);
     return m ? decodeURIComponent(m[1]) : '';
   };
 
@@ -32,7 +34,9 @@
   page.init = function () {
     // The server set a cookie from ?t=; drop the token from the address bar and history.
     page.token = page.param('t');
-    if (page.token && window.history && history.replaceState) history.replaceState(null, '', location.pathname);
+    // The other parameters (transport=, stats=) stay, so a reload keeps them.
+    var rest = search.replace(/^\?/, '').split('&').filter(function (kv) { return kv && kv.indexOf('t=') !== 0; }).join('&');
+    if (page.token && window.history && history.replaceState) history.replaceState(null, '', location.pathname + (rest ? '?' + rest : ''));
     page.auth = (page.token && navigator.cookieEnabled === false) ? '&t=' + encodeURIComponent(page.token) : '';
     page.id = randomId();
   };

@@ -16,9 +16,28 @@
   stats.shown = function () { return !statsBox.hidden; };
   stats.toggle = function () { statsBox.hidden = !statsBox.hidden; };
 
-  // render fills the overlay from a status and the round trip (ms) that fetched it.
-  stats.render = function (st, rtt) {
-    var audio = dc.audio;
+  // picture returns the overlay's lines on the picture: for WebRTC from the
+  // browser's own counters (webrtc.js reads getStats once a second), for
+  // MJPEG from the server's counters for this page's stream.
+  function picture(st, rtt) {
+    var pic = dc.picture, r = dc.rtc.stats;
+    if (pic.transport === 'webrtc') {
+      var head = 'transport  WebRTC' + (dc.rtc.playing ? '' : ' (connecting…)') + '\n';
+      if (!r) return head;
+      // Capture and encode on the presenter, half the round trip, the jitter buffer and a frame's decode.
+      var lat = st.grab_ms + st.encode_ms + rtt / 2 + r.jitterMs + r.decodeMs;
+      return head +
+        'codec      ' + (r.codec || '?') + (r.decoder ? ' (' + r.decoder + ')' : '') + '\n' +
+        'fps        ' + Math.round(r.fps) + ' (capture ' + st.fps + ')\n' +
+        'resolution ' + (r.width || st.width) + '×' + (r.height || st.height) + '\n' +
+        'latency    ≈' + Math.round(lat) + ' ms (rtt ' + Math.round(rtt) + ' ms)\n' +
+        'bitrate    ' + (r.bitrate / 1e6).toFixed(2) + ' Mbit/s\n' +
+        'decode     ' + r.decodeMs.toFixed(1) + ' ms/frame\n' +
+        'jitter buf ' + Math.round(r.jitterMs) + ' ms\n' +
+        'lost       ' + r.packetsLost + ' packets (' + r.nacks + ' NACKs, ' + r.plis + ' PLIs)\n' +
+        'dropped    ' + r.framesDropped + ' frames\n' +
+        'decoded    ' + r.framesDecoded + ' frames (' + r.keyFrames + ' key), ' + fmtBytes(r.bytes) + '\n';
+    }
     var you = st.you || { fps: 0, frames: 0, dropped: 0, bytes: 0 };
     var now = Date.now();
     var rate = lastPoll ? (you.bytes - lastBytes) * 8 / ((now - lastPoll) / 1000) : 0;
@@ -26,14 +45,22 @@
     lastPoll = now;
     // Capture and encode time on the presenter, half the round trip, and a frame's decode.
     var latency = st.grab_ms + st.encode_ms + rtt / 2 + 5;
-    statsBox.textContent =
+    return 'transport  MJPEG' + (pic.why ? ' (WebRTC: ' + pic.why + ')' : '') + '\n' +
+      'codec      jpeg\n' +
       'fps        ' + you.fps + ' (capture ' + st.fps + ')\n' +
       'resolution ' + st.width + '×' + st.height + '\n' +
       'latency    ≈' + Math.round(latency) + ' ms (rtt ' + Math.round(rtt) + ' ms)\n' +
       'bitrate    ' + (rate / 1e6).toFixed(2) + ' Mbit/s\n' +
       'received   ' + you.frames + ' frames, ' + fmtBytes(you.bytes) + '\n' +
-      'dropped    ' + you.dropped + '\n' +
-      'viewers    ' + st.viewers + '\n' +
+      'dropped    ' + you.dropped + '\n';
+  }
+
+  // render fills the overlay from a status and the round trip (ms) that fetched it.
+  stats.render = function (st, rtt) {
+    var audio = dc.audio;
+    statsBox.textContent = picture(st, rtt) +
+      // st.viewers counts the MJPEG streams; the WebRTC sessions come on top.
+      'viewers    ' + (st.viewers + (st.webrtc && st.webrtc.sessions || 0)) + '\n' +
       'monitor    ' + st.monitor +
       (audio.ctx && audio.wanted ?
         '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +

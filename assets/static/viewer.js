@@ -10,7 +10,7 @@
 
   function onStatus(st, rtt) {
     failures = 0;
-    picture.online();
+    picture.online(st);
     sound.applyMode(st);
     picture.applyMode(st);
     remote.applyMode(st);
@@ -18,8 +18,10 @@
       page.show('Paused', 'The presenter paused sharing. The picture comes back when they resume.');
     } else if (st.state === 'error') {
       page.show('Screen capture problem', st.error + ' — retrying…');
-    } else if (picture.video && !(st.you && st.you.frames > 0)) {
-      page.show('Connecting…', '');
+    } else if (picture.video && !picture.hasFrame(st)) {
+      // A forced WebRTC that failed says why (it retries); otherwise the picture is on its way.
+      if (picture.transport === 'webrtc' && picture.why) page.show('No picture over WebRTC', picture.why + ' — retrying…');
+      else page.show('Connecting…', '');
     } else {
       page.hide();
     }
@@ -79,8 +81,8 @@
       el.requestFullscreen();
     } else if (el.webkitRequestFullscreen) {
       el.webkitRequestFullscreen();
-    } else if (picture.img.webkitEnterFullscreen) {
-      picture.img.webkitEnterFullscreen(); // iPhone
+    } else if (picture.el().webkitEnterFullscreen) {
+      picture.el().webkitEnterFullscreen(); // iPhone (a <video> only)
     }
   }
 

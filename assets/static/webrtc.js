@@ -1,0 +1,251 @@
+// Deskcast viewer, webrtc.js: the picture as H.264 over WebRTC, signalled
+// with WHEP (POST /whep with an SDP offer, DELETE on the answer's Location
+// to end it). Receive-only, no ICE servers: on a LAN the host candidates do.
+// picture.js decides when to use it and falls back to MJPEG when it fails.
+(function (dc) {
+  'use strict';
+  var CONNECT_MS = 3000, DOWN_MS = 2000, STALL_MS = 3000, GATHER_MS = 1000;
+
+  // window.deskcast.rtc: the current session (pc, its <video>, the WHEP
+  // resource), and the inbound video's figures from getStats, once a second.
+  // The end-to-end tests read them.
+  var rtc = dc.rtc = { pc: null, video: null, location: '', playing: false, stats: null };
+  var session = 0; // each attempt's number: callbacks from an old one do nothing
+  var timers = [], statsTimer = 0, downSince = 0, stallSince = 0, lastDecoded = -1, prev = null;
+  var onFail = null;
+
+  // supported reports whether this browser can receive WebRTC video, or why not.
+  rtc.unsupported = function () {
+    if (!window.RTCPeerConnection) return 'no RTCPeerConnection in this browser';
+    if (!RTCPeerConnection.prototype.addTransceiver) return 'this browser\'s WebRTC is too old (no addTransceiver)';
+    return '';
+  };
+
+  function later(fn, ms) { timers.push(setTimeout(fn, ms)); }
+
+  // fail ends the attempt and tells picture.js why, once.
+  function fail(id, why) {
+    if (id !== session) return;
+    var cb = onFail;
+    rtc.stop();
+    if (cb) cb(why);
+  }
+
+  // start opens a session: onFrame is called once the first frame is
+  // decoded (with the <video> to show), onFail(reason) when it fails at any
+  // time; after either failure the session is already stopped.
+  rtc.start = function (frame, failed) {
+    rtc.stop();
+    var id = ++session;
+    onFail = failed;
+    var why = rtc.unsupported();
+    if (why) { later(function () { fail(id, why); }, 0); return; }
+    var pc;
+    try {
+      pc = new RTCPeerConnection({});
+    } catch (e) {
+      later(function () { fail(id, 'RTCPeerConnection: ' + e.message); }, 0);
+      return;
+    }
+    rtc.pc = pc;
+    rtc.playing = false;
+    rtc.stats = null;
+    prev = null; lastDecoded = -1; downSince = 0; stallSince = 0;
+    var tr = pc.addTransceiver('video', { direction: 'recvonly' });
+    var video = document.createElement('video');
+    video.id = 'video';
+    video.className = 'screen';
+    video.autoplay = video.muted = video.playsInline = true;
+    video.setAttribute('autoplay', '');
+    video.setAttribute('muted', '');
+    video.setAttribute('playsinline', '');
+    rtc.video = video;
+    if (window.MediaStream && tr.receiver && tr.receiver.track) {
+      video.srcObject = new MediaStream([tr.receiver.track]);
+    } else {
+      pc.ontrack = function (e) { if (id === session) video.srcObject = e.streams[0] || new MediaStream([e.track]); };
+    }
+    var shown = false;
+    function first() {
+      if (shown || id !== session) return;
+      shown = true;
+      rtc.playing = true;
+      frame(video);
+    }
+    if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(first);
+    else video.addEventListener('playing', first);
+
+    pc.onconnectionstatechange = function () {
+      if (id !== session) return;
+      var s = pc.connectionState;
+      if (s === 'failed' || s === 'disconnected' || s === 'closed') {
+        if (!downSince) downSince = Date.now();
+        if (s === 'closed') fail(id, 'the connection closed');
+        else later(function () {
+          if (downSince && Date.now() - downSince >= DOWN_MS) fail(id, 'the connection ' + pc.connectionState);
+        }, DOWN_MS + 50);
+      } else {
+        downSince = 0;
+      }
+    };
+    later(function () {
+      if (shown) return;
+      var s = pc.connectionState || pc.iceConnectionState;
+      fail(id, s === 'connected' || s === 'completed' ?
+        'no frame decoded within ' + CONNECT_MS / 1000 + ' s' :
+        'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
+    }, CONNECT_MS);
+
+    pc.createOffer().then(function (offer) {
+      return pc.setLocalDescription(offer);
+    }).then(function () {
+      return gathered(pc, GATHER_MS);
+    }).then(function () {
+      if (id !== session) return;
+      post(id, pc.localDescription.sdp, function (answer) {
+        pc.setRemoteDescription({ type: 'answer', sdp: answer }).then(function () {
+          if (id !== session) return;
+          var p = video.play && video.play();
+          if (p && p.catch) p.catch(function (e) { fail(id, 'the video does not play: ' + (e.name || e)); });
+        }, function (e) { fail(id, 'bad answer: ' + e.message); });
+      });
+    }).catch(function (e) { fail(id, 'offer: ' + (e && e.message || e)); });
+    statsTimer = setInterval(function () { poll(id); }, 1000);
+  };
+
+  // gathered resolves once ICE gathering is complete, or after ms.
+  function gathered(pc, ms) {
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      var t = setTimeout(resolve, ms);
+      pc.addEventListener('icegatheringstatechange', function () {
+        if (pc.iceGatheringState === 'complete') { clearTimeout(t); resolve(); }
+      });
+      pc.addEventListener('icecandidate', function (e) {
+        if (!e.candidate) { clearTimeout(t); resolve(); }
+      });
+    });
+  }
+
+  // withAuth adds the token to a request when the browser keeps no cookie.
+  function withAuth(xhr) {
+    if (dc.page.auth) xhr.setRequestHeader('Authorization', 'Bearer ' + dc.page.token);
+  }
+
+  // post sends the offer to /whep and hands the answer to done.
+  function post(id, sdp, done) {
+    var xhr = new XMLHttpRequest();
+    xhr.open('POST', 'whep?v=' + dc.picture.streamId(), true);
+    xhr.timeout = 4000;
+    xhr.setRequestHeader('Content-Type', 'application/sdp');
+    withAuth(xhr);
+    xhr.onload = function () {
+      var loc = xhr.getResponseHeader('Location') || '';
+      if (id !== session) { if (xhr.status === 201 && loc) end(loc); return; }
+      if (xhr.status !== 201) {
+        var text = (xhr.responseText || '').replace(/\s+/g, ' ').slice(0, 120);
+        return fail(id, 'POST /whep: ' + xhr.status + (text ? ' ' + text : ''));
+      }
+      rtc.location = loc;
+      done(xhr.responseText);
+    };
+    xhr.onerror = function () { fail(id, 'POST /whep: network error'); };
+    xhr.ontimeout = function () { fail(id, 'POST /whep: no answer'); };
+    xhr.send(sdp);
+  }
+
+  // end deletes the WHEP resource at loc; keepalive lets it outlive the page.
+  function end(loc) {
+    if (!loc) return;
+    var headers = {};
+    if (dc.page.auth) headers.Authorization = 'Bearer ' + dc.page.token;
+    if (window.fetch) {
+      fetch(loc, { method: 'DELETE', headers: headers, keepalive: true, credentials: 'same-origin' }).catch(function () {});
+      return;
+    }
+    var xhr = new XMLHttpRequest();
+    xhr.open('DELETE', loc, true);
+    withAuth(xhr);
+    xhr.send();
+  }
+
+  // stop ends the session (if any): DELETE on its resource, the PC closed,
+  // its <video> emptied. The caller takes the <video> out of the page.
+  rtc.stop = function () {
+    session++;
+    onFail = null;
+    for (var i = 0; i < timers.length; i++) clearTimeout(timers[i]);
+    timers = [];
+    clearInterval(statsTimer);
+    end(rtc.location);
+    rtc.location = '';
+    if (rtc.pc) { try { rtc.pc.close(); } catch (e) { /* closed already */ } }
+    if (rtc.video) { rtc.video.srcObject = null; }
+    rtc.pc = null;
+    rtc.playing = false;
+  };
+
+  // watch is called with each status: a picture that stopped moving while
+  // the presenter's screen changes is stuck, and the session fails.
+  rtc.watch = function (st) {
+    if (!rtc.pc || !rtc.playing || !rtc.stats) return;
+    var moving = st.state === 'sharing' && st.fps > 0;
+    if (moving && rtc.stats.framesDecoded === lastDecoded) {
+      if (!stallSince) stallSince = Date.now();
+      else if (Date.now() - stallSince >= STALL_MS) fail(session, 'no frame decoded for ' + STALL_MS / 1000 + ' s');
+    } else {
+      stallSince = 0;
+    }
+    lastDecoded = rtc.stats.framesDecoded;
+  };
+
+  // poll reads the inbound video's counters into rtc.stats.
+  function poll(id) {
+    var pc = rtc.pc;
+    if (!pc || id !== session || !pc.getStats) return;
+    pc.getStats().then(function (report) {
+      if (id !== session) return;
+      var inb = null, codecs = {};
+      report.forEach(function (s) {
+        if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') inb = s;
+        if (s.type === 'codec') codecs[s.id] = s;
+      });
+      if (!inb) return;
+      var c = codecs[inb.codecId];
+      var now = inb.timestamp || Date.now(), o = {
+        codec: c ? c.mimeType.replace(/^video\//i, '').toLowerCase() : '',
+        bytes: inb.bytesReceived || 0,
+        packets: inb.packetsReceived || 0,
+        packetsLost: inb.packetsLost || 0,
+        framesDecoded: inb.framesDecoded || 0,
+        framesDropped: inb.framesDropped || 0,
+        framesReceived: inb.framesReceived || 0,
+        keyFrames: inb.keyFramesDecoded || 0,
+        nacks: inb.nackCount || 0,
+        plis: inb.pliCount || 0,
+        width: inb.frameWidth || 0,
+        height: inb.frameHeight || 0,
+        fps: inb.framesPerSecond || 0,
+        decodeTime: inb.totalDecodeTime || 0,
+        jitterDelay: inb.jitterBufferDelay || 0,
+        jitterCount: inb.jitterBufferEmittedCount || 0,
+        decoder: inb.decoderImplementation || '',
+        bitrate: 0, decodeMs: 0, jitterMs: 0, time: now
+      };
+      if (prev) {
+        var dt = (now - prev.time) / 1000, df = o.framesDecoded - prev.framesDecoded, dj = o.jitterCount - prev.jitterCount;
+        o.bitrate = dt > 0 ? (o.bytes - prev.bytes) * 8 / dt : 0;
+        o.decodeMs = df > 0 ? (o.decodeTime - prev.decodeTime) * 1000 / df : prev.decodeMs;
+        o.jitterMs = dj > 0 ? (o.jitterDelay - prev.jitterDelay) * 1000 / dj : prev.jitterMs;
+      } else {
+        o.decodeMs = o.framesDecoded ? o.decodeTime * 1000 / o.framesDecoded : 0;
+        o.jitterMs = o.jitterCount ? o.jitterDelay * 1000 / o.jitterCount : 0;
+      }
+      prev = o;
+      rtc.stats = o;
+    }, function () {});
+  }
+
+  // The session ends with the page.
+  window.addEventListener('pagehide', function () { if (rtc.pc) rtc.stop(); });
+})(window.deskcast);
