@@ -42,7 +42,7 @@ func (e *Engine) startWebRTC(sh *share) {
 		return
 	}
 	sh.h264, sh.rtc = track, r
-	sh.srv.SetWebRTC(whep{r}, []string{string(media.H264)})
+	sh.srv.SetWebRTC(whep{r}, []string{string(media.H264)}, track.Hub)
 }
 
 // whep is the rtc server as web sees it: rtc's errors told in web's words.

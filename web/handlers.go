@@ -527,6 +527,19 @@ func (s *Server) Status() Status {
 	case err != nil:
 		st.State, st.Error = "error", err.Error()
 	}
+	// WebRTC viewers watch other tracks of the same pictures: count them too,
+	// and take the picture's figures from theirs when no MJPEG viewer watches.
+	if w := s.webrtc.Load(); w != nil && w.whep != nil {
+		st.Viewers += w.whep.Sessions()
+		for _, h := range w.video {
+			vs := h.Stats()
+			st.Capturing = st.Capturing || vs.Running
+			st.FPS = max(st.FPS, vs.FPS)
+			if bs.Last == nil && vs.Last != nil {
+				bs.Last = vs.Last
+			}
+		}
+	}
 	if f := bs.Last; f != nil {
 		st.Width, st.Height = f.Width, f.Height
 		st.GrabMS = float64(f.Grab.Microseconds()) / 1000

@@ -12,6 +12,7 @@ import (
 
 	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
 )
 
 // MaxOfferSize is the largest SDP offer POST /whep reads; a browser's is a few KB.
@@ -48,12 +49,16 @@ type WebRTCStatus struct {
 type webrtcState struct {
 	whep   WHEP
 	codecs []string
+	video  []*fanout.Hub[*media.Frame] // the WebRTC viewers' tracks, for the status's counters
 	why    string
 }
 
 // SetWebRTC serves WHEP viewers through w in the given codecs (e.g. "h264").
-func (s *Server) SetWebRTC(w WHEP, codecs []string) {
-	s.webrtc.Store(&webrtcState{whep: w, codecs: append([]string(nil), codecs...)})
+//
+// video are the tracks behind it, so that /api/status counts what WebRTC
+// viewers get (capturing, fps, size) as it does the MJPEG ones'.
+func (s *Server) SetWebRTC(w WHEP, codecs []string, video ...*fanout.Hub[*media.Frame]) {
+	s.webrtc.Store(&webrtcState{whep: w, codecs: append([]string(nil), codecs...), video: video})
 }
 
 // SetWebRTCUnavailable records why there is no WebRTC, for /api/status; POST /whep answers 503.

@@ -84,7 +84,7 @@ func startWHEP(t *testing.T, cfg web.Config) *whepServer {
 		}
 		pipe.Close()
 	})
-	ts.srv.SetWebRTC(whepAdapter{r}, []string{"h264"})
+	ts.srv.SetWebRTC(whepAdapter{r}, []string{"h264"}, track.Hub)
 	return &whepServer{testServer: ts, rtc: r}
 }
 
@@ -190,6 +190,11 @@ func TestWHEP(t *testing.T) {
 			st, _ := getStatus(t, ws.testServer, "")
 			if !st.WebRTC.Available || st.WebRTC.Sessions != 1 || len(st.WebRTC.Codecs) != 1 || st.WebRTC.Codecs[0] != "h264" {
 				t.Errorf("status webrtc %+v", st.WebRTC)
+			}
+			// With no MJPEG viewer, the status counts the WebRTC one and its picture.
+			if st.Viewers != 1 || !st.Capturing || st.Width == 0 || st.Height == 0 {
+				t.Errorf("status with one WebRTC viewer: viewers %d capturing %v size %dx%d; want 1, true, the picture's",
+					st.Viewers, st.Capturing, st.Width, st.Height)
 			}
 			if vs, _ := ws.srv.Viewers(); len(vs) != 1 || !vs[0].Present {
 				t.Errorf("viewers %+v, want one present", vs)

@@ -59,8 +59,7 @@
   stats.render = function (st, rtt) {
     var audio = dc.audio;
     statsBox.textContent = picture(st, rtt) +
-      // st.viewers counts the MJPEG streams; the WebRTC sessions come on top.
-      'viewers    ' + (st.viewers + (st.webrtc && st.webrtc.sessions || 0)) + '\n' +
+      'viewers    ' + st.viewers + '\n' +
       'monitor    ' + st.monitor +
       (audio.ctx && audio.wanted ?
         '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
