@@ -151,7 +151,7 @@ func TestEngines(t *testing.T) {
 						t.Errorf("address bar %q holds the token or the PIN", href)
 					}
 				}},
-				{"MJPEG picture", func(t *testing.T) {
+				{"picture", func(t *testing.T) {
 					at = fitIn(t, p, 640, 480)
 					d := shows(t, p, 10*time.Second, map[image.Point]color.RGBA{at(320, 240): red})
 					t.Logf("first picture after %v", d.Round(time.Millisecond))
@@ -203,6 +203,24 @@ func TestEngines(t *testing.T) {
 					}
 					if !has {
 						t.Logf("%s has no RTCPeerConnection: it can only watch MJPEG (the WebRTC fallback's case)", en.name)
+						return
+					}
+					// Firefox offers no H.264 (without its plugin): it must get
+					// the second codec, VP8, and decode frames of it.
+					deadline := time.Now().Add(10 * time.Second)
+					for {
+						got := value[string](t, p, "(window.deskcast.picture.transport || '') + ' ' + "+
+							"((window.deskcast.rtc.stats || {}).codec || '') + ' ' + ((window.deskcast.rtc.stats || {}).framesDecoded || 0)")
+						f := strings.Fields(got)
+						if len(f) == 3 && f[0] == "webrtc" && f[1] == "vp8" && f[2] != "0" {
+							t.Logf("%s plays WebRTC/VP8: %s frames decoded", en.name, f[2])
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("%s: transport, codec, frames decoded = %q; want webrtc vp8 and frames (why: %s)", en.name, got,
+								value[string](t, p, "window.deskcast.picture.why || ''"))
+						}
+						time.Sleep(200 * time.Millisecond)
 					}
 				}},
 				{"no console errors", func(t *testing.T) {

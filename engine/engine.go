@@ -85,6 +85,7 @@ type share struct {
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
 	h264  *pipeline.Track // nil when WebRTC is off
+	vp8   *pipeline.Track // nil when WebRTC or libvpx is off
 	rtc   *rtc.Server     // nil when WebRTC is off
 }
 
@@ -325,6 +326,9 @@ func (e *Engine) applyLocked(s Settings) error {
 		}
 		if s.FPS != old.FPS && sh.h264 != nil { // its rate control budgets each frame from the rate
 			sh.h264.SetEncoder(h264Track(s.FPS).Encoder)
+			if sh.vp8 != nil {
+				sh.vp8.SetEncoder(vp8Track(s.FPS).Encoder)
+			}
 		}
 		sh.pipe.SetSource(src)
 		sh.srv.SetMeta(e.meta())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/codec/vp8"
 	"github.com/deskcast/deskcast/fanout"
 	"github.com/deskcast/deskcast/media"
 	"github.com/deskcast/deskcast/pipeline"
@@ -23,10 +24,22 @@ func h264Track(fps int) pipeline.TrackOptions {
 	}
 }
 
-// startWebRTC adds the H.264 track and the WebRTC server behind srv's WHEP
-// routes, on srv's port (UDP, and ICE-TCP off its listener). Without
-// OpenH264, or when the UDP port is taken, WebRTC stays off and the status
-// says why; the share goes on over MJPEG.
+// vp8Track is the encoding for browsers without H.264 (Firefox without its
+// OpenH264 plugin): VP8 in order from a keyframe, run only while such a
+// viewer watches.
+func vp8Track(fps int) pipeline.TrackOptions {
+	return pipeline.TrackOptions{
+		Name:     "vp8",
+		Encoder:  func() (media.Encoder, error) { return vp8.New(vp8.Options{FPS: min(max(fps, 1), 60)}) },
+		Delivery: pipeline.FromKeyframe,
+	}
+}
+
+// startWebRTC adds the tracks (H.264, and VP8 where libvpx is built in) and
+// the WebRTC server behind srv's WHEP routes, on srv's port (UDP, and
+// ICE-TCP off its listener). Each viewer gets the first of them its browser
+// offers. Without OpenH264, or when the UDP port is taken, WebRTC stays off
+// and the status says why; the share goes on over MJPEG.
 func (e *Engine) startWebRTC(sh *share) {
 	if err := h264.Available(); err != nil {
 		sh.srv.SetWebRTCUnavailable(err.Error())
@@ -34,15 +47,23 @@ func (e *Engine) startWebRTC(sh *share) {
 		return
 	}
 	track := sh.pipe.Track(h264Track(e.settings.FPS))
-	r, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: track}, UDPPort: sh.srv.Port(),
-		TCP: sh.srv.ICETCP(), Logger: e.log})
+	tracks := map[media.Codec]rtc.Track{media.H264: track}
+	codecs, hubs := []string{string(media.H264)}, []*fanout.Hub[*media.Frame]{track.Hub}
+	if err := vp8.Available(); err == nil {
+		sh.vp8 = sh.pipe.Track(vp8Track(e.settings.FPS))
+		tracks[media.VP8] = sh.vp8
+		codecs, hubs = append(codecs, string(media.VP8)), append(hubs, sh.vp8.Hub)
+	} else {
+		e.log.Info("no VP8 for browsers without H.264", "why", err)
+	}
+	r, err := rtc.New(rtc.Config{Tracks: tracks, UDPPort: sh.srv.Port(), TCP: sh.srv.ICETCP(), Logger: e.log})
 	if err != nil {
 		sh.srv.SetWebRTCUnavailable(err.Error())
 		e.log.Warn("WebRTC off", "why", err)
 		return
 	}
 	sh.h264, sh.rtc = track, r
-	sh.srv.SetWebRTC(whep{r}, []string{string(media.H264)}, track.Hub)
+	sh.srv.SetWebRTC(whep{r}, codecs, hubs...)
 }
 
 // whep is the rtc server as web sees it: rtc's errors told in web's words.
