@@ -13,9 +13,9 @@ import (
 	"github.com/deskcast/deskcast/media"
 )
 
-// chooseCodec picks the codec to send a viewer: the first of its offer's
-// video section, in the viewer's order of preference, that the server has a
-// track for. Its errors say what is wrong with the offer, for the viewer.
+// chooseCodec picks the codec to send a viewer: of those its offer's video
+// section has and the server has a track for, the first in the server's
+// order of preference (knownCodecs: H.264, then VP8). Its errors say what is wrong with the offer, for the viewer.
 func chooseCodec(offer string, tracks map[media.Codec]Track) (media.Codec, error) {
 	if strings.TrimSpace(offer) == "" {
 		return "", errors.New("empty offer: send an SDP offer")
@@ -25,6 +25,7 @@ func chooseCodec(offer string, tracks map[media.Codec]Track) (media.Codec, error
 		return "", fmt.Errorf("not an SDP offer: %w", err)
 	}
 	var offered []string
+	acceptable := map[media.Codec]bool{}
 	video := false
 	for _, m := range d.MediaDescriptions {
 		if m.MediaName.Media != "video" || m.MediaName.Port.Value == 0 {
@@ -63,7 +64,15 @@ func chooseCodec(offer string, tracks map[media.Codec]Track) (media.Codec, error
 			if c == media.H264 && (fmtpValue(fmtp[pt], "packetization-mode") != "1" || !constrainedBaseline(fmtpValue(fmtp[pt], "profile-level-id"))) {
 				continue
 			}
-			return c, nil
+			acceptable[c] = true
+		}
+	}
+	// Ours is the choice among what both sides can do, not the browser's
+	// order: Chromium lists VP8 first, and H.264 is what phones decode in
+	// hardware.
+	for _, k := range knownCodecs {
+		if acceptable[k.codec] {
+			return k.codec, nil
 		}
 	}
 	if !video {
