@@ -57,7 +57,7 @@ func BenchmarkEncode1080p(b *testing.B) {
 			var frames []*media.Frame
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
-				p := src.picture(i)
+				p := src.Picture(i)
 				b.StartTimer()
 				f, err := enc.Encode(p)
 				if err != nil {
@@ -103,7 +103,7 @@ func report(b *testing.B, src source, frames []*media.Frame) {
 		if err != nil || img == nil {
 			b.Fatalf("decoding frame %d: %v", i, err)
 		}
-		p := src.picture(i)
+		p := src.Picture(i)
 		db := lumaPSNR(p, img)
 		p.Release()
 		sumDB += db

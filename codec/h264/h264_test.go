@@ -105,7 +105,7 @@ func TestSequence(t *testing.T) {
 				if i == 8 {
 					enc.ForceKeyframe()
 				}
-				p := s.picture(i)
+				p := s.Picture(i)
 				f := checked(t, enc, dec, p)
 				p.Release()
 				if i == 0 || i == 8 {
@@ -216,13 +216,13 @@ func TestForceKeyframeConcurrently(t *testing.T) {
 		}
 	}()
 	for i := range 20 {
-		checked(t, enc, dec, s.picture(i))
+		checked(t, enc, dec, s.Picture(i))
 	}
 	<-done
 	enc.ForceKeyframe()
 	enc.ForceKeyframe()
-	wantIDR(t, checked(t, enc, dec, s.picture(20)))
-	wantP(t, checked(t, enc, dec, s.picture(21)))
+	wantIDR(t, checked(t, enc, dec, s.Picture(20)))
+	wantP(t, checked(t, enc, dec, s.Picture(21)))
 }
 
 func TestBadInput(t *testing.T) {

@@ -110,7 +110,7 @@ func TestSequence(t *testing.T) {
 					if i == 10 {
 						enc.ForceKeyframe()
 					}
-					p := src.picture(i)
+					p := src.Picture(i)
 					f, psnr := checked(t, enc, dec, p)
 					p.Release()
 					lowest = min(lowest, psnr)
@@ -173,7 +173,7 @@ func TestOddSize(t *testing.T) {
 			enc, dec := newPair(t, vp8.Options{})
 			s := newScroll(sz[0], sz[1], 1, 3, media.RGBA, 9)
 			for i := range 3 {
-				f, _ := checked(t, enc, dec, s.picture(i))
+				f, _ := checked(t, enc, dec, s.Picture(i))
 				if i == 0 {
 					wantKey(t, f)
 				}
@@ -191,7 +191,7 @@ func TestFrameSize(t *testing.T) {
 		if i == 3 {
 			enc.ForceKeyframe()
 		}
-		f, psnr := checked(t, enc, dec, s.picture(i))
+		f, psnr := checked(t, enc, dec, s.Picture(i))
 		t.Logf("frame %d: keyframe %v, %d bytes, %.1f dB", i, f.Keyframe, len(f.Data), psnr)
 		wantKey(t, f)
 		if len(f.Data) > 150_000 {
@@ -209,7 +209,7 @@ func TestKeyframeCap(t *testing.T) {
 		enc, dec := newPair(t, vp8.Options{MaxQ: 63, KeyframeCap: cap})
 		s := newScroll(1920, 1080, 4, 40, media.BGRX, 2)
 		for i := range 30 { // let the rate control settle
-			f, err := enc.Encode(s.picture(i))
+			f, err := enc.Encode(s.Picture(i))
 			if err != nil || f == nil {
 				t.Fatal(err)
 			}
@@ -218,7 +218,7 @@ func TestKeyframeCap(t *testing.T) {
 			}
 		}
 		enc.ForceKeyframe()
-		p := s.picture(30)
+		p := s.Picture(30)
 		f, err := enc.Encode(p)
 		if err != nil || f == nil || !f.Keyframe {
 			t.Fatalf("forced keyframe: %v, %v", f, err)
@@ -250,14 +250,14 @@ func TestForceKeyframeConcurrently(t *testing.T) {
 		}
 	}()
 	for i := range 20 {
-		checked(t, enc, dec, s.picture(i))
+		checked(t, enc, dec, s.Picture(i))
 	}
 	<-done
 	enc.ForceKeyframe()
 	enc.ForceKeyframe()
-	f, _ := checked(t, enc, dec, s.picture(20))
+	f, _ := checked(t, enc, dec, s.Picture(20))
 	wantKey(t, f)
-	f, _ = checked(t, enc, dec, s.picture(21))
+	f, _ = checked(t, enc, dec, s.Picture(21))
 	wantInter(t, f)
 }
 
