@@ -58,6 +58,15 @@ type Options[T any] struct {
 	// NeedKeyframe is called when a subscriber starts waiting for a
 	// keyframe. It runs under the hub's lock: it must not block or call the hub.
 	NeedKeyframe func()
+	// GOP, with Keyframe, keeps the items from the newest keyframe on, at
+	// most GOP of them (and at most Queue) and GOPBytes of Size in all, and
+	// queues them for a new subscriber at once: it starts decoding from the
+	// current group of pictures, and nobody else gets a keyframe for it. A
+	// group grown past either bound is forgotten until the next keyframe; a
+	// subscriber that joins meanwhile waits for a keyframe as without GOP.
+	GOP      int
+	GOPBytes int         // 0: no bound in bytes
+	Size     func(T) int // an item's size for GOPBytes
 	// OnChange is called when the subscriber count, the running state or
 	// the error changes. It runs under the hub's lock: it must not block or
 	// call the hub.
@@ -100,20 +109,23 @@ type Hub[T any] struct {
 	opt Options[T]
 	log *slog.Logger
 
-	mu      sync.Mutex
-	src     Source[T]
-	subs    map[*Subscriber[T]]struct{}
-	last    T
-	hasLast bool
-	seq     uint64
-	paused  bool
-	closed  bool
-	run     *run           // the current run, nil when stopped
-	prevRun *run           // the newest run, stopped or not: the next one waits for it
-	runs    sync.WaitGroup // every run's goroutine, for Close
-	idle    *time.Timer
-	idleGen uint64 // which idle timer is current
-	err     error  // the source's last error, until its next item
+	mu       sync.Mutex
+	src      Source[T]
+	subs     map[*Subscriber[T]]struct{}
+	last     T
+	hasLast  bool
+	seq      uint64
+	paused   bool
+	closed   bool
+	run      *run           // the current run, nil when stopped
+	prevRun  *run           // the newest run, stopped or not: the next one waits for it
+	runs     sync.WaitGroup // every run's goroutine, for Close
+	idle     *time.Timer
+	idleGen  uint64 // which idle timer is current
+	err      error  // the source's last error, until its next item
+	gop      []T    // with Options.GOP: the items since the newest keyframe, each holding a reference
+	gopBytes int    // their Size in all
+	gopOpen  bool   // gop starts at a keyframe and is within its bounds
 
 	frames  atomic.Uint64 // published
 	dropped atomic.Uint64 // pushed out before a subscriber read them, all subscribers
@@ -140,6 +152,9 @@ func New[T any](src Source[T], opt Options[T]) *Hub[T] {
 	if opt.Queue <= 0 {
 		opt.Queue = 1
 	}
+	if opt.Keyframe == nil {
+		opt.GOP = 0
+	}
 	return &Hub[T]{opt: opt, log: opt.Logger, src: src, subs: map[*Subscriber[T]]struct{}{}}
 }
 
@@ -164,6 +179,9 @@ type Subscriber[T any] struct {
 	dropped atomic.Uint64
 	fps     meter
 	waitKey bool // under the hub's lock: nothing is queued until the next keyframe
+	// limit is how many items may wait in ch (under the hub's lock): Queue,
+	// plus what is left of a replayed group of pictures while it drains.
+	limit int
 }
 
 // Subscribe adds a subscriber and starts the source if it is not running.
@@ -172,7 +190,7 @@ func (b *Hub[T]) Subscribe(info SubscriberInfo) (*Subscriber[T], error) {
 	if info.Since.IsZero() {
 		info.Since = time.Now()
 	}
-	s := &Subscriber[T]{Info: info, b: b, ch: make(chan T, b.opt.Queue), done: make(chan struct{})}
+	s := &Subscriber[T]{Info: info, b: b, ch: make(chan T, b.opt.Queue+b.opt.GOP), done: make(chan struct{}), limit: b.opt.Queue}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -184,6 +202,11 @@ func (b *Hub[T]) Subscribe(info SubscriberInfo) (*Subscriber[T], error) {
 		b.idle = nil
 	}
 	switch {
+	case b.opt.Keyframe != nil && b.gopOpen:
+		for _, v := range b.gop { // fits: the queue has room for Queue+GOP
+			s.ch <- retain(v)
+		}
+		s.limit += len(b.gop)
 	case b.opt.Keyframe != nil:
 		s.waitKey = true
 		if b.opt.NeedKeyframe != nil {
@@ -278,10 +301,12 @@ func (s *Subscriber[T]) offerInOrder(v T) {
 		return
 	}
 	s.waitKey = false
-	select {
-	case s.ch <- v:
+	// What is left of a replayed group of pictures counts on top of Queue
+	// until the subscriber has read it.
+	s.limit = max(s.b.opt.Queue, min(s.limit, len(s.ch)+s.b.opt.Queue))
+	if len(s.ch) < s.limit { // only publish sends, so there is room
+		s.ch <- v
 		return
-	default:
 	}
 	n := uint64(1)
 	for drained := false; !drained; {
@@ -393,9 +418,42 @@ func (b *Hub[T]) stopLocked() *run {
 	b.run = nil
 	r.cancel()
 	b.dropLastLocked() // stale once the source stops: a new subscriber waits for a fresh one
-	b.err = nil        // an error of a stopped source says nothing of the next
+	b.dropGOPLocked()
+	b.err = nil // an error of a stopped source says nothing of the next
 	b.changedLocked()
 	return r
+}
+
+// dropGOPLocked forgets the group of pictures kept for new subscribers.
+func (b *Hub[T]) dropGOPLocked() {
+	for _, v := range b.gop {
+		release(v)
+	}
+	clear(b.gop)
+	b.gop, b.gopBytes, b.gopOpen = b.gop[:0], 0, false
+}
+
+// keepGOPLocked adds v, published, to the group of pictures; b.mu is held.
+func (b *Hub[T]) keepGOPLocked(v T) {
+	if b.opt.GOP <= 0 || b.opt.Keyframe == nil {
+		return
+	}
+	if b.opt.Keyframe(v) {
+		b.dropGOPLocked()
+		b.gopOpen = true
+	} else if !b.gopOpen {
+		return
+	}
+	n := 0
+	if b.opt.Size != nil {
+		n = b.opt.Size(v)
+	}
+	if len(b.gop) >= b.opt.GOP || b.opt.GOPBytes > 0 && b.gopBytes+n > b.opt.GOPBytes {
+		b.dropGOPLocked()
+		return
+	}
+	b.gop = append(b.gop, retain(v))
+	b.gopBytes += n
 }
 
 // dropLastLocked forgets the newest item, releasing the hub's reference.
@@ -426,6 +484,7 @@ func (b *Hub[T]) publish(r *run, v T) {
 	}
 	b.frames.Add(1)
 	b.fps.Add(1)
+	b.keepGOPLocked(v)
 	for s := range b.subs {
 		s.offer(retain(v))
 	}

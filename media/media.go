@@ -74,12 +74,16 @@ type Frame struct {
 	Codec    Codec
 	Data     []byte
 	Keyframe bool // decodable on its own (every JPEG is)
-	Width    int
-	Height   int
-	Seq      uint64        // set by the fan-out, 1 for the first frame it publishes
-	Captured time.Time     // when the source started grabbing it
-	Grab     time.Duration // time the source spent grabbing (and scaling)
-	Encode   time.Duration // time the encoder spent
+	// Droppable says no later frame depends on this one (an H.264
+	// non-reference frame): a viewer on a slow link may be sent the others
+	// only, at a lower frame rate, without a gap in what it decodes.
+	Droppable bool
+	Width     int
+	Height    int
+	Seq       uint64        // set by the fan-out, 1 for the first frame it publishes
+	Captured  time.Time     // when the source started grabbing it
+	Grab      time.Duration // time the source spent grabbing (and scaling)
+	Encode    time.Duration // time the encoder spent
 
 	// Wire is the frame as its track's wire format sends it (for MJPEG the
 	// JPEG followed by the next part's header), built once when the frame is

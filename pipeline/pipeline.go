@@ -92,6 +92,15 @@ type TrackOptions struct {
 	Delivery Delivery                                // NewestWins or FromKeyframe
 	Queue    int                                     // FromKeyframe: frames a subscriber may fall behind (default 60)
 	Prepare  func(*media.Frame, uint64) *media.Frame // the wire format's per-frame work, once per frame; nil for none
+	// GOP and GOPBytes, for FromKeyframe, keep the frames since the newest
+	// keyframe (at most GOP frames and GOPBytes bytes) and hand them to a
+	// new subscriber, which then starts at once without a keyframe for
+	// everybody (see fanout.Options.GOP); 0 keeps none.
+	GOP, GOPBytes int
+	// KeyframeEvery, if not 0, is the least time between two keyframes made
+	// on request: requests that come sooner make one keyframe when it is up,
+	// so viewers asking often cannot fill everybody's link with keyframes.
+	KeyframeEvery time.Duration
 }
 
 // Track is one encoding of the pipeline's pictures: an encoder that runs
@@ -124,6 +133,8 @@ func (p *Pipeline) Track(opt TrackOptions) *Track {
 		}
 		fo.Keyframe = func(f *media.Frame) bool { return f.Keyframe }
 		fo.NeedKeyframe = t.RequestKeyframe
+		fo.GOP, fo.GOPBytes = opt.GOP, opt.GOPBytes
+		fo.Size = func(f *media.Frame) int { return len(f.Data) }
 	}
 	t.Hub = fanout.New(fanout.Source[*media.Frame](fanout.SourceFunc[*media.Frame](t.run)), fo)
 	p.mu.Lock()
@@ -176,12 +187,37 @@ func (t *Track) run(ctx context.Context, emit func(*media.Frame)) error {
 			cur.Release()
 		}
 	}()
+	// Keyframes asked for sooner than KeyframeEvery after the last one wait
+	// for due: then one is made.
+	var lastKey time.Time
+	var due *time.Timer
+	var dueC <-chan time.Time
+	defer func() {
+		if due != nil {
+			due.Stop()
+		}
+	}()
+	// keyframe forces a keyframe on the next encode, or schedules one.
+	keyframe := func() bool {
+		if wait := t.opt.KeyframeEvery - time.Since(lastKey); t.opt.KeyframeEvery > 0 && wait > 0 {
+			if dueC == nil {
+				due = time.NewTimer(wait)
+				dueC = due.C
+			}
+			return false
+		}
+		enc.ForceKeyframe()
+		return true
+	}
 	encode := func() error {
 		f, err := enc.Encode(cur)
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", t.opt.Name, err)
 		}
 		if f != nil { // nil: the encoder skipped the picture
+			if f.Keyframe {
+				lastKey = time.Now()
+			}
 			emit(f)
 		}
 		return nil
@@ -199,15 +235,22 @@ func (t *Track) run(ctx context.Context, emit func(*media.Frame)) error {
 			cur = pic
 			select {
 			case <-t.keyWant:
-				enc.ForceKeyframe()
+				keyframe()
 			default:
 			}
 			if err := encode(); err != nil {
 				return err
 			}
-		case <-t.keyWant:
+		case <-dueC:
+			dueC = nil
 			enc.ForceKeyframe()
-			if cur != nil { // else the first picture, due any moment, makes it
+			if cur != nil {
+				if err := encode(); err != nil {
+					return err
+				}
+			}
+		case <-t.keyWant:
+			if keyframe() && cur != nil { // else the first picture, due any moment, makes it
 				if err := encode(); err != nil {
 					return err
 				}

@@ -51,6 +51,11 @@ type Options struct {
 	// or better), at the price of going over Bitrate when the whole screen
 	// changes at once.
 	MinQP, MaxQP int
+	// TemporalLayers is 1 (every P frame a reference: the default) or 2,
+	// when every other frame is a non-reference one (nal_ref_idc 0) that no
+	// later frame depends on: a viewer on a slow link can be sent only the
+	// others, at half the frame rate, from the same encode.
+	TemporalLayers int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -59,6 +64,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.FPS == 0 {
 		o.FPS = DefaultFPS
+	}
+	if o.TemporalLayers == 0 {
+		o.TemporalLayers = 1
 	}
 	switch {
 	case o.MinQP == 0 && o.MaxQP == 0:
@@ -75,6 +83,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("h264 fps %d: want 1 to 60", o.FPS)
 	case o.MinQP < 1 || o.MaxQP > 51 || o.MinQP > o.MaxQP:
 		return o, fmt.Errorf("h264 QP range %d..%d: want 1 ≤ MinQP ≤ MaxQP ≤ 51", o.MinQP, o.MaxQP)
+	case o.TemporalLayers < 1 || o.TemporalLayers > 2:
+		return o, fmt.Errorf("h264 temporal layers %d: want 1 or 2", o.TemporalLayers)
 	}
 	return o, nil
 }
@@ -134,14 +144,15 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 		return nil, err
 	}
 	return &media.Frame{
-		Codec:    media.H264,
-		Data:     au.data,
-		Keyframe: au.idr,
-		Width:    au.width,
-		Height:   au.height,
-		Captured: p.Captured,
-		Grab:     p.Grab,
-		Encode:   time.Since(start),
+		Codec:     media.H264,
+		Data:      au.data,
+		Keyframe:  au.idr,
+		Droppable: au.droppable,
+		Width:     au.width,
+		Height:    au.height,
+		Captured:  p.Captured,
+		Grab:      p.Grab,
+		Encode:    time.Since(start),
 	}, nil
 }
 
@@ -164,7 +175,28 @@ func (e *Encoder) Close() error {
 type accessUnit struct {
 	data          []byte
 	idr           bool
+	droppable     bool // every slice has nal_ref_idc 0
 	width, height int
+}
+
+// nonReference reports whether the Annex-B access unit au has slices and
+// every one of them has nal_ref_idc 0: no later frame refers to it.
+func nonReference(au []byte) bool {
+	slices := 0
+	for i := 0; i+3 < len(au); i++ {
+		if au[i] != 0 || au[i+1] != 0 || au[i+2] != 1 {
+			continue
+		}
+		h := au[i+3]
+		i += 3
+		if t := h & 0x1f; t == 1 || t == 5 {
+			if h&0x60 != 0 {
+				return false
+			}
+			slices++
+		}
+	}
+	return slices > 0
 }
 
 // evenSize is the part of a w×h picture that 4:2:0 can code.

@@ -17,7 +17,7 @@ static void dc_quiet_enc(ISVCEncoder* e) {
 	(*e)->SetOption(e, ENCODER_OPTION_TRACE_LEVEL, &level);
 }
 
-static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, int minQP, int maxQP) {
+static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, int minQP, int maxQP, int layers) {
 	if (WelsCreateSVCEncoder(pe) != 0 || *pe == NULL) return -1;
 	ISVCEncoder* e = *pe;
 	dc_quiet_enc(e);
@@ -39,7 +39,7 @@ static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, i
 	p.bPrefixNalAddingCtrl = false;
 	p.bEnableSSEI = false;
 	p.iEntropyCodingModeFlag = 0;
-	p.iTemporalLayerNum = 1;
+	p.iTemporalLayerNum = layers;
 	p.iSpatialLayerNum = 1;
 	p.iNumRefFrame = 1;
 	SSpatialLayerConfig* l = &p.sSpatialLayers[0];
@@ -187,7 +187,7 @@ func Available() error { return available() }
 
 var available = sync.OnceValue(func() error {
 	var e *C.ISVCEncoder
-	if rc := C.dc_enc_open(&e, 64, 64, DefaultBitrate, DefaultFPS, DefaultMinQP, DefaultMaxQP); rc != 0 {
+	if rc := C.dc_enc_open(&e, 64, 64, DefaultBitrate, DefaultFPS, DefaultMinQP, DefaultMaxQP, 1); rc != 0 {
 		return fmt.Errorf("initialising OpenH264: error %d", int(rc))
 	}
 	C.dc_enc_close(e)
@@ -224,7 +224,7 @@ func (s *session) open(w, h int) error {
 	if s.i420 == nil {
 		return errors.New("initialising OpenH264: out of memory")
 	}
-	if rc := C.dc_enc_open(&s.enc, C.int(w), C.int(h), C.int(s.opt.Bitrate), C.float(s.opt.FPS), C.int(s.opt.MinQP), C.int(s.opt.MaxQP)); rc != 0 {
+	if rc := C.dc_enc_open(&s.enc, C.int(w), C.int(h), C.int(s.opt.Bitrate), C.float(s.opt.FPS), C.int(s.opt.MinQP), C.int(s.opt.MaxQP), C.int(s.opt.TemporalLayers)); rc != 0 {
 		s.release()
 		return fmt.Errorf("initialising OpenH264 for %dx%d: error %d", w, h, int(rc))
 	}
@@ -263,7 +263,7 @@ func (s *session) encode(p *media.Picture, idr bool) (accessUnit, error) {
 	}
 	data := make([]byte, n)
 	C.dc_copy(s.info, (*C.uint8_t)(unsafe.Pointer(&data[0])))
-	return accessUnit{data: data, idr: s.info.eFrameType == C.videoFrameTypeIDR, width: w, height: h}, nil
+	return accessUnit{data: data, idr: s.info.eFrameType == C.videoFrameTypeIDR, droppable: nonReference(data), width: w, height: h}, nil
 }
 
 // timestamp gives OpenH264 the capture time in milliseconds since the first

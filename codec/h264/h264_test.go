@@ -284,6 +284,9 @@ func TestOptions(t *testing.T) {
 		{h264.Options{Bitrate: 1_000}, false},
 		{h264.Options{FPS: -1}, false},
 		{h264.Options{FPS: 61}, false},
+		{h264.Options{TemporalLayers: 2}, true},
+		{h264.Options{TemporalLayers: 3}, false},
+		{h264.Options{TemporalLayers: -1}, false},
 	} {
 		enc, err := h264.New(tc.opt)
 		if enc != nil {
@@ -311,5 +314,55 @@ func TestUnavailable(t *testing.T) {
 	}
 	if h264.EncoderName != "none" {
 		t.Fatalf("EncoderName %q", h264.EncoderName)
+	}
+}
+
+// With two temporal layers every other P frame is a non-reference frame,
+// marked Droppable: a decoder given only the others decodes each of them
+// right, so a slow viewer can be sent half the frames from the same encode.
+func TestTemporalLayers(t *testing.T) {
+	enc, all := newPair(t, h264.Options{TemporalLayers: 2})
+	refOnly, err := h264.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { refOnly.Close() })
+	s := newScroll(640, 360, 4, 16, media.BGRX, 5)
+	dropped := 0
+	for i := range 16 {
+		if i == 9 {
+			enc.ForceKeyframe()
+		}
+		p := s.Picture(i)
+		f := checked(t, enc, all, p)
+		if f.Keyframe && f.Droppable {
+			t.Fatalf("frame %d: a keyframe marked droppable", i)
+		}
+		if f.Droppable {
+			dropped++
+			p.Release()
+			continue
+		}
+		img, err := refOnly.Decode(f.Data)
+		if err != nil || img == nil {
+			t.Fatalf("frame %d without the droppable ones: %v (picture %v)", i, err, img != nil)
+		}
+		if psnr := lumaPSNR(p, img); psnr < minPSNR {
+			t.Fatalf("frame %d without the droppable ones: Y-PSNR %.1f dB", i, psnr)
+		}
+		p.Release()
+	}
+	if dropped < 6 || dropped > 8 {
+		t.Fatalf("%d of 16 frames droppable, want every other P frame", dropped)
+	}
+
+	// One layer: no frame is droppable.
+	enc1, dec1 := newPair(t, h264.Options{})
+	for i := range 4 {
+		p := s.Picture(i)
+		if f := checked(t, enc1, dec1, p); f.Droppable {
+			t.Fatalf("frame %d droppable with one temporal layer", i)
+		}
+		p.Release()
 	}
 }

@@ -1,0 +1,87 @@
+package pipeline_test
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/deskcast/deskcast/fanout"
+	"github.com/deskcast/deskcast/media"
+	"github.com/deskcast/deskcast/pipeline"
+)
+
+// Viewers joining a moving screen start from the kept group of pictures:
+// ten joiners, one after another, cost no keyframe at all, and each gets the
+// group in order and then the live frames.
+func TestJoinersReplayTheGroup(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	scr := newScreen()
+	p := pipeline.New(scr, pipeline.Options{})
+	defer p.Close()
+	var n counts
+	tr := p.Track(pipeline.TrackOptions{Name: "h264", Encoder: n.factory(0, false), Delivery: pipeline.FromKeyframe,
+		GOP: 100, GOPBytes: 1 << 20})
+	a, _ := tr.Subscribe(fanout.SubscriberInfo{ID: "a"})
+	defer a.Close()
+	v := byte(1)
+	scr.show(t, v)
+	next(t, a)
+	for range 10 {
+		v++
+		scr.show(t, v)
+		next(t, a)
+		j, err := tr.Subscribe(fanout.SubscriberInfo{ID: "joiner"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		for w := byte(1); w <= v; w++ {
+			if f := next(t, j); f.Data[0] != w || f.Keyframe != (w == 1) {
+				t.Fatalf("joiner after %d: frame %v key %v, want %d", v, f.Data, f.Keyframe, w)
+			}
+		}
+	}
+	if k := n.keys.Load(); k != 1 {
+		t.Fatalf("%d keyframes for 10 joiners, want the first only", k)
+	}
+}
+
+// Keyframe requests closer together than KeyframeEvery make one keyframe
+// when it is due, not one each.
+func TestKeyframeEvery(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	scr := newScreen()
+	p := pipeline.New(scr, pipeline.Options{})
+	defer p.Close()
+	var n counts
+	const every = 300 * time.Millisecond
+	tr := p.Track(pipeline.TrackOptions{Name: "h264", Encoder: n.factory(0, false), Delivery: pipeline.FromKeyframe, KeyframeEvery: every})
+	a, _ := tr.Subscribe(fanout.SubscriberInfo{ID: "a"})
+	defer a.Close()
+	scr.show(t, 1)
+	start := time.Now()
+	if f := next(t, a); !f.Keyframe {
+		t.Fatal("the first frame is not a keyframe")
+	}
+	// Requests for a while, on a moving screen.
+	for v := byte(2); time.Since(start) < every/2; v++ {
+		tr.RequestKeyframe()
+		scr.show(t, v)
+		if f := next(t, a); f.Keyframe {
+			t.Fatalf("a keyframe %v after the last: want none before %v", time.Since(start), every)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// On a still screen the one owed is made when due, without a new picture.
+	var f *media.Frame
+	for f = next(t, a); !f.Keyframe; f = next(t, a) {
+	}
+	if el := time.Since(start); el < every {
+		t.Fatalf("the owed keyframe came after %v, want ≥ %v", el, every)
+	}
+	none(t, a, every)
+	if k := n.keys.Load(); k != 2 {
+		t.Fatalf("%d keyframes, want 2 (the first, one for all the requests)", k)
+	}
+}
