@@ -15,6 +15,8 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
+	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/webrtc/v4"
 
@@ -60,7 +62,8 @@ type Config struct {
 	Loopback bool
 	// PaceRate caps each viewer's send rate in bit/s, so a burst (an IDR)
 	// goes out spread over time rather than filling the shared UDP socket's
-	// buffer at once; 0 means 30 Mbit/s.
+	// buffer at once; 0 means 30 Mbit/s. A viewer whose link carries less
+	// (its bandwidth estimate) is paced at PaceFactor times that estimate.
 	PaceRate int
 	Logger   *slog.Logger
 }
@@ -77,6 +80,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	bwe      cc.BandwidthEstimator // the newest PeerConnection's, handed over under mu (see newSession)
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -129,8 +133,21 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	reg := &interceptor.Registry{}
-	// The send side only: a NACK responder with its packet cache, sender
+	// The send side only: a bandwidth estimate per viewer from its TWCC
+	// feedback (Google congestion control, without pion's pacer: each
+	// session paces itself), a NACK responder with its packet cache, sender
 	// reports, and transport-wide sequence numbers for the viewer's TWCC.
+	bwe, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
+		return gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate), gcc.SendSideBWEMinBitrate(minEstimate),
+			gcc.SendSideBWEMaxBitrate(cfg.PaceRate), gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Called while api.NewPeerConnection builds the interceptors, which
+	// newSession does under s.mu: the estimator is that session's.
+	bwe.OnNewPeerConnection(func(_ string, e cc.BandwidthEstimator) { s.bwe = e })
+	reg.Add(bwe)
 	responder, err := nack.NewResponderInterceptor(nack.ResponderSize(1024))
 	if err != nil {
 		return nil, err
@@ -258,9 +275,13 @@ type SessionStats struct {
 	Frames  uint64      `json:"frames"`
 	Bytes   uint64      `json:"bytes"`
 	Packets uint64      `json:"packets"`
-	NACKs   uint64      `json:"nacks"` // packets the viewer asked to have again
-	PLIs    uint64      `json:"plis"`  // keyframe requests (PLI and FIR)
-	Skipped uint64      `json:"skipped"`
+	NACKs   uint64      `json:"nacks"`   // packets the viewer asked to have again
+	PLIs    uint64      `json:"plis"`    // keyframe requests (PLI and FIR)
+	Skipped uint64      `json:"skipped"` // frames lost to a full queue (the viewer then restarts at a keyframe)
+	Thinned uint64      `json:"thinned"` // droppable frames left out to fit the viewer's link
+	// Estimate is what the viewer's link is estimated to carry (bit/s),
+	// from its transport-wide congestion feedback.
+	Estimate int `json:"estimate"`
 }
 
 // Stats returns every session's counters.

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -31,6 +32,19 @@ const (
 	// connectTimeout is how long a viewer has from its answer to a
 	// connection (ICE and DTLS) before the session is dropped.
 	connectTimeout = 15 * time.Second
+	// initialEstimate and minEstimate bound each viewer's bandwidth
+	// estimate (bit/s): it starts high (a LAN) and falls to what the
+	// viewer's link carries once its feedback shows queueing or loss.
+	initialEstimate = 20_000_000
+	minEstimate     = 150_000
+	// paceFactor is each viewer's send rate over its estimate: room for a
+	// frame larger than the average without queueing it behind the last.
+	paceFactor = 2.5
+	// minPace is the least send rate, so a keyframe never takes seconds.
+	minPace = 1_000_000
+	// thinWindow is how far ahead of its estimate a viewer may be sent
+	// before droppable frames are left out for it.
+	thinWindow = 250 * time.Millisecond
 )
 
 // session is one viewer's PeerConnection and its sender.
@@ -44,6 +58,7 @@ type session struct {
 	local   *webrtc.TrackLocalStaticRTP
 	sender  *webrtc.RTPSender
 	release func()
+	bwe     cc.BandwidthEstimator // nil if none was made
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -51,10 +66,10 @@ type session struct {
 	connOnce  sync.Once
 	done      chan struct{} // closed once the PeerConnection is gone and release has run
 
-	state                               atomic.Value // webrtc.PeerConnectionState
-	frames, bytes, packets, nacks, plis atomic.Uint64
-	sub                                 atomic.Pointer[fanout.Subscriber[*media.Frame]]
-	lastKey                             atomic.Int64 // unix nanos of the last keyframe request passed on
+	state                                        atomic.Value // webrtc.PeerConnectionState
+	frames, bytes, packets, nacks, plis, thinned atomic.Uint64
+	sub                                          atomic.Pointer[fanout.Subscriber[*media.Frame]]
+	lastKey                                      atomic.Int64 // unix nanos of the last keyframe request passed on
 }
 
 // newSession makes the PeerConnection with its outgoing track, and starts
@@ -65,7 +80,10 @@ func (s *Server) newSession(v Viewer, c codecInfo, release func()) (*session, er
 	if s.closed {
 		return nil, ErrClosed
 	}
+	s.bwe = nil
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	bwe := s.bwe // set by the congestion-control interceptor as pc was made
+	s.bwe = nil
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +99,7 @@ func (s *Server) newSession(v Viewer, c codecInfo, release func()) (*session, er
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	x := &session{srv: s, id: newID(), viewer: v, codec: c, track: s.cfg.Tracks[c.codec], pc: pc, local: local,
-		sender: sender, release: release, ctx: ctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{})}
+		sender: sender, release: release, bwe: bwe, ctx: ctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{})}
 	x.state.Store(webrtc.PeerConnectionStateNew)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		x.state.Store(st)
@@ -175,6 +193,10 @@ func (x *session) run() {
 	for {
 		select {
 		case f := <-sub.Frames():
+			if w.thin(f, len(sub.Frames())) {
+				x.thinned.Add(1)
+				continue
+			}
 			if !w.send(f) {
 				return
 			}
@@ -220,7 +242,18 @@ func (x *session) stats() SessionStats {
 	if sub := x.sub.Load(); sub != nil {
 		st.Skipped = sub.Stats().Dropped
 	}
+	st.Thinned = x.thinned.Load()
+	st.Estimate = x.estimate()
 	return st
+}
+
+// estimate is what the viewer's link is estimated to carry, in bit/s; the
+// pace rate when there is no estimator.
+func (x *session) estimate() int {
+	if x.bwe == nil {
+		return x.srv.cfg.PaceRate
+	}
+	return x.bwe.GetTargetBitrate()
 }
 
 // writer packetizes frames for one viewer and paces the packets.
@@ -229,16 +262,19 @@ type writer struct {
 	pay     rtp.Payloader
 	seq     uint16
 	ts0     uint32
+	joined  time.Time // when the viewer subscribed: older frames are a replayed group of pictures
 	first   time.Time
 	lastTS  uint32
 	started bool
 	extID   uint8 // the playout-delay extension's negotiated ID; 0 when not negotiated
 	ext     []byte
 	pace    pacer
+	budget  budget // what the viewer's estimate lets through, for thinning
 }
 
 func newWriter(x *session) *writer {
-	w := &writer{x: x, seq: uint16(rand.Uint32()), ts0: rand.Uint32(), pace: pacer{rate: float64(x.srv.cfg.PaceRate) / 8, burst: 16 << 10}}
+	w := &writer{x: x, seq: uint16(rand.Uint32()), ts0: rand.Uint32(), joined: time.Now(),
+		pace: pacer{rate: float64(x.srv.cfg.PaceRate) / 8, burst: 16 << 10}}
 	switch x.codec.codec {
 	case media.VP8:
 		w.pay = &codecs.VP8Payloader{EnablePictureID: true}
@@ -254,14 +290,55 @@ func newWriter(x *session) *writer {
 	return w
 }
 
+// thin reports whether f is to be left out for this viewer: a droppable
+// frame (no later frame refers to it) when the viewer's link is behind, i.e.
+// more frames wait for it (backlog) or it has been sent more than its
+// estimate lets through. It also sets the pace rate from the estimate.
+func (w *writer) thin(f *media.Frame, backlog int) bool {
+	est := float64(w.x.estimate())
+	w.pace.rate = min(float64(w.x.srv.cfg.PaceRate), max(minPace, est*paceFactor)) / 8
+	w.budget.refill(est / 8)
+	if f.Droppable && (backlog > 0 || w.budget.tokens < 0) {
+		return true
+	}
+	w.budget.tokens -= float64(len(f.Data))
+	return false
+}
+
+// budget is a token bucket of the bytes the viewer's estimate lets through,
+// thinWindow deep; sent frames spend it, into debt if need be.
+type budget struct {
+	tokens float64
+	last   time.Time
+}
+
+// refill adds what rate bytes a second brought since the last call.
+func (b *budget) refill(rate float64) {
+	now := time.Now()
+	depth := rate * thinWindow.Seconds()
+	if b.last.IsZero() {
+		b.tokens = depth
+	} else {
+		b.tokens = min(depth, b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+}
+
 // timestamp is f's RTP time: 90 kHz from its capture time, so the viewer
-// plays frames at the pace they were grabbed, not at a fixed rate.
+// plays frames at the pace they were grabbed, not at a fixed rate. The
+// frames of a replayed group of pictures, captured before the viewer
+// joined, count as captured when it joined: a tick apart, so they play at
+// once and the live frames keep their true spacing.
 func (w *writer) timestamp(f *media.Frame) uint32 {
+	captured := f.Captured
+	if captured.Before(w.joined) {
+		captured = w.joined
+	}
 	if !w.started {
-		w.started, w.first, w.lastTS = true, f.Captured, w.ts0
+		w.started, w.first, w.lastTS = true, captured, w.ts0
 		return w.ts0
 	}
-	ts := w.ts0 + uint32(f.Captured.Sub(w.first)*90/time.Millisecond)
+	ts := w.ts0 + uint32(captured.Sub(w.first)*90/time.Millisecond)
 	if int32(ts-w.lastTS) <= 0 { // a clock step or the same capture: keep time moving
 		ts = w.lastTS + 1
 	}

@@ -1,6 +1,7 @@
 package h264_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,27 +48,30 @@ func BenchmarkEncode1080p(b *testing.B) {
 		{"move", func(int) source { return newMoving(w, h, media.BGRX, 1) }},
 		{"slides", func(int) source { return newSlides(w, h, 1, 8) }},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
-			enc, err := h264.New(h264.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer enc.Close()
-			src := tc.src(max(b.N, 60)) // b.N is the -benchtime count, or 1 the first round
-			var frames []*media.Frame
-			for i := 0; b.Loop(); i++ {
-				b.StopTimer()
-				p := src.Picture(i)
-				b.StartTimer()
-				f, err := enc.Encode(p)
+		// layers=2 is what WebRTC viewers get: every other frame droppable.
+		for _, layers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("%s/layers=%d", tc.name, layers), func(b *testing.B) {
+				enc, err := h264.New(h264.Options{TemporalLayers: layers})
 				if err != nil {
 					b.Fatal(err)
 				}
-				p.Release()
-				frames = append(frames, f)
-			}
-			report(b, src, frames)
-		})
+				defer enc.Close()
+				src := tc.src(max(b.N, 60)) // b.N is the -benchtime count, or 1 the first round
+				var frames []*media.Frame
+				for i := 0; b.Loop(); i++ {
+					b.StopTimer()
+					p := src.Picture(i)
+					b.StartTimer()
+					f, err := enc.Encode(p)
+					if err != nil {
+						b.Fatal(err)
+					}
+					p.Release()
+					frames = append(frames, f)
+				}
+				report(b, src, frames)
+			})
+		}
 	}
 }
 

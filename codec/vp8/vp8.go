@@ -66,6 +66,11 @@ type Options struct {
 	// desktops at the defaults, the frames after it refining what the
 	// keyframe left coarse).
 	KeyframeCap int
+	// TemporalLayers is 1 (every frame updates the reference: the default)
+	// or 2, when every other inter frame updates no reference frame and no
+	// probability: no later frame depends on it, so it is Droppable, and a
+	// viewer on a slow link can be sent the others only.
+	TemporalLayers int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -80,6 +85,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.KeyframeCap == 0 {
 		o.KeyframeCap = DefaultKeyframeCap
+	}
+	if o.TemporalLayers == 0 {
+		o.TemporalLayers = 1
 	}
 	switch {
 	case o.MinQ == 0 && o.MaxQ == 0:
@@ -100,6 +108,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("vp8 quantiser range %d..%d: want 0 ≤ MinQ ≤ MaxQ ≤ 63", o.MinQ, o.MaxQ)
 	case o.KeyframeCap < 2 || o.KeyframeCap > 1000:
 		return o, fmt.Errorf("vp8 keyframe cap %d: want 2 to 1000 frames' worth", o.KeyframeCap)
+	case o.TemporalLayers < 1 || o.TemporalLayers > 2:
+		return o, fmt.Errorf("vp8 temporal layers %d: want 1 or 2", o.TemporalLayers)
 	}
 	return o, nil
 }
@@ -159,14 +169,15 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 		return nil, err
 	}
 	return &media.Frame{
-		Codec:    media.VP8,
-		Data:     f.data,
-		Keyframe: f.key,
-		Width:    p.Width,
-		Height:   p.Height,
-		Captured: p.Captured,
-		Grab:     p.Grab,
-		Encode:   time.Since(start),
+		Codec:     media.VP8,
+		Data:      f.data,
+		Keyframe:  f.key,
+		Droppable: f.droppable,
+		Width:     p.Width,
+		Height:    p.Height,
+		Captured:  p.Captured,
+		Grab:      p.Grab,
+		Encode:    time.Since(start),
 	}, nil
 }
 
@@ -187,6 +198,7 @@ func (e *Encoder) Close() error {
 
 // coded is one encoded picture; data is nil when libvpx gave none.
 type coded struct {
-	data []byte
-	key  bool
+	data      []byte
+	key       bool
+	droppable bool // it updated no reference frame and no probability
 }

@@ -317,6 +317,8 @@ func TestOptions(t *testing.T) {
 		{vp8.Options{MinQ: 50}, true},
 		{vp8.Options{MinQ: 30, MaxQ: 28}, false},
 		{vp8.Options{MaxQ: 64}, false},
+		{vp8.Options{TemporalLayers: 2}, true},
+		{vp8.Options{TemporalLayers: 3}, false},
 		{vp8.Options{MinQ: -1}, false},
 		{vp8.Options{Bitrate: -1}, false},
 		{vp8.Options{Bitrate: 1_000}, false},
@@ -346,5 +348,44 @@ func TestUnavailable(t *testing.T) {
 	}
 	if _, err := vp8.NewDecoder(); !errors.Is(err, vp8.ErrUnavailable) {
 		t.Fatalf("NewDecoder: %v", err)
+	}
+}
+
+// With two temporal layers every other inter frame is Droppable: a decoder
+// given only the others decodes each of them right.
+func TestTemporalLayers(t *testing.T) {
+	enc, all := newPair(t, vp8.Options{TemporalLayers: 2})
+	refOnly, err := vp8.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { refOnly.Close() })
+	s := newScroll(640, 360, 4, 16, media.BGRX, 5)
+	dropped := 0
+	for i := range 16 {
+		if i == 9 {
+			enc.ForceKeyframe()
+		}
+		p := s.Picture(i)
+		f, _ := checked(t, enc, all, p)
+		if f.Keyframe && f.Droppable {
+			t.Fatalf("frame %d: a keyframe marked droppable", i)
+		}
+		if f.Droppable {
+			dropped++
+			p.Release()
+			continue
+		}
+		img, err := refOnly.Decode(f.Data)
+		if err != nil || img == nil {
+			t.Fatalf("frame %d without the droppable ones: %v (picture %v)", i, err, img != nil)
+		}
+		if psnr := lumaPSNR(p, img); psnr < minPSNR {
+			t.Fatalf("frame %d without the droppable ones: Y-PSNR %.1f dB", i, psnr)
+		}
+		p.Release()
+	}
+	if dropped < 6 || dropped > 8 {
+		t.Fatalf("%d of 16 frames droppable, want every other inter frame", dropped)
 	}
 }
