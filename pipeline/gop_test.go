@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -83,5 +84,50 @@ func TestKeyframeEvery(t *testing.T) {
 	none(t, a, every)
 	if k := n.keys.Load(); k != 2 {
 		t.Fatalf("%d keyframes, want 2 (the first, one for all the requests)", k)
+	}
+}
+
+// rated is a fake encoder that takes a target bitrate.
+type rated struct {
+	*coder
+	got *atomic.Int64
+}
+
+func (r rated) SetBitrate(bps int) { r.got.Store(int64(bps)) }
+
+// SetBitrate reaches the running encoder before its next frame, and a new
+// encoder (a restart) gets it too.
+func TestSetBitrate(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	scr := newScreen()
+	p := pipeline.New(scr, pipeline.Options{})
+	defer p.Close()
+	var n counts
+	var got atomic.Int64
+	factory := func() (media.Encoder, error) {
+		got.Store(0)
+		return rated{&coder{encoded: &n.encoded, keyCount: &n.keys, keyNext: true}, &got}, nil
+	}
+	tr := p.Track(pipeline.TrackOptions{Name: "h264", Encoder: factory, Delivery: pipeline.FromKeyframe})
+	a, _ := tr.Subscribe(fanout.SubscriberInfo{ID: "a"})
+	defer a.Close()
+	scr.show(t, 1)
+	next(t, a)
+	if got.Load() != 0 {
+		t.Fatalf("the encoder got bitrate %d before any was set", got.Load())
+	}
+	tr.SetBitrate(700_000)
+	scr.show(t, 2)
+	if f := next(t, a); f.Keyframe {
+		t.Fatal("a new bitrate brought a keyframe")
+	}
+	if got.Load() != 700_000 {
+		t.Fatalf("the encoder got %d, want 700000", got.Load())
+	}
+	tr.SetEncoder(factory) // a restart: the new encoder gets the target too
+	scr.show(t, 3)
+	next(t, a)
+	if got.Load() != 700_000 {
+		t.Fatalf("the new encoder got %d, want 700000", got.Load())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/deskcast/deskcast/fanout"
@@ -110,6 +111,7 @@ type Track struct {
 	p       *Pipeline
 	opt     TrackOptions
 	keyWant chan struct{} // a keyframe was asked for; capacity one, so requests coalesce
+	bitrate atomic.Int64  // the target SetBitrate asked for, 0 for the encoder's own
 
 	mu         sync.Mutex
 	newEncoder func() (media.Encoder, error)
@@ -164,6 +166,14 @@ func (t *Track) RequestKeyframe() {
 	}
 }
 
+// bitrateSetter is an encoder whose target bitrate can change as it runs.
+type bitrateSetter interface{ SetBitrate(bps int) }
+
+// SetBitrate sets the encoder's target bitrate (bit/s) from its next frame
+// on, and for the encoders made later, where the encoder has one (H.264 and
+// VP8 do); the viewers' links decide it.
+func (t *Track) SetBitrate(bps int) { t.bitrate.Store(int64(bps)) }
+
 // run encodes the newest picture whenever the encoder is free, until ctx ends.
 func (t *Track) run(ctx context.Context, emit func(*media.Frame)) error {
 	sub, err := t.p.pictures.Subscribe(fanout.SubscriberInfo{ID: "track " + t.opt.Name})
@@ -209,7 +219,14 @@ func (t *Track) run(ctx context.Context, emit func(*media.Frame)) error {
 		enc.ForceKeyframe()
 		return true
 	}
+	var bitrate int64 // the target the encoder was last given
 	encode := func() error {
+		if bs, ok := enc.(bitrateSetter); ok {
+			if b := t.bitrate.Load(); b != bitrate && b > 0 {
+				bs.SetBitrate(int(b))
+				bitrate = b
+			}
+		}
 		f, err := enc.Encode(cur)
 		if err != nil {
 			return fmt.Errorf("encoding %s: %w", t.opt.Name, err)

@@ -16,6 +16,7 @@ import (
 type idleTrack struct{ *fanout.Hub[*media.Frame] }
 
 func (idleTrack) RequestKeyframe() {}
+func (idleTrack) SetBitrate(int)   {}
 
 // FuzzWHEPOffer feeds Offer arbitrary offers: it must not panic, must call
 // release exactly once per offer, and must leave no session behind.

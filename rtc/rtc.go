@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +44,8 @@ var (
 type Track interface {
 	Subscribe(info fanout.SubscriberInfo) (*fanout.Subscriber[*media.Frame], error)
 	RequestKeyframe()
+	// SetBitrate sets the encoder's target: what the room's links carry.
+	SetBitrate(bps int)
 }
 
 // Viewer says who is behind a session.
@@ -65,7 +69,11 @@ type Config struct {
 	// buffer at once; 0 means 30 Mbit/s. A viewer whose link carries less
 	// (its bandwidth estimate) is paced at PaceFactor times that estimate.
 	PaceRate int
-	Logger   *slog.Logger
+	// MinBitrate and MaxBitrate bound the target the server sets on each
+	// track's encoder from its viewers' bandwidth estimates (the median's
+	// roomShare): 300 kbit/s and 3 Mbit/s when 0.
+	MinBitrate, MaxBitrate int
+	Logger                 *slog.Logger
 }
 
 // Server holds one pion API (one UDP socket, one ICE-TCP listener) for
@@ -81,6 +89,8 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	bwe      cc.BandwidthEstimator // the newest PeerConnection's, handed over under mu (see newSession)
+	targets  map[media.Codec]int   // the bitrate each track was last given
+	stop     chan struct{}         // closed by Close: the room loop ends
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -115,7 +125,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.PaceRate <= 0 {
 		cfg.PaceRate = 30_000_000
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}}
+	if cfg.MinBitrate <= 0 {
+		cfg.MinBitrate = 300_000
+	}
+	if cfg.MaxBitrate <= 0 {
+		cfg.MaxBitrate = 3_000_000
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]*session{}, targets: map[media.Codec]int{}, stop: make(chan struct{})}
 	m := &webrtc.MediaEngine{}
 	for _, c := range knownCodecs {
 		if cfg.Tracks[c.codec] == nil {
@@ -186,7 +202,54 @@ func New(cfg Config) (*Server, error) {
 	// ones resolved. A viewer gone silent is dropped within 10 s.
 	se.SetICETimeouts(4*time.Second, 10*time.Second, 2*time.Second)
 	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+	s.wg.Add(1)
+	go s.room()
 	return s, nil
+}
+
+// roomShare is the part of the median viewer's estimate the shared encoder
+// aims at: the rest is room for bursts (a new screen) and for audio.
+const roomShare = 0.7
+
+// room sets each track's bitrate, once a second, from what its viewers'
+// links carry: roomShare of the median estimate, within MinBitrate and
+// MaxBitrate. The median, so that one viewer on a slow link does not lower
+// everybody's picture (it is sent fewer frames instead, see writer.thin),
+// while a link the whole room shares, once full, lowers it for all.
+func (s *Server) room() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		est := map[media.Codec][]int{}
+		s.mu.Lock()
+		for _, x := range s.sessions {
+			if x.sub.Load() != nil { // connected and watching
+				est[x.codec.codec] = append(est[x.codec.codec], x.estimate())
+			}
+		}
+		s.mu.Unlock()
+		for codec, e := range est {
+			target := min(s.cfg.MaxBitrate, max(s.cfg.MinBitrate, int(roomShare*float64(median(e)))))
+			// Small moves are noise: only a change of a tenth or more is passed on.
+			if last := s.targets[codec]; last == 0 || math.Abs(float64(target-last)) >= float64(last)/10 {
+				s.targets[codec] = target
+				s.cfg.Tracks[codec].SetBitrate(target)
+				s.log.Debug("WebRTC bitrate", "codec", codec, "target", target, "viewers", len(e))
+			}
+		}
+	}
+}
+
+// median returns the middle of v (the upper middle of an even count); v is sorted.
+func median(v []int) int {
+	slices.Sort(v)
+	return v[len(v)/2]
 }
 
 // Codecs returns the codecs on offer, in preference order.
@@ -298,6 +361,9 @@ func (s *Server) Stats() []SessionStats {
 // Close closes every session and the sockets, and waits for all of it.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.stop)
+	}
 	s.closed = true
 	all := make([]*session, 0, len(s.sessions))
 	for _, sess := range s.sessions {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,7 +55,19 @@ type fixture struct {
 	srv    *rtc.Server
 	pipe   *pipeline.Pipeline
 	track  *pipeline.Track
+	rec    *recordingTrack
 	screen *screen
+}
+
+// recordingTrack is the real track, recording the bitrates the server sets.
+type recordingTrack struct {
+	*pipeline.Track
+	bitrate atomic.Int64
+}
+
+func (r *recordingTrack) SetBitrate(bps int) {
+	r.bitrate.Store(int64(bps))
+	r.Track.SetBitrate(bps)
 }
 
 func newFixture(t *testing.T, tcp net.Listener) *fixture {
@@ -64,13 +77,14 @@ func newFixture(t *testing.T, tcp net.Listener) *fixture {
 	}
 	sc := &screen{w: 320, h: 240, change: make(chan struct{})}
 	pipe := pipeline.New(sc, pipeline.Options{IdleStop: 10 * time.Millisecond})
-	track := pipe.Track(pipeline.TrackOptions{Name: "h264", Delivery: pipeline.FromKeyframe,
-		Encoder: func() (media.Encoder, error) { return h264.New(h264.Options{}) }})
-	srv, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: track}, TCP: tcp, Loopback: true})
+	track := pipe.Track(pipeline.TrackOptions{Name: "h264", Delivery: pipeline.FromKeyframe, GOP: 100, GOPBytes: 1 << 20,
+		Encoder: func() (media.Encoder, error) { return h264.New(h264.Options{TemporalLayers: 2}) }})
+	rt := &recordingTrack{Track: track}
+	srv, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: rt}, TCP: tcp, Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{srv: srv, pipe: pipe, track: track, screen: sc}
+	f := &fixture{srv: srv, pipe: pipe, track: track, rec: rt, screen: sc}
 	t.Cleanup(func() {
 		if err := srv.Close(); err != nil {
 			t.Error(err)
@@ -247,5 +261,84 @@ func TestBadOffers(t *testing.T) {
 	}
 	if n := f.srv.Sessions(); n != 0 {
 		t.Errorf("%d sessions left", n)
+	}
+}
+
+// A viewer who joins a moving screen starts from the kept group of
+// pictures: its first frame is the group's IDR, what follows decodes, and
+// the viewer already watching gets no new keyframe.
+func TestJoinerReplaysTheGroup(t *testing.T) {
+	f := newFixture(t, nil)
+	a, _, _ := f.connect(t, context.Background(), whepclient.Options{})
+	if fr := frame(t, a, 10*time.Second); !fr.Keyframe {
+		t.Fatal("the first viewer's first frame is not an IDR")
+	}
+	for range 5 {
+		f.screen.change <- struct{}{}
+		if fr := frame(t, a, 5*time.Second); fr.Keyframe {
+			t.Fatal("a change made an IDR")
+		}
+	}
+	b, _, _ := f.connect(t, context.Background(), whepclient.Options{})
+	dec, err := h264.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	first := frame(t, b, 10*time.Second)
+	if !first.Keyframe {
+		t.Fatalf("the joiner's first frame is not an IDR: NAL types %v", whepclient.NALTypes(first.Data))
+	}
+	if _, err := dec.Decode(first.Data); err != nil {
+		t.Fatal(err)
+	}
+	// The rest of the group (droppable frames may be left out while the
+	// group drains), then a live change: every frame decodes.
+	f.screen.change <- struct{}{}
+	got := 1
+	for quiet := false; !quiet; {
+		select {
+		case fr := <-b.Frames:
+			if fr.Keyframe {
+				t.Fatal("the joiner got a second IDR")
+			}
+			if _, err := dec.Decode(fr.Data); err != nil {
+				t.Fatalf("decoding the group's frame %d: %v", got, err)
+			}
+			got++
+		case <-time.After(time.Second):
+			quiet = true
+		}
+	}
+	if got < 4 { // the IDR, two of the group's reference frames, the change
+		t.Fatalf("the joiner got %d frames", got)
+	}
+	select {
+	case fr := <-a.Frames:
+		if fr.Keyframe {
+			t.Fatal("the viewer already watching got an IDR when another joined")
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the viewer already watching did not get the change")
+	}
+	for _, st := range f.srv.Stats() {
+		if st.Estimate <= 0 {
+			t.Errorf("session %s: no bandwidth estimate", st.ID)
+		}
+	}
+}
+
+// The server sets the track's bitrate from its viewers' estimates: on
+// loopback nothing limits them, so the encoder gets the most it may.
+func TestRoomBitrate(t *testing.T) {
+	f := newFixture(t, nil)
+	c, _, _ := f.connect(t, context.Background(), whepclient.Options{})
+	frame(t, c, 10*time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for f.rec.bitrate.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := f.rec.bitrate.Load(); got != 3_000_000 {
+		t.Fatalf("the track's bitrate is %d, want 3000000 (MaxBitrate: nothing limits a loopback viewer)", got)
 	}
 }

@@ -100,8 +100,9 @@ func (o Options) withDefaults() (Options, error) {
 // H.264's 4:2:0 needs even sizes: a picture with an odd width or height is
 // encoded without its last column or row, and the frame says the size it has.
 type Encoder struct {
-	s     *session // nil once closed
-	force atomic.Bool
+	s       *session // nil once closed
+	force   atomic.Bool
+	bitrate atomic.Int64 // a new target from SetBitrate, 0 when none is pending
 }
 
 var _ media.Encoder = (*Encoder)(nil)
@@ -134,6 +135,11 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 		return nil, fmt.Errorf("encoding h264: a %dx%d picture: OpenH264 takes %dx%d up to %d pixels (%dx%d)",
 			p.Width, p.Height, MinSize, MinSize, MaxPixels, 4096, 2304)
 	}
+	if bps := e.bitrate.Swap(0); bps != 0 {
+		if err := e.s.setBitrate(int(bps)); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	idr := e.force.Swap(false)
 	au, err := e.s.encode(p, idr)
@@ -161,6 +167,12 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 // runs too (a viewer's keyframe request arrives on its own goroutine);
 // requests before one Encode make one IDR.
 func (e *Encoder) ForceKeyframe() { e.force.Store(true) }
+
+// SetBitrate sets the rate control's target (bit/s, clamped to 10 kbit/s to
+// 100 Mbit/s) from the next frame on, without a keyframe: what the viewers'
+// links carry. In screen-content mode it moves the quantiser within MinQP
+// and MaxQP only. Like ForceKeyframe it may be called from any goroutine.
+func (e *Encoder) SetBitrate(bps int) { e.bitrate.Store(int64(min(max(bps, 10_000), 100_000_000))) }
 
 // Close frees the encoder. Closing twice is fine.
 func (e *Encoder) Close() error {

@@ -22,6 +22,8 @@ func (s *session) encode(*media.Picture, bool) (accessUnit, error) {
 	return accessUnit{}, ErrUnavailable
 }
 
+func (s *session) setBitrate(int) error { return ErrUnavailable }
+
 func (s *session) close() {}
 
 func convert(*media.Picture, []byte) error { return ErrUnavailable }

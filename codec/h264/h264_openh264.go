@@ -81,6 +81,14 @@ static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, i
 	return 0;
 }
 
+static int dc_set_bitrate(ISVCEncoder* e, int bitrate) {
+	SBitrateInfo b;
+	memset(&b, 0, sizeof b);
+	b.iLayer = SPATIAL_LAYER_ALL;
+	b.iBitrate = bitrate;
+	return (*e)->SetOption(e, ENCODER_OPTION_BITRATE, &b);
+}
+
 static void dc_enc_close(ISVCEncoder* e) {
 	(*e)->Uninitialize(e);
 	WelsDestroySVCEncoder(e);
@@ -264,6 +272,19 @@ func (s *session) encode(p *media.Picture, idr bool) (accessUnit, error) {
 	data := make([]byte, n)
 	C.dc_copy(s.info, (*C.uint8_t)(unsafe.Pointer(&data[0])))
 	return accessUnit{data: data, idr: s.info.eFrameType == C.videoFrameTypeIDR, droppable: nonReference(data), width: w, height: h}, nil
+}
+
+// setBitrate changes the rate control's target, now if the encoder is open
+// and at every later open.
+func (s *session) setBitrate(bps int) error {
+	s.opt.Bitrate = bps
+	if s.enc == nil {
+		return nil
+	}
+	if rc := C.dc_set_bitrate(s.enc, C.int(bps)); rc != 0 {
+		return fmt.Errorf("setting the h264 bitrate to %d: OpenH264 error %d", bps, int(rc))
+	}
+	return nil
 }
 
 // timestamp gives OpenH264 the capture time in milliseconds since the first

@@ -126,8 +126,9 @@ func (o Options) withDefaults() (Options, error) {
 // VP8 codes any size from 1x1 to 16383x16383, odd ones too (its chroma
 // planes round up): every picture is coded whole, at its own size.
 type Encoder struct {
-	s     *session // nil once closed
-	force atomic.Bool
+	s       *session // nil once closed
+	force   atomic.Bool
+	bitrate atomic.Int64 // a new target from SetBitrate, 0 when none is pending
 }
 
 var _ media.Encoder = (*Encoder)(nil)
@@ -159,6 +160,11 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 	if p.Width > MaxSize || p.Height > MaxSize {
 		return nil, fmt.Errorf("encoding vp8: a %dx%d picture: VP8 codes at most %dx%d", p.Width, p.Height, MaxSize, MaxSize)
 	}
+	if bps := e.bitrate.Swap(0); bps != 0 {
+		if err := e.s.setBitrate(int(bps)); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	key := e.force.Swap(false)
 	f, err := e.s.encode(p, key)
@@ -186,6 +192,11 @@ func (e *Encoder) Encode(p *media.Picture) (*media.Frame, error) {
 // keyframe request arrives on its own goroutine); requests before one Encode
 // make one keyframe.
 func (e *Encoder) ForceKeyframe() { e.force.Store(true) }
+
+// SetBitrate sets the CBR target (bit/s, clamped to 10 kbit/s to 100
+// Mbit/s) from the next frame on, without a keyframe: what the viewers'
+// links carry. Like ForceKeyframe it may be called from any goroutine.
+func (e *Encoder) SetBitrate(bps int) { e.bitrate.Store(int64(min(max(bps, 10_000), 100_000_000))) }
 
 // Close frees the encoder. Closing twice is fine.
 func (e *Encoder) Close() error {

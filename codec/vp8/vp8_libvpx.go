@@ -61,6 +61,13 @@ static vpx_codec_err_t dc_enc_open(vpx_codec_ctx_t* ctx, int w, int h, int bitra
 	return VPX_CODEC_OK;
 }
 
+// dc_set_bitrate changes the CBR target of an open encoder, in bit/s.
+static vpx_codec_err_t dc_set_bitrate(vpx_codec_ctx_t* ctx, int bitrate) {
+	vpx_codec_enc_cfg_t cfg = *ctx->config.enc;
+	cfg.rc_target_bitrate = bitrate / 1000;
+	return vpx_codec_enc_config_set(ctx, &cfg);
+}
+
 // dc_convert turns 4-byte pixels into img's I420 planes. libyuv names formats
 // by their value as a little-endian word: its "ARGB" is B,G,R,A in memory
 // (our BGRX), its "ABGR" is R,G,B,A (our RGBA). Odd sizes are fine: the last
@@ -295,6 +302,19 @@ func (s *session) timestamp(captured time.Time) (pts, dur int64) {
 	s.epoch = captured
 	s.pts += min(max(step, 1), 3*dur)
 	return s.pts, dur
+}
+
+// setBitrate changes the CBR target, now if the encoder is open and at every
+// later open.
+func (s *session) setBitrate(bps int) error {
+	s.opt.Bitrate = bps
+	if !s.open {
+		return nil
+	}
+	if rc := C.dc_set_bitrate(s.ctx, C.int(bps)); rc != C.VPX_CODEC_OK {
+		return fmt.Errorf("setting the vp8 bitrate to %d: %s", bps, C.GoString(C.vpx_codec_err_to_string(rc)))
+	}
+	return nil
 }
 
 // release frees the encoder and its picture, not the context's memory.

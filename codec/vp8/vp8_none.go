@@ -17,6 +17,8 @@ func newSession(Options) (*session, error) { return nil, ErrUnavailable }
 
 func (s *session) encode(*media.Picture, bool) (coded, error) { return coded{}, ErrUnavailable }
 
+func (s *session) setBitrate(int) error { return ErrUnavailable }
+
 func (s *session) close() {}
 
 // Decoder would decode VP8; this build has no decoder.

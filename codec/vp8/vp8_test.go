@@ -389,3 +389,30 @@ func TestTemporalLayers(t *testing.T) {
 		t.Fatalf("%d of 16 frames droppable, want every other inter frame", dropped)
 	}
 }
+
+// SetBitrate lowers the target from the next frame on, without a keyframe,
+// and every frame still decodes at the quality floor.
+func TestSetBitrate(t *testing.T) {
+	enc, dec := newPair(t, vp8.Options{})
+	m := newMoving(640, 360, media.BGRX, 9)
+	size := func(from, to int) (n int) {
+		for i := from; i < to; i++ {
+			p := m.Picture(i)
+			f, _ := checked(t, enc, dec, p)
+			if i > 0 && f.Keyframe {
+				t.Fatalf("frame %d is a keyframe", i)
+			}
+			n += len(f.Data)
+			p.Release()
+		}
+		return n
+	}
+	size(0, 10) // the keyframe and the refinement after it
+	high := size(10, 40)
+	enc.SetBitrate(100_000)
+	low := size(40, 70)
+	t.Logf("30 frames: %d bytes at the default target, %d at 100 kbit/s", high, low)
+	if low >= high {
+		t.Fatalf("%d bytes after SetBitrate(100000), %d before: want fewer", low, high)
+	}
+}
