@@ -15,13 +15,21 @@ import (
 	"github.com/deskcast/deskcast/media"
 )
 
+// notices says what a countingGrabber does with its grabber's change notices.
+type notices int
+
+const (
+	heard  notices = iota // passed on
+	missed                // a channel that never receives: as if each were missed
+	ticked                // none: Run polls at the frame rate, as without XDamage
+)
+
 // countingGrabber counts the grabs of the platform grabber it wraps and
-// passes its change notices on, unless deaf, when it hears none (a non-nil
-// channel that never receives: as if every notice were missed).
+// passes its change notices on, or not.
 type countingGrabber struct {
 	grabber
-	deaf  bool
-	grabs atomic.Int64
+	notices notices
+	grabs   atomic.Int64
 }
 
 func (c *countingGrabber) Grab() (*media.Picture, error) {
@@ -30,8 +38,11 @@ func (c *countingGrabber) Grab() (*media.Picture, error) {
 }
 
 func (c *countingGrabber) Changes() <-chan time.Time {
-	if c.deaf {
+	switch c.notices {
+	case missed:
 		return make(chan time.Time)
+	case ticked:
+		return nil
 	}
 	if n, ok := c.grabber.(changeNotifier); ok {
 		return n.Changes()
@@ -57,7 +68,7 @@ type screenRun struct {
 // platform grabber wrapped in a countingGrabber, and samples each emitted
 // picture at probe (in picture coordinates). It fails the test unless the
 // grabber is told of changes by XDamage. The run ends with the test.
-func runScreen(t *testing.T, cfg ScreenConfig, poll time.Duration, deaf bool, probe image.Point) *screenRun {
+func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, probe image.Point) *screenRun {
 	t.Helper()
 	s, err := NewScreen(cfg)
 	if err != nil {
@@ -72,7 +83,7 @@ func runScreen(t *testing.T, cfg ScreenConfig, poll time.Duration, deaf bool, pr
 		if err != nil {
 			return nil, err
 		}
-		r.g = &countingGrabber{grabber: g, deaf: deaf}
+		r.g = &countingGrabber{grabber: g, notices: n}
 		return r.g, nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -102,14 +113,14 @@ func runScreen(t *testing.T, cfg ScreenConfig, poll time.Duration, deaf bool, pr
 	if r.g == nil {
 		t.Fatalf("Run: %v", <-r.errc)
 	}
-	if xs, ok := r.g.grabber.(*xshmGrabber); !ok || xs.Changes() == nil {
+	if xs, ok := r.g.grabber.(*xshmGrabber); n != ticked && (!ok || xs.Changes() == nil) {
 		t.Fatalf("grabber %T is not told of changes: want XShm with XDamage on Xvfb", r.g.grabber)
 	}
 	return r
 }
 
 // next returns the next picture emitted within d, or fails the test.
-func (r *screenRun) next(t *testing.T, d time.Duration) emitted {
+func (r *screenRun) next(t testing.TB, d time.Duration) emitted {
 	t.Helper()
 	select {
 	case e := <-r.emits:
@@ -123,7 +134,7 @@ func (r *screenRun) next(t *testing.T, d time.Duration) emitted {
 }
 
 // until returns the first picture emitted within d whose probe shows c.
-func (r *screenRun) until(t *testing.T, d time.Duration, c color.RGBA) emitted {
+func (r *screenRun) until(t testing.TB, d time.Duration, c color.RGBA) emitted {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
@@ -145,7 +156,7 @@ func (r *screenRun) quiet(t *testing.T, d time.Duration) {
 	}
 }
 
-func paint(t *testing.T, x *testenv.X, r image.Rectangle, c color.RGBA) {
+func paint(t testing.TB, x *testenv.X, r image.Rectangle, c color.RGBA) {
 	t.Helper()
 	if err := x.FillRect(r, c); err != nil {
 		t.Fatal(err)
@@ -160,7 +171,7 @@ func TestScreenDamageLatency(t *testing.T) {
 	paint(t, x, image.Rect(0, 0, 640, 480), white)
 	const fps = 5
 	interval := time.Second / fps
-	r := runScreen(t, ScreenConfig{FPS: fps}, safetyPoll, false, image.Pt(50, 50))
+	r := runScreen(t, ScreenConfig{FPS: fps}, safetyPoll, heard, image.Pt(50, 50))
 	r.until(t, 5*time.Second, white)
 
 	var lat []time.Duration
@@ -191,7 +202,7 @@ func TestScreenDamageStill(t *testing.T) {
 	paint(t, x, image.Rect(0, 0, 320, 240), blue)
 
 	t.Run("no grabs", func(t *testing.T) {
-		r := runScreen(t, ScreenConfig{FPS: 30}, time.Hour, false, image.Pt(10, 10))
+		r := runScreen(t, ScreenConfig{FPS: 30}, time.Hour, heard, image.Pt(10, 10))
 		r.until(t, 5*time.Second, blue)
 		before := r.g.grabs.Load()
 		r.quiet(t, 2*time.Second)
@@ -200,7 +211,7 @@ func TestScreenDamageStill(t *testing.T) {
 		}
 	})
 	t.Run("safety poll", func(t *testing.T) {
-		r := runScreen(t, ScreenConfig{FPS: 30}, safetyPoll, false, image.Pt(10, 10))
+		r := runScreen(t, ScreenConfig{FPS: 30}, safetyPoll, heard, image.Pt(10, 10))
 		r.until(t, 5*time.Second, blue)
 		before := r.g.grabs.Load()
 		r.quiet(t, 2*time.Second)
@@ -210,7 +221,7 @@ func TestScreenDamageStill(t *testing.T) {
 		}
 	})
 	t.Run("missed notice", func(t *testing.T) {
-		r := runScreen(t, ScreenConfig{FPS: 30}, 300*time.Millisecond, true, image.Pt(10, 10))
+		r := runScreen(t, ScreenConfig{FPS: 30}, 300*time.Millisecond, missed, image.Pt(10, 10))
 		r.until(t, 5*time.Second, blue)
 		t0 := time.Now()
 		paint(t, x, image.Rect(0, 0, 320, 240), red)
@@ -227,7 +238,7 @@ func TestScreenDamageFrameRate(t *testing.T) {
 	x := testenv.StartX(t, 320, 240)
 	paint(t, x, image.Rect(0, 0, 320, 240), white)
 	const fps = 10
-	r := runScreen(t, ScreenConfig{FPS: fps}, safetyPoll, false, image.Pt(10, 10))
+	r := runScreen(t, ScreenConfig{FPS: fps}, safetyPoll, heard, image.Pt(10, 10))
 	r.until(t, 5*time.Second, white)
 
 	stop := make(chan struct{})
@@ -272,7 +283,7 @@ func TestScreenDamageRegion(t *testing.T) {
 	x := testenv.StartX(t, 640, 480)
 	paint(t, x, image.Rect(0, 0, 640, 480), white)
 	region := image.Rect(100, 100, 300, 300)
-	r := runScreen(t, ScreenConfig{FPS: 30, Region: region}, time.Hour, false, image.Pt(190, 190))
+	r := runScreen(t, ScreenConfig{FPS: 30, Region: region}, time.Hour, heard, image.Pt(190, 190))
 	r.until(t, 5*time.Second, white)
 
 	before := r.g.grabs.Load()
@@ -291,4 +302,25 @@ func TestScreenDamageRegion(t *testing.T) {
 	// Overlapping the region's bottom-right corner by a few pixels.
 	paint(t, x, image.Rect(280, 280, 400, 400), green)
 	r.until(t, 2*time.Second, green)
+}
+
+// TestScreenWithoutDamage checks that on an X server without the DAMAGE
+// extension the XShm grabber still works and Run polls at the frame rate.
+func TestScreenWithoutDamage(t *testing.T) {
+	x := testenv.StartXWithout(t, 320, 240, "DAMAGE")
+	paint(t, x, image.Rect(0, 0, 320, 240), blue)
+	r := runScreen(t, ScreenConfig{FPS: 10}, safetyPoll, ticked, image.Pt(10, 10))
+	xs, ok := r.g.grabber.(*xshmGrabber)
+	if !ok || xs.Changes() != nil {
+		t.Fatalf("grabber %T, told of changes %v: want XShm, polling", r.g.grabber, ok && xs.Changes() != nil)
+	}
+	r.until(t, 5*time.Second, blue)
+	before := r.g.grabs.Load()
+	time.Sleep(time.Second)
+	// 10 a second; a loaded machine may lose a few ticks.
+	if n := r.g.grabs.Load() - before; n < 5 || n > 11 {
+		t.Fatalf("%d grabs in 1 s at 10 fps without XDamage, want about 10", n)
+	}
+	paint(t, x, image.Rect(0, 0, 320, 240), red)
+	r.until(t, 2*time.Second, red)
 }
