@@ -155,8 +155,8 @@ func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 // waitChange waits for a change notice, then until interval has passed
 // since last, so that grabs keep to the frame rate; with no notice, it
 // returns once poll has passed since last. It returns the notice's time (zero
-// after a poll), or false when ctx ends. timer is stopped or has fired and
-// been read, and is left so.
+// after a poll), or false when ctx ends. timer is Run's one timer, in any
+// state: since Go 1.23, Reset drops a fire nobody read.
 func waitChange(ctx context.Context, timer *time.Timer, changes <-chan time.Time, last time.Time, interval, poll time.Duration) (time.Time, bool) {
 	var noticed time.Time
 	timer.Reset(time.Until(last.Add(poll)))
