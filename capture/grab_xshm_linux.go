@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/damage"
 	"github.com/jezek/xgb/shm"
 	"github.com/jezek/xgb/xinerama"
 	"github.com/jezek/xgb/xproto"
@@ -28,10 +31,20 @@ import (
 // grab takes a free segment, attaching a new one when every segment is still
 // held (a slow encoder, the previous grab kept for comparison). Grab and
 // Close are called from one goroutine; releases come from any.
+//
+// Where the server has the DAMAGE extension, the grabber also watches the
+// root window for drawing that touches its rectangle and says so on
+// Changes, so that Run grabs when the screen changes and not otherwise.
 type xshmGrabber struct {
 	conn *xgb.Conn
 	root xproto.Drawable
 	rect image.Rectangle // in root window coordinates
+
+	// damage accumulates what was drawn on the root window since the last
+	// grab; zero without the DAMAGE extension.
+	damage  damage.Damage
+	changes chan time.Time // see Changes; nil without damage
+	watched chan struct{}  // closed when watch has returned
 
 	mu     sync.Mutex
 	segs   []*xshmSeg // every attached segment, free or held
@@ -114,7 +127,82 @@ func (g *xshmGrabber) init(monitor int, region image.Rectangle) error {
 		return err
 	}
 	p.Release()
+	if err := g.watchDamage(); err != nil {
+		slog.Info("polling the screen at the frame rate", "reason", err)
+	}
 	return nil
+}
+
+// watchDamage creates the damage object and starts watch. The level is
+// DeltaRectangles: the server reports each rectangle drawn on that it has not
+// reported since the last Subtract, which Grab sends right before each grab,
+// so a busy screen sends a few events per frame, not one per drawing
+// request, and anything drawn after a grab started is reported again.
+func (g *xshmGrabber) watchDamage() error {
+	if err := initDamage(g.conn); err != nil {
+		return fmt.Errorf("DAMAGE extension: %w", err)
+	}
+	// The server refuses other DAMAGE requests until the version is agreed.
+	if _, err := damage.QueryVersion(g.conn, 1, 1).Reply(); err != nil {
+		return fmt.Errorf("DAMAGE extension version: %w", err)
+	}
+	id, err := damage.NewDamageId(g.conn)
+	if err == nil {
+		err = damage.CreateChecked(g.conn, id, g.root, damage.ReportLevelDeltaRectangles).Check()
+	}
+	if err != nil {
+		return fmt.Errorf("watching the screen for changes: %w", err)
+	}
+	// The server reports a new window damage object's whole window as
+	// damaged, and Check's round trip has brought that event in: it is
+	// dropped, as Run's first grab is unconditional.
+	for {
+		if ev, xerr := g.conn.PollForEvent(); ev == nil && xerr == nil {
+			break
+		}
+	}
+	g.damage = id
+	g.changes = make(chan time.Time, 1)
+	g.watched = make(chan struct{})
+	go g.watch()
+	return nil
+}
+
+// watch reads the connection's events until it closes and posts a notice on
+// changes for each damage to the grabbed rectangle. Every event must be
+// read: xgb stops reading replies while its event queue is full.
+func (g *xshmGrabber) watch() {
+	defer close(g.watched)
+	for {
+		ev, xerr := g.conn.WaitForEvent()
+		switch ev := ev.(type) {
+		case damage.NotifyEvent:
+			a := ev.Area // root window coordinates, as the damage is the root's
+			r := image.Rect(int(a.X), int(a.Y), int(a.X)+int(a.Width), int(a.Y)+int(a.Height))
+			if !r.Overlaps(g.rect) {
+				continue
+			}
+			select {
+			case g.changes <- time.Now():
+			default: // one is pending, and its grab will see this change too
+			}
+		case nil:
+			if xerr == nil {
+				return // the connection is closed
+			}
+			// An unchecked request failed (a Subtract, a Detach); the grab
+			// that follows reports what matters.
+			slog.Debug("X error on the screen capture connection", "err", xerr)
+		}
+	}
+}
+
+// Changes implements changeNotifier: nil without the DAMAGE extension.
+func (g *xshmGrabber) Changes() <-chan time.Time {
+	if g.changes == nil {
+		return nil // not a nil channel in a non-nil interface
+	}
+	return g.changes
 }
 
 func attachSeg(conn *xgb.Conn, size int) (*xshmSeg, error) {
@@ -145,6 +233,12 @@ func (g *xshmGrabber) Grab() (*media.Picture, error) {
 	s, err := g.take()
 	if err != nil {
 		return nil, err
+	}
+	if g.damage != 0 {
+		// Repaired before the image is taken, on the same connection, so
+		// that what is drawn from now on is reported again, and what was
+		// drawn before is in this picture.
+		damage.Subtract(g.conn, g.damage, 0, 0)
 	}
 	_, err = shm.GetImage(g.conn, g.root, int16(g.rect.Min.X), int16(g.rect.Min.Y),
 		uint16(g.rect.Dx()), uint16(g.rect.Dy()), 0xffffffff, xproto.ImageFormatZPixmap, s.id, 0).Reply()
@@ -216,7 +310,11 @@ func (g *xshmGrabber) Close() error {
 	for _, s := range free {
 		_ = unix.SysvShmDetach(s.data)
 	}
+	// Closing the connection destroys the damage object and ends watch.
 	g.conn.Close()
+	if g.watched != nil {
+		<-g.watched
+	}
 	return nil
 }
 
@@ -283,6 +381,42 @@ func initShm(conn *xgb.Conn) error {
 		return err
 	case !reply.Present:
 		return errors.New("the X server has no MIT-SHM extension")
+	}
+	conn.ExtLock.Lock()
+	conn.Extensions[name] = reply.MajorOpcode
+	conn.ExtLock.Unlock()
+	return nil
+}
+
+// damageOnce guards the one damage.Init, for the reason shmOnce gives;
+// damageEvent is the number of the DamageNotify event it registered. Unlike
+// MIT-SHM's, these events are read, so a server that numbers them otherwise
+// (a second X server with other extensions) is polled instead.
+var (
+	damageOnce  sync.Once
+	damageErr   error
+	damageEvent byte
+)
+
+// initDamage makes DAMAGE requests usable on conn and its events readable.
+func initDamage(conn *xgb.Conn) error {
+	const name = "DAMAGE"
+	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
+	switch {
+	case err != nil:
+		return err
+	case !reply.Present:
+		return errors.New("the X server has no DAMAGE extension")
+	}
+	damageOnce.Do(func() {
+		damageEvent = reply.FirstEvent
+		damageErr = damage.Init(conn)
+	})
+	switch {
+	case damageErr != nil:
+		return damageErr
+	case reply.FirstEvent != damageEvent:
+		return fmt.Errorf("DamageNotify is event %d here, but %d on the first X server", reply.FirstEvent, damageEvent)
 	}
 	conn.ExtLock.Lock()
 	conn.Extensions[name] = reply.MajorOpcode

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"time"
 
 	"github.com/deskcast/deskcast/media"
 )
@@ -16,6 +17,18 @@ type grabber interface {
 	// whatever grabs come after, and even after Close.
 	Grab() (*media.Picture, error)
 	Close() error
+}
+
+// changeNotifier is a grabber that the platform tells when its rectangle is
+// drawn on (XDamage on X11), so that Run grabs as soon as the screen changes
+// and not at all while it is still, instead of polling at the frame rate.
+type changeNotifier interface {
+	// Changes returns a channel that receives, soon after something was
+	// drawn on the grabbed rectangle, the time the grabber heard of it; a
+	// notice that finds one pending is dropped (the earlier time stands). A
+	// change drawn before a Grab starts is in that grab's picture. Changes
+	// returns nil when the grabber cannot tell after all, and Run polls.
+	Changes() <-chan time.Time
 }
 
 // sameFrame reports whether a and b hold the same picture. It compares every

@@ -53,6 +53,13 @@ func StartX(t testing.TB, w, h int) *X {
 	return startX(t, "", w, h, true)
 }
 
+// StartXWithout starts Xvfb as StartX does, with the named X extensions
+// (e.g. "DAMAGE") turned off: for the code paths of servers that lack them.
+func StartXWithout(t testing.TB, w, h int, extensions ...string) *X {
+	t.Helper()
+	return startX(t, "", w, h, true, extensions...)
+}
+
 // StartXOn starts Xvfb with one w×h screen on display (e.g. ":93"), as
 // StartX does: for a server that comes back where a killed one was.
 func StartXOn(t testing.TB, display string, w, h int) *X {
@@ -97,8 +104,8 @@ func release(display string) {
 
 // startX starts the server; setDisplay says whether to point the test's
 // DISPLAY at it (a browser's own server must not: the app under test keeps
-// the screen it shares).
-func startX(t testing.TB, display string, w, h int, setDisplay bool) *X {
+// the screen it shares); without lists extensions to turn off.
+func startX(t testing.TB, display string, w, h int, setDisplay bool, without ...string) *X {
 	t.Helper()
 	Need(t, "Xvfb")
 	r, wr, err := os.Pipe()
@@ -109,6 +116,9 @@ func startX(t testing.TB, display string, w, h int, setDisplay bool) *X {
 	// reset when the last client leaves would break the next one.
 	args := []string{"-displayfd", "3", "-screen", "0", fmt.Sprintf("%dx%dx24", w, h),
 		"-noreset", "-nolisten", "tcp", "+extension", "MIT-SHM"}
+	for _, e := range without {
+		args = append(args, "-extension", e)
+	}
 	if display != "" {
 		// With a display given, Xvfb still writes its number to the fd once ready.
 		args = append([]string{display}, args...)
