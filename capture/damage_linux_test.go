@@ -230,6 +230,23 @@ func TestScreenDamageStill(t *testing.T) {
 			t.Fatalf("a change nobody was told of took %v to show, want about the 300 ms poll", d)
 		}
 	})
+	// Damage that never reports (a GL compositor): after two changes found
+	// by the poll alone, Run grabs at the frame rate, so the next change
+	// shows within a frame or two, not a poll.
+	t.Run("damage that never reports", func(t *testing.T) {
+		paint(t, x, image.Rect(0, 0, 320, 240), red)
+		r := runScreen(t, ScreenConfig{FPS: 30}, 2*time.Second, missed, image.Pt(10, 10))
+		r.until(t, 5*time.Second, red)
+		for _, c := range []color.RGBA{blue, red} {
+			paint(t, x, image.Rect(0, 0, 320, 240), c)
+			r.until(t, 5*time.Second, c)
+		}
+		t0 := time.Now()
+		paint(t, x, image.Rect(0, 0, 320, 240), blue)
+		if d := r.until(t, 5*time.Second, blue).at.Sub(t0); d > 500*time.Millisecond {
+			t.Fatalf("after two unreported changes a change took %v to show, want about a frame (33 ms)", d)
+		}
+	})
 }
 
 // TestScreenDamageFrameRate checks that under continuous drawing, Run still

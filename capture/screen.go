@@ -94,11 +94,18 @@ func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 				return time.Time{}, true
 			}
 		}
-	} else {
+	}
+	// poll is how long a still screen goes ungrabbed. Some setups change
+	// the screen without telling the damage extension (a compositor that
+	// draws through GL, where other X11 sharers are told to turn damage off):
+	// when a poll finds a change no notice reported, twice, Run grabs at the
+	// frame rate from then on, and notices still make a grab come sooner.
+	poll, unreported := s.poll, 0
+	if changes != nil {
 		timer := time.NewTimer(time.Hour)
 		defer timer.Stop()
 		wait = func(last time.Time) (time.Time, bool) {
-			return waitChange(ctx, timer, changes, last, interval, s.poll)
+			return waitChange(ctx, timer, changes, last, interval, poll)
 		}
 	}
 
@@ -135,6 +142,12 @@ func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 			st.waited += t0.Sub(noticed)
 		}
 		changed := !sameFrame(px, prev)
+		if changes != nil && changed && prev != nil && noticed.IsZero() && poll > interval {
+			if unreported++; unreported == 2 {
+				poll = interval
+				slog.Warn("the screen changes without damage reports (a compositing desktop?): grabbing at the frame rate")
+			}
+		}
 		if prev != nil {
 			prev.Release()
 		}
