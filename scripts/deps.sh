@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Deskcast needs, only when some are missing.
 #   scripts/deps.sh build   - what `make build` / `make run` need
-#   scripts/deps.sh test    - plus Xvfb, D-Bus, PulseAudio, sox, Chromium for `make test`
+#   scripts/deps.sh test    - plus Xvfb, D-Bus, PulseAudio, sox, Chromium, Firefox ESR, WebKitGTK, nftables for `make test`
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev
