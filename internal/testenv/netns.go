@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Net is a small network of namespaces on this machine, for tests of what
@@ -73,7 +74,32 @@ func (n *Net) AddViewers(t testing.TB, rate string) *Link {
 	if rate != "" {
 		l.SetRate(t, n, rate)
 	}
+	// IPv6 gives each end a link-local address that stays tentative for a
+	// second or two of duplicate address detection, and such an address
+	// cannot be bound yet: wait, so that a server started now can listen on
+	// every address it finds (pion's UDP mux binds each one).
+	settled(t, n.Server)
+	settled(t, l.NS)
 	return l
+}
+
+// settled waits until namespace ns has no tentative address left.
+func settled(t testing.TB, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", ns, "addr", "show", "tentative").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip -n %s addr show tentative: %v: %s", ns, err, out)
+		}
+		if len(strings.TrimSpace(string(out))) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("addresses in %s still tentative after 10 s:\n%s", ns, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // SetRate changes what the link carries from the server.
