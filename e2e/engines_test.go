@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,25 @@ func TestEngines(t *testing.T) {
 						}
 						time.Sleep(200 * time.Millisecond)
 					}
+					// Changes reach the <video>: the change→paint latency, as
+					// Chromium's WebRTC test measures it (polling included).
+					var lat []time.Duration
+					for _, c := range []color.RGBA{red, white, blue, green, red, white} {
+						x.Fill(c)
+						lat = append(lat, videoIn(t, p, 5*time.Second, c).Round(time.Millisecond))
+					}
+					slices.Sort(lat)
+					t.Logf("%s: change→paint over WebRTC/VP8 %v (median %v; polling included)", en.name, lat, lat[len(lat)/2])
+					if med := lat[len(lat)/2]; med > time.Second {
+						t.Errorf("%s: median change→paint %v over WebRTC, want well under 1 s", en.name, med)
+					}
+					// Two seconds of a changing screen, then no frame may be
+					// dropped of what was decoded.
+					for i := range 20 {
+						x.Fill([]color.RGBA{red, green, blue, white}[i%4])
+						time.Sleep(100 * time.Millisecond)
+					}
+					dropped(t, p, en.name)
 				}},
 				{"no console errors", func(t *testing.T) {
 					if errs := p.ConsoleErrors(); len(errs) > 0 {
@@ -250,5 +270,75 @@ func TestEngines(t *testing.T) {
 			}
 			t.Logf("%s: all checks in %v", en.name, time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// videoIn samples the page's <video> at its centre into a canvas until it
+// shows c, and returns how long that took.
+func videoIn(t *testing.T, p tab, within time.Duration, c color.RGBA) time.Duration {
+	t.Helper()
+	const js = `(function () {
+		var v = document.getElementById('video');
+		if (!v || !v.videoWidth) return [];
+		var cv = document.createElement('canvas');
+		cv.width = v.videoWidth; cv.height = v.videoHeight;
+		var g = cv.getContext('2d');
+		g.drawImage(v, 0, 0);
+		var d = g.getImageData(cv.width >> 1, cv.height >> 1, 1, 1).data;
+		return [d[0], d[1], d[2]];
+	})()`
+	start := time.Now()
+	var got []uint8
+	for time.Since(start) < within {
+		got = value[[]uint8](t, p, js)
+		if len(got) == 3 && near(color.RGBA{got[0], got[1], got[2], 255}, c) {
+			return time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("the <video> shows %v at its centre after %v, want %v", got, within, c)
+	return 0
+}
+
+// dropped checks that the browser decoded the frames of a changing screen
+// and dropped none, in its own stats (which must report framesDropped at
+// all: the page reads a missing one as 0) and in the page's overlay.
+func dropped(t *testing.T, p tab, name string) {
+	t.Helper()
+	if _, err := p.Eval(`(window.deskcastInbound = null, window.deskcast.rtc.pc.getStats().then(function (r) {
+		r.forEach(function (s) {
+			if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') window.deskcastInbound = s;
+		});
+	}), true)`); err != nil {
+		t.Fatal(err)
+	}
+	until(t, p, 5*time.Second, "the inbound video's stats", "!!window.deskcastInbound")
+	in := value[map[string]any](t, p, "window.deskcastInbound")
+	t.Logf("%s's inbound video: %v frames decoded, %v dropped, %v received, %v packets lost, %v NACKs", name,
+		in["framesDecoded"], in["framesDropped"], in["framesReceived"], in["packetsLost"], in["nackCount"])
+	fd, ok := in["framesDropped"].(float64)
+	if !ok {
+		t.Errorf("%s reports no framesDropped in its inbound-rtp stats: the overlay's 0 would mean nothing", name)
+	}
+	decoded, _ := in["framesDecoded"].(float64)
+	if decoded < 10 {
+		t.Errorf("%s decoded %v frames of a screen changing ten times a second for 2 s", name, decoded)
+	}
+	if fd > 0 {
+		t.Errorf("%s dropped %v frames", name, fd)
+	}
+	// The page reads its stats once a second: once it has these, its
+	// overlay must say the same.
+	until(t, p, 5*time.Second, "the page's stats catching up",
+		fmt.Sprintf("!!window.deskcast.rtc.stats && window.deskcast.rtc.stats.framesDecoded >= %d", int(decoded)))
+	txt := value[string](t, p, `(function () {
+		var s = document.getElementById('stats');
+		if (s.hidden) window.deskcast.stats.toggle();
+		var txt = s.textContent;
+		window.deskcast.stats.toggle();
+		return txt;
+	})()`)
+	if want := fmt.Sprintf("dropped    %d frames", int(fd)); !strings.Contains(txt, want) || !strings.Contains(txt, "transport  WebRTC") {
+		t.Errorf("%s: stats overlay %q, want WebRTC and %q", name, txt, want)
 	}
 }

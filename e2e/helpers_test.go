@@ -16,6 +16,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/deskcast/deskcast/internal/testenv"
 )
 
 const token = "e2etesttoken0123456789"
@@ -124,7 +126,19 @@ func (m *mjpeg) waitFor(t testing.TB, within time.Duration, what string, check f
 // viewer line, and kills it when the test ends.
 func startHeadless(t testing.TB, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(appBinary(t), append([]string{"--headless"}, args...)...)
+	return runHeadless(t, exec.Command(appBinary(t), append([]string{"--headless"}, args...)...))
+}
+
+// startHeadlessIn is startHeadless inside network namespace ns (testenv.Net).
+func startHeadlessIn(t testing.TB, ns string, args ...string) *exec.Cmd {
+	t.Helper()
+	return runHeadless(t, testenv.Command(ns, appBinary(t), append([]string{"--headless"}, args...)...))
+}
+
+// runHeadless starts cmd, a headless deskcast, waits for its first viewer
+// line, and kills it when the test ends.
+func runHeadless(t testing.TB, cmd *exec.Cmd) *exec.Cmd {
+	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Deskcast needs, only when some are missing.
 #   scripts/deps.sh build   - what `make build` / `make run` need
-#   scripts/deps.sh test    - plus Xvfb, D-Bus, PulseAudio, sox, Chromium for `make test`
+#   scripts/deps.sh test    - plus Xvfb, D-Bus, PulseAudio, sox, Chromium, Firefox ESR, WebKitGTK, nftables for `make test`
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev
   libxi-dev libxxf86vm-dev libxkbcommon-dev libxext-dev portaudio19-dev libturbojpeg0-dev libopenh264-dev libyuv-dev libvpx-dev)
 test_pkgs=(xvfb xauth libgl1-mesa-dri dbus dbus-x11 pulseaudio pulseaudio-utils libasound2-plugins sox
-  chromium x11-xserver-utils xdotool firefox-esr webkit2gtk-driver)
+  chromium x11-xserver-utils xdotool firefox-esr webkit2gtk-driver nftables)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = "test" ] && want+=("${test_pkgs[@]}")

@@ -14,8 +14,15 @@ import (
 // and returns a chromedp context for it; it is closed when the test ends.
 func Browser(t testing.TB, w, h int) context.Context {
 	t.Helper()
+	return startBrowser(t, browserOptions(t, w, h))
+}
+
+// browserOptions are Browser's: a fresh profile, a w×h window, nothing that
+// reaches out on its own.
+func browserOptions(t testing.TB, w, h int) []chromedp.ExecAllocatorOption {
+	t.Helper()
 	Need(t, "chromium")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	return append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath("chromium"),
 		chromedp.NoSandbox, // we run as root in CI
 		chromedp.DisableGPU,
@@ -27,6 +34,11 @@ func Browser(t testing.TB, w, h int) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(w, h),
 	)
+}
+
+// startBrowser starts Chromium with opts and connects to it.
+func startBrowser(t testing.TB, opts []chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelC := chromedp.NewContext(actx)
 	t.Cleanup(func() {

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Net is a small network of namespaces on this machine, for tests of what
@@ -72,7 +74,32 @@ func (n *Net) AddViewers(t testing.TB, rate string) *Link {
 	if rate != "" {
 		l.SetRate(t, n, rate)
 	}
+	// IPv6 gives each end a link-local address that stays tentative for a
+	// second or two of duplicate address detection, and such an address
+	// cannot be bound yet: wait, so that a server started now can listen on
+	// every address it finds (pion's UDP mux binds each one).
+	settled(t, n.Server)
+	settled(t, l.NS)
 	return l
+}
+
+// settled waits until namespace ns has no tentative address left.
+func settled(t testing.TB, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", ns, "addr", "show", "tentative").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip -n %s addr show tentative: %v: %s", ns, err, out)
+		}
+		if len(strings.TrimSpace(string(out))) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("addresses in %s still tentative after 10 s:\n%s", ns, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // SetRate changes what the link carries from the server.
@@ -95,4 +122,70 @@ func run(t testing.TB, name string, args ...string) {
 	if err != nil {
 		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// Firewall is one nftables table (family inet) in a namespace: real packet
+// filtering, for tests of what gets through when something is blocked.
+type Firewall struct {
+	NS    string // the namespace the table is in
+	Table string
+}
+
+// NewFirewall makes an empty table in namespace ns; it is deleted when the
+// test ends (and would go with the namespace anyway). It needs root and nft
+// (Debian's nftables package).
+func NewFirewall(t testing.TB, ns, table string) *Firewall {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not found: install nftables (scripts/deps.sh test does)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("nftables rules need root")
+	}
+	f := &Firewall{NS: ns, Table: table}
+	f.Load(t, "")
+	t.Cleanup(func() { _ = Command(ns, "nft", "delete", "table", "inet", table).Run() })
+	return f
+}
+
+// Load replaces the table's contents with body (the chains, sets and
+// counters inside `table inet NAME { … }`, in nft's syntax), in one
+// transaction: no packet sees half of the old rules and half of the new.
+func (f *Firewall) Load(t testing.TB, body string) {
+	t.Helper()
+	// Declaring the table first makes the delete valid when it does not exist yet.
+	ruleset := fmt.Sprintf("table inet %[1]s\ndelete table inet %[1]s\ntable inet %[1]s {\n%s\n}\n", f.Table, body)
+	cmd := Command(f.NS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft -f in %s: %v: %s\nruleset:\n%s", f.NS, err, out, ruleset)
+	}
+}
+
+// Packets returns what the table's named counter has counted.
+func (f *Firewall) Packets(t testing.TB, counter string) uint64 {
+	t.Helper()
+	out, err := Command(f.NS, "nft", "list", "counter", "inet", f.Table, counter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft list counter %s: %v: %s", counter, err, out)
+	}
+	// "… counter NAME { packets 12 bytes 3456 } …"
+	fields := strings.Fields(string(out))
+	for i, w := range fields {
+		if w == "packets" && i+1 < len(fields) {
+			n, err := strconv.ParseUint(fields[i+1], 10, 64)
+			if err != nil {
+				t.Fatalf("nft counter %s: %q", counter, out)
+			}
+			return n
+		}
+	}
+	t.Fatalf("nft counter %s: no packets in %q", counter, out)
+	return 0
+}
+
+// Ruleset returns everything nft holds in the namespace, for a failure's log.
+func (f *Firewall) Ruleset() string {
+	out, _ := Command(f.NS, "nft", "list", "ruleset").CombinedOutput()
+	return string(out)
 }
