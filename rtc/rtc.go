@@ -183,14 +183,28 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Loopback {
 		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
 	}
+	// IPv6 link-local addresses are left out: no browser on the LAN needs
+	// them (it has IPv4 or a routable IPv6 address, or mDNS), and one that
+	// has just come up cannot be bound for a second or two (duplicate address
+	// detection), which would leave the whole share without WebRTC.
+	opts = append(opts, ice.UDPMuxFromPortWithIPFilter(usableIP))
+	udpNets := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	udp, err := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("listening for WebRTC on UDP port %d: %w", cfg.UDPPort, err)
+		// An IPv6 address still tentative, or one that cannot be bound for
+		// another reason: IPv4 alone is enough on a LAN.
+		v4, err4 := ice.NewMultiUDPMuxFromPort(cfg.UDPPort, append(opts, ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4))...)
+		if err4 != nil {
+			return nil, fmt.Errorf("listening for WebRTC on UDP port %d: %w", cfg.UDPPort, err)
+		}
+		cfg.Logger.Warn("WebRTC over IPv4 only", "why", err)
+		udp, udpNets = v4, udpNets[:1]
 	}
 	s.udp = udp
 	se := webrtc.SettingEngine{LoggerFactory: logs}
 	se.SetICEUDPMux(udp)
-	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	se.SetIPFilter(usableIP)
+	networks := udpNets
 	if cfg.TCP != nil {
 		s.tcp = webrtc.NewICETCPMux(logs.NewLogger("tcpmux"), cfg.TCP, 32)
 		se.SetICETCPMux(s.tcp)
@@ -382,6 +396,10 @@ func (s *Server) Close() error {
 	}
 	return err
 }
+
+// usableIP reports whether WebRTC offers ip to viewers: any but an IPv6
+// link-local address.
+func usableIP(ip net.IP) bool { return ip.To4() != nil || !ip.IsLinkLocalUnicast() }
 
 func newID() string {
 	b := make([]byte, 16)
