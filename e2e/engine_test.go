@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"image"
 	"image/color"
@@ -171,6 +172,61 @@ func TestStreamFromXvfb(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	})
+}
+
+// TestHeadlessQR runs the real binary headless and decodes the QR code it
+// prints after the viewer URLs: a phone that scans it opens the first of them.
+// Its stdout is a pipe, so the code comes as plain half blocks.
+func TestHeadlessQR(t *testing.T) {
+	port := freePort(t)
+	cmd := exec.Command(appBinary(t), "--headless", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token)
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	var out []string
+	var viewers []string // the URLs of the viewer lines
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("deskcast ended; printed:\n%s", strings.Join(out, "\n"))
+			}
+			out = append(out, l)
+			if u, ok := strings.CutPrefix(l, "viewer: "); ok {
+				viewers = append(viewers, u)
+			}
+		case <-deadline:
+			t.Fatalf("no QR code that decodes 10 s after the start; printed:\n%s", strings.Join(out, "\n"))
+		}
+		if !strings.ContainsAny(out[len(out)-1], "▀▄█") {
+			continue // the code has not started, or this line adds nothing to it
+		}
+		got, _, err := testenv.TermQR(strings.Join(out, "\n"))
+		if err != nil {
+			continue // not all of it yet
+		}
+		want := fmt.Sprintf("http://127.0.0.1:%d/?t=%s", port, token)
+		if len(viewers) == 0 || viewers[0] != want {
+			t.Fatalf("viewer lines %q, want the first %q", viewers, want)
+		}
+		if got != viewers[0] {
+			t.Fatalf("the QR code says %q, the first viewer line %q", got, viewers[0])
+		}
+		t.Logf("%d lines printed; the QR code, after %d viewer lines, decodes to %s", len(out), len(viewers), got)
+		return
+	}
 }
 
 // TestHeadlessBinary runs the real binary: it prints the URLs, serves, and

@@ -6,10 +6,13 @@ import (
 	"io"
 
 	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/internal/termqr"
 )
 
-// RunHeadless starts sharing, prints the viewer URLs to w, one line each, and
-// serves until ctx ends; then it closes every stream and returns.
+// RunHeadless starts sharing, prints the viewer URLs to w, one line each, then
+// the first of them (a LAN one, when it listens on every interface) as a QR code
+// of half blocks, and serves until ctx ends; then it closes every stream and
+// returns.
 func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 	if err := e.Start(); err != nil {
 		return err
@@ -19,8 +22,18 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 	if wanted := srv.PortMoved(); wanted != 0 {
 		fmt.Fprintf(w, "port: %d is busy, so this share uses port %d\n", wanted, srv.Port())
 	}
-	for _, u := range srv.ViewerURLs() {
+	urls := srv.ViewerURLs()
+	for _, u := range urls {
 		fmt.Fprintf(w, "viewer: %s\n", u.URL)
+	}
+	if len(urls) > 0 {
+		// The same URL as the window's QR code. Black on white when w is a
+		// terminal, whatever its theme; plain half blocks into a file or pipe.
+		if qr, err := termqr.Render(urls[0].URL, termqr.StyleFor(w)); err != nil {
+			e.log.Warn("no QR code for the viewer URL", "err", err)
+		} else {
+			fmt.Fprint(w, qr)
+		}
 	}
 	if a := srv.Access(); a.Approve != access.ApproveOff {
 		base := fmt.Sprintf("http://127.0.0.1:%d/api/viewers", srv.Port())
