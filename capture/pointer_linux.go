@@ -1,0 +1,113 @@
+//go:build linux
+
+package capture
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xfixes"
+	"github.com/jezek/xgb/xproto"
+
+	"github.com/deskcast/deskcast/media"
+)
+
+// Run follows the pointer until ctx ends: it polls QueryPointer at the
+// configured rate and emits only changes; XFixes tells it when the shape
+// changes, and GetCursorImage fetches the new one. It returns an error when
+// the X server cannot be reached or goes away (a hub retries); on a server
+// without XFixes it reports the pointer as hidden and waits.
+func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
+	conn, err := xgb.NewConn()
+	if err != nil {
+		return fmt.Errorf("connecting to X server: %w", err)
+	}
+	defer conn.Close()
+	root := xproto.Setup(conn).DefaultScreen(conn).Root
+	mon, err := monitorRect(conn, p.cfg.Monitor)
+	if err != nil {
+		return err
+	}
+	rect, err := regionOf(mon, p.cfg.Region)
+	if err != nil {
+		return err
+	}
+	if err := initXFixes(conn, root); err != nil {
+		slog.Info("the pointer is not shown", "reason", err)
+		emit(&media.Pointer{AreaW: rect.Dx(), AreaH: rect.Dy()})
+		<-ctx.Done()
+		return nil
+	}
+	shape, err := cursorShape(conn)
+	if err != nil {
+		return err
+	}
+	var st pointerState
+	tick := time.NewTicker(p.interval())
+	defer tick.Stop()
+	for {
+		q, err := xproto.QueryPointer(conn, root).Reply()
+		if err != nil {
+			return fmt.Errorf("reading the pointer: %w", err)
+		}
+		// Shape changes come as events, read here so that xgb's queue never fills.
+		changed := false
+		for {
+			ev, xerr := conn.PollForEvent()
+			if ev == nil && xerr == nil {
+				break
+			}
+			if _, ok := ev.(xfixes.CursorNotifyEvent); ok {
+				changed = true
+			}
+		}
+		if changed {
+			if shape, err = cursorShape(conn); err != nil {
+				return err
+			}
+		}
+		x, y := int(q.RootX), int(q.RootY)
+		if !q.SameScreen {
+			x, y = -1, -1 // on another X screen: not on ours
+		}
+		if ptr := st.next(rect, x, y, shape); ptr != nil {
+			emit(ptr)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// initXFixes agrees on the XFixes version (GetCursorImage needs 1, cursor
+// events 2) and asks for an event whenever the displayed cursor changes.
+func initXFixes(conn *xgb.Conn, root xproto.Window) error {
+	if err := xfixes.Init(conn); err != nil {
+		return fmt.Errorf("XFIXES extension: %w", err)
+	}
+	if _, err := xfixes.QueryVersion(conn, 4, 0).Reply(); err != nil {
+		return fmt.Errorf("XFIXES extension version: %w", err)
+	}
+	if err := xfixes.SelectCursorInputChecked(conn, root, xfixes.CursorNotifyMaskDisplayCursor).Check(); err != nil {
+		return fmt.Errorf("watching the pointer's shape: %w", err)
+	}
+	return nil
+}
+
+// cursorShape fetches the displayed cursor's image; nil when it is blank.
+func cursorShape(conn *xgb.Conn) (*media.PointerShape, error) {
+	r, err := xfixes.GetCursorImage(conn).Reply()
+	if err != nil {
+		return nil, fmt.Errorf("reading the pointer's image: %w", err)
+	}
+	if r.Width == 0 || r.Height == 0 {
+		return nil, nil
+	}
+	return newPointerShape(r.CursorImage, int(r.Width), int(r.Height), int(r.Xhot), int(r.Yhot), r.CursorSerial)
+}
+
