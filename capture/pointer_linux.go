@@ -110,4 +110,3 @@ func cursorShape(conn *xgb.Conn) (*media.PointerShape, error) {
 	}
 	return newPointerShape(r.CursorImage, int(r.Width), int(r.Height), int(r.Xhot), int(r.Yhot), r.CursorSerial)
 }
-
