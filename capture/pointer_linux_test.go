@@ -115,6 +115,9 @@ func TestPointerX11(t *testing.T) {
 
 func TestPointerRegion(t *testing.T) {
 	x := testenv.StartX(t, 640, 480)
+	if err := x.SetCursor(image.Rectangle{}, testenv.GlyphCrosshair, color.RGBA{0, 0, 0, 255}); err != nil {
+		t.Fatal(err)
+	}
 	if err := x.Warp(5, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -142,4 +145,18 @@ func hasColour(s *media.PointerShape, c color.RGBA) bool {
 		}
 	}
 	return false
+}
+
+// TestPointerBlank: the test X servers start with a blank cursor, which
+// counts as a hidden pointer, wherever it is.
+func TestPointerBlank(t *testing.T) {
+	x := testenv.StartX(t, 320, 240)
+	if err := x.Warp(100, 100); err != nil {
+		t.Fatal(err)
+	}
+	ch := runPointer(t, PointerConfig{})
+	p := waitPointer(t, ch, "hidden", func(p *media.Pointer) bool { return true })
+	if p.Visible || p.Shape != nil {
+		t.Fatalf("a blank cursor reported as %+v", p)
+	}
 }

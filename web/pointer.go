@@ -70,10 +70,13 @@ func pointerMessage(p *media.Pointer) []byte {
 	return append(b, '}')
 }
 
-// shapeMessage is the text message that announces a shape; the PNG follows
-// as a binary message.
-func shapeMessage(s *media.PointerShape) []byte {
-	return fmt.Appendf(nil, `{"type":"shape","shape":%d,"w":%d,"h":%d,"hx":%d,"hy":%d}`, s.Serial, s.W, s.H, s.HotX, s.HotY)
+// shapeMessage is the text message that announces a shape, with the shared
+// rectangle's size (aw, ah), which the page scales the shape by; the PNG
+// follows as a binary message.
+func shapeMessage(p *media.Pointer) []byte {
+	s := p.Shape
+	return fmt.Appendf(nil, `{"type":"shape","shape":%d,"w":%d,"h":%d,"hx":%d,"hy":%d,"aw":%d,"ah":%d}`,
+		s.Serial, s.W, s.H, s.HotX, s.HotY, p.AreaW, p.AreaH)
 }
 
 // SetPointerMode changes how viewers see the pointer, live: the page reads it
@@ -124,6 +127,7 @@ func (s *Server) handleWSPointer(w http.ResponseWriter, r *http.Request) {
 	defer l.Close()
 	ctx := c.CloseRead(r.Context()) // we only send; this notices the peer closing
 	var shape *media.PointerShape   // the last shape sent
+	var area [2]int                 // and the shared rectangle's size sent with it
 	write := func(typ websocket.MessageType, b []byte) bool {
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 		defer cancel()
@@ -136,11 +140,11 @@ func (s *Server) handleWSPointer(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case p := <-l.Frames():
-			if p.Shape != nil && p.Shape != shape {
-				if !write(websocket.MessageText, shapeMessage(p.Shape)) || !write(websocket.MessageBinary, p.Shape.PNG) {
+			if p.Shape != nil && (p.Shape != shape || area != [2]int{p.AreaW, p.AreaH}) {
+				if !write(websocket.MessageText, shapeMessage(p)) || !write(websocket.MessageBinary, p.Shape.PNG) {
 					return
 				}
-				shape = p.Shape
+				shape, area = p.Shape, [2]int{p.AreaW, p.AreaH}
 			}
 			if !write(websocket.MessageText, p.Wire) {
 				return

@@ -84,7 +84,8 @@ func readJSON(t *testing.T, ctx context.Context, c *websocket.Conn) map[string]a
 func expectShape(t *testing.T, ctx context.Context, c *websocket.Conn, s *media.PointerShape) {
 	t.Helper()
 	m := readJSON(t, ctx, c)
-	if m["type"] != "shape" || m["shape"] != float64(s.Serial) || m["w"] != float64(s.W) || m["hx"] != float64(s.HotX) || m["hy"] != float64(s.HotY) {
+	if m["type"] != "shape" || m["shape"] != float64(s.Serial) || m["w"] != float64(s.W) || m["hx"] != float64(s.HotX) || m["hy"] != float64(s.HotY) ||
+		m["aw"] != 1920.0 || m["ah"] != 1080.0 {
 		t.Fatalf("shape message %v, want shape %d", m, s.Serial)
 	}
 	typ, png, err := c.Read(ctx)
@@ -106,7 +107,7 @@ func TestPointerWebSocket(t *testing.T) {
 	ctx := timeout(t)
 	arrow := &media.PointerShape{PNG: []byte("\x89PNG arrow"), W: 16, H: 24, HotX: 1, HotY: 2, Serial: 5}
 	hand := &media.PointerShape{PNG: []byte("\x89PNG hand"), W: 20, H: 20, HotX: 6, HotY: 0, Serial: 6}
-	first := &media.Pointer{X: 0.25, Y: 0.5, Visible: true, Shape: arrow}
+	first := &media.Pointer{X: 0.25, Y: 0.5, Visible: true, Shape: arrow, AreaW: 1920, AreaH: 1080}
 	pf.First = func() *media.Pointer { return first }
 
 	c, _, err := dialPointer(t, ctx, ts, "?t="+token)
@@ -117,15 +118,15 @@ func TestPointerWebSocket(t *testing.T) {
 	expectPos(t, ctx, c, first)
 
 	// Moves carry the same shape: only positions go out.
-	moved := &media.Pointer{X: 0.75, Y: 0.125, Visible: true, Shape: arrow}
+	moved := &media.Pointer{X: 0.75, Y: 0.125, Visible: true, Shape: arrow, AreaW: 1920, AreaH: 1080}
 	pf.Emit(t, moved)
 	expectPos(t, ctx, c, moved)
-	hidden := &media.Pointer{X: 1.5, Y: 0.125, Shape: arrow}
+	hidden := &media.Pointer{X: 1.5, Y: 0.125, Shape: arrow, AreaW: 1920, AreaH: 1080}
 	pf.Emit(t, hidden)
 	expectPos(t, ctx, c, hidden)
 
 	// A new shape goes out once, before its position.
-	other := &media.Pointer{X: 0.5, Y: 0.5, Visible: true, Shape: hand}
+	other := &media.Pointer{X: 0.5, Y: 0.5, Visible: true, Shape: hand, AreaW: 1920, AreaH: 1080}
 	pf.Emit(t, other)
 	expectShape(t, ctx, c, hand)
 	expectPos(t, ctx, c, other)

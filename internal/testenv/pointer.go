@@ -62,3 +62,33 @@ func (x *X) SetCursor(r image.Rectangle, glyph uint16, c color.RGBA) error {
 	}
 	return x.Sync()
 }
+
+// hideCursor gives the root window a blank cursor. X draws the pointer
+// over the screen, and Deskcast shows it to viewers, so the server's
+// default cursor in the middle of the screen would sit on the colours other
+// tests sample; a test of the pointer sets one with SetCursor.
+func (x *X) hideCursor() error {
+	pix, err := xproto.NewPixmapId(x.conn)
+	if err != nil {
+		return err
+	}
+	if err := xproto.CreatePixmapChecked(x.conn, 1, pix, xproto.Drawable(x.root), 1, 1).Check(); err != nil {
+		return fmt.Errorf("creating the blank cursor's pixmap: %w", err)
+	}
+	defer xproto.FreePixmap(x.conn, pix)
+	gc, err := xproto.NewGcontextId(x.conn)
+	if err != nil {
+		return err
+	}
+	xproto.CreateGC(x.conn, gc, xproto.Drawable(pix), xproto.GcForeground, []uint32{0})
+	xproto.PolyFillRectangle(x.conn, xproto.Drawable(pix), gc, []xproto.Rectangle{{Width: 1, Height: 1}})
+	xproto.FreeGC(x.conn, gc)
+	cur, err := xproto.NewCursorId(x.conn)
+	if err != nil {
+		return err
+	}
+	if err := xproto.CreateCursorChecked(x.conn, cur, pix, pix, 0, 0, 0, 0, 0, 0, 0, 0).Check(); err != nil {
+		return fmt.Errorf("creating the blank cursor: %w", err)
+	}
+	return xproto.ChangeWindowAttributesChecked(x.conn, x.root, xproto.CwCursor, []uint32{uint32(cur)}).Check()
+}
