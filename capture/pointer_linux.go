@@ -4,8 +4,10 @@ package capture
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jezek/xgb"
@@ -35,7 +37,8 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 	if err != nil {
 		return err
 	}
-	if err := initXFixes(conn, root); err != nil {
+	events, err := initXFixes(conn, root)
+	if err != nil {
 		slog.Info("the pointer is not shown", "reason", err)
 		emit(&media.Pointer{AreaW: rect.Dx(), AreaH: rect.Dy()})
 		<-ctx.Done()
@@ -48,13 +51,14 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 	var st pointerState
 	tick := time.NewTicker(p.interval())
 	defer tick.Stop()
-	for {
+	for n := 0; ; n++ {
 		q, err := xproto.QueryPointer(conn, root).Reply()
 		if err != nil {
 			return fmt.Errorf("reading the pointer: %w", err)
 		}
 		// Shape changes come as events, read here so that xgb's queue never fills.
-		changed := false
+		// Without its events (see initXFixes) the shape is fetched ten times a second.
+		changed := !events && n%max(1, p.cfg.Rate/10) == 0 && n > 0
 		for {
 			ev, xerr := conn.PollForEvent()
 			if ev == nil && xerr == nil {
@@ -65,8 +69,12 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 			}
 		}
 		if changed {
-			if shape, err = cursorShape(conn); err != nil {
+			next, err := cursorShape(conn)
+			if err != nil {
 				return err
+			}
+			if next == nil || shape == nil || next.Serial != shape.Serial {
+				shape = next // the same serial is the same image: keep the one viewers have
 			}
 		}
 		x, y := int(q.RootX), int(q.RootY)
@@ -84,19 +92,49 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 	}
 }
 
-// initXFixes agrees on the XFixes version (GetCursorImage needs 1, cursor
-// events 2) and asks for an event whenever the displayed cursor changes.
-func initXFixes(conn *xgb.Conn, root xproto.Window) error {
-	if err := xfixes.Init(conn); err != nil {
-		return fmt.Errorf("XFIXES extension: %w", err)
+// xfixesOnce guards the one xfixes.Init, for the reason shmOnce gives (it
+// writes xgb's process-wide event tables on every call); xfixesEvent is the
+// number of the first XFixes event it registered. A server that numbers
+// them otherwise (another X server with other extensions) gets no events:
+// its shape is polled.
+var (
+	xfixesOnce  sync.Once
+	xfixesErr   error
+	xfixesEvent byte
+)
+
+// initXFixes makes XFixes requests usable on conn, agrees on its version
+// (GetCursorImage needs 1, cursor events 2) and asks for an event whenever
+// the displayed cursor changes. events says whether they can be read.
+func initXFixes(conn *xgb.Conn, root xproto.Window) (events bool, err error) {
+	const name = "XFIXES"
+	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("XFIXES extension: %w", err)
+	case !reply.Present:
+		return false, errors.New("the X server has no XFIXES extension")
 	}
+	xfixesOnce.Do(func() {
+		xfixesEvent = reply.FirstEvent
+		xfixesErr = xfixes.Init(conn)
+	})
+	if xfixesErr != nil {
+		return false, fmt.Errorf("XFIXES extension: %w", xfixesErr)
+	}
+	conn.ExtLock.Lock()
+	conn.Extensions[name] = reply.MajorOpcode
+	conn.ExtLock.Unlock()
 	if _, err := xfixes.QueryVersion(conn, 4, 0).Reply(); err != nil {
-		return fmt.Errorf("XFIXES extension version: %w", err)
+		return false, fmt.Errorf("XFIXES extension version: %w", err)
+	}
+	if reply.FirstEvent != xfixesEvent {
+		return false, nil
 	}
 	if err := xfixes.SelectCursorInputChecked(conn, root, xfixes.CursorNotifyMaskDisplayCursor).Check(); err != nil {
-		return fmt.Errorf("watching the pointer's shape: %w", err)
+		return false, fmt.Errorf("watching the pointer's shape: %w", err)
 	}
-	return nil
+	return true, nil
 }
 
 // cursorShape fetches the displayed cursor's image; nil when it is blank.

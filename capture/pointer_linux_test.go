@@ -160,3 +160,26 @@ func TestPointerBlank(t *testing.T) {
 		t.Fatalf("a blank cursor reported as %+v", p)
 	}
 }
+
+// TestPointerWithoutEvents: where XFixes numbers its events otherwise than on
+// the first X server the process used, the shape is polled: a change still shows.
+func TestPointerWithoutEvents(t *testing.T) {
+	testenv.StartX(t, 320, 240) // the first server: the process's event numbers
+	x := testenv.StartXWithout(t, 320, 240, "DAMAGE")
+	if err := x.SetCursor(image.Rectangle{}, testenv.GlyphArrow, color.RGBA{255, 0, 0, 255}); err != nil {
+		t.Fatal(err)
+	}
+	ch := runPointer(t, PointerConfig{})
+	first := waitPointer(t, ch, "visible", func(p *media.Pointer) bool { return p.Visible })
+	if err := x.SetCursor(image.Rectangle{}, testenv.GlyphHand, color.RGBA{0, 0, 255, 255}); err != nil {
+		t.Fatal(err)
+	}
+	waitPointer(t, ch, "with the new shape", func(p *media.Pointer) bool { return p.Shape != nil && p.Shape.Serial != first.Shape.Serial })
+	for len(ch) > 0 {
+		<-ch
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(ch); n != 0 {
+		t.Fatalf("%d pointers emitted for a still pointer with a polled shape", n)
+	}
+}

@@ -19,8 +19,9 @@
 
   // window.deskcast.pointer is the pointer's state: the socket, the mode
   // (on, off, highlight), the shape, the newest position, and, for the tests
-  // and the benchmark, how many positions came and when (log: [time, x, y]).
-  var ptr = dc.pointer = { ws: null, mode: 'off', shape: null, pos: null, updates: 0, log: [], shown: false };
+  // and the benchmark, how many positions and bytes came, and when (log:
+  // [time, x, y, visible]).
+  var ptr = dc.pointer = { ws: null, mode: 'off', shape: null, pos: null, updates: 0, bytes: 0, log: [], shown: false };
   var pending = null; // a shape message whose PNG is on its way
   var url = '';       // the shape's blob: URL
   var queued = false;
@@ -46,6 +47,7 @@
     ptr.ws = ws;
     ws.onmessage = function (e) {
       if (ptr.ws !== ws) return;
+      ptr.bytes += typeof e.data === 'string' ? e.data.length : e.data.size;
       if (typeof e.data !== 'string') {
         if (!pending) return;
         if (url) URL.revokeObjectURL(url);
