@@ -132,7 +132,10 @@ func TestPointerInChromium(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(900, 400)); err != nil {
 			t.Fatal(err)
 		}
-		defer chromedp.Do(ctx, chromedp.EmulateViewport(800, 600))
+		defer chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, emulation.ClearDeviceMetricsOverride, cdp.Empty{}) // back to the window's viewport
+			return err
+		}))
 		lb := fit(t, ctx, 640, 480)
 		waitShown(t, ctx, lb(600, 440), nil, reddish)
 	})
@@ -155,6 +158,8 @@ func TestPointerInChromium(t *testing.T) {
 				break
 			}
 			if time.Since(start) > 5*time.Second {
+				saveScreenshot(t, "pointer-shape.png", img)
+				t.Logf("pointer state: %s", eval[string](t, ctx, "JSON.stringify({shape: window.deskcast.pointer.shape, pos: window.deskcast.pointer.pos})"))
 				t.Fatal("the page does not show the green hand in place of the red arrow")
 			}
 			time.Sleep(20 * time.Millisecond)
