@@ -18,8 +18,8 @@ import (
 	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
-	"github.com/deskcast/deskcast/web"
 	"github.com/deskcast/deskcast/version"
+	"github.com/deskcast/deskcast/web"
 )
 
 // window is the main window: the QR code of the viewer URL and the controls.
