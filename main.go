@@ -48,6 +48,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.DurationVar(&s.Access.ApproveTimeout, "approve-timeout", 30*time.Second, "how long a new viewer waits for an answer")
 	fl.Var(controlFlag{&s.Control}, "control", "let viewers drive this desktop's mouse and keyboard: --control (only the viewer\n"+
 		"you grant it to, from the viewer list or /api/viewers) or --control=all (every viewer let in)")
+	fl.Var(pointerFlag{&s.Pointer}, "pointer", "show viewers this desktop's mouse pointer: on, off, or highlight (on, with a soft\n"+
+		"ring around it on the viewer page, for presentations)")
 	fl.IntVar(&s.Access.MaxViewers, "max-viewers", access.DefaultMaxViewers, "most viewers at once (-1: no limit)")
 	printVersion := fl.Bool("version", false, "print the version and commit, and exit")
 	if err := fl.Parse(args); err != nil {
@@ -166,6 +168,23 @@ func (f controlFlag) String() string {
 }
 func (f controlFlag) Set(v string) error {
 	m, err := access.ParseControlMode(v)
+	if err == nil {
+		*f.m = m
+	}
+	return err
+}
+
+// pointerFlag is --pointer: on, off or highlight.
+type pointerFlag struct{ m *web.PointerMode }
+
+func (f pointerFlag) String() string {
+	if f.m == nil || *f.m == "" {
+		return string(web.PointerOn)
+	}
+	return string(*f.m)
+}
+func (f pointerFlag) Set(v string) error {
+	m, err := web.ParsePointerMode(v)
 	if err == nil {
 		*f.m = m
 	}

@@ -37,6 +37,7 @@ type Engine interface {
 	Deny(id string) error
 	Disconnect(id string) error
 	SetControl(access.ControlMode) error
+	SetPointer(web.PointerMode) error
 	Grant(id string) error
 	Revoke(id string)
 	Settings() engine.Settings
@@ -336,6 +337,41 @@ func (a *App) SetControl(on bool) {
 		mode = access.ControlGrant
 	}
 	a.setErr(a.eng.SetControl(mode))
+	a.refresh()
+}
+
+// SetShowPointer turns "Show pointer" on or off: whether viewers see this
+// desktop's mouse pointer. Turned on, it keeps the highlight as it was.
+func (a *App) SetShowPointer(on bool) {
+	m := web.PointerOff
+	if on {
+		m = web.PointerOn
+		if a.fa.Preferences().String(prefPointer) == string(web.PointerHighlight) {
+			m = web.PointerHighlight
+		}
+	}
+	a.setPointer(m)
+}
+
+// SetHighlightPointer turns the soft ring around the pointer on the viewer
+// page on or off; on also shows the pointer.
+func (a *App) SetHighlightPointer(on bool) {
+	m := web.PointerOn
+	if on {
+		m = web.PointerHighlight
+	}
+	a.setPointer(m)
+}
+
+func (a *App) setPointer(m web.PointerMode) {
+	if err := a.eng.SetPointer(m); err != nil {
+		a.setErr(err)
+		return
+	}
+	if m != web.PointerOff {
+		a.fa.Preferences().SetString(prefPointer, string(m))
+	}
+	a.fa.Preferences().SetBool(prefPointerOff, m == web.PointerOff)
 	a.refresh()
 }
 

@@ -102,6 +102,12 @@ func (f *fakeEngine) setViewer(id string, st access.ViewerState) error {
 	}
 	return errors.New("no such viewer")
 }
+func (f *fakeEngine) SetPointer(m web.PointerMode) error {
+	f.mu.Lock()
+	f.settings.Pointer = m
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeEngine) SetControl(m access.ControlMode) error {
 	f.mu.Lock()
 	f.settings.Control = m
@@ -330,7 +336,7 @@ func TestTrayMenu(t *testing.T) {
 		return nil
 	}
 	m := a.trayMenu(f.State())
-	if got := strings.Join(labels(m), ","); got != "Start sharing,,Monitor,Audio,Quality,Allow remote control,,Show window,Copy link,,Quit" {
+	if got := strings.Join(labels(m), ","); got != "Start sharing,,Monitor,Audio,Quality,Allow remote control,Show pointer,Highlight pointer,,Show window,Copy link,,Quit" {
 		t.Fatalf("idle tray menu: %s", got)
 	}
 	find(m, "Start sharing").Action()
@@ -378,5 +384,47 @@ func TestChineseTranslation(t *testing.T) {
 	}
 	if got := lang.N("{{.Count}} viewers", 3, map[string]any{"Count": 3}); got != "3 位观众" {
 		t.Fatalf("plural = %q", got)
+	}
+}
+
+// TestPointerSetting: "Show pointer" and "Highlight pointer" in the tray and
+// the window set the engine's pointer mode, and are remembered.
+func TestPointerSetting(t *testing.T) {
+	a, f, fa := newTestApp(t)
+	item := func(label string) *fyne.MenuItem {
+		for _, it := range a.trayMenu(f.State()).Items {
+			if it.Label == label {
+				return it
+			}
+		}
+		t.Fatalf("no %q in the tray menu", label)
+		return nil
+	}
+	steps := []struct {
+		name string
+		do   func()
+		want web.PointerMode
+	}{
+		{"tray: highlight", func() { item("Highlight pointer").Action() }, web.PointerHighlight},
+		{"tray: hide", func() { item("Show pointer").Action() }, web.PointerOff},
+		{"tray: show again keeps the highlight", func() { item("Show pointer").Action() }, web.PointerHighlight},
+		{"window: no highlight", func() { a.win.hilite.SetChecked(false) }, web.PointerOn},
+		{"window: hide", func() { a.win.pointer.SetChecked(false) }, web.PointerOff},
+		{"window: show", func() { a.win.pointer.SetChecked(true) }, web.PointerOn},
+	}
+	for _, s := range steps {
+		s.do()
+		if got := f.Settings().Pointer; got != s.want {
+			t.Fatalf("%s: pointer %q, want %q", s.name, got, s.want)
+		}
+		if item("Show pointer").Checked != s.want.Shown() || item("Highlight pointer").Checked != (s.want == web.PointerHighlight) {
+			t.Fatalf("%s: the tray's checks do not follow", s.name)
+		}
+		if a.win.pointer.Checked != s.want.Shown() {
+			t.Fatalf("%s: the window's check does not follow", s.name)
+		}
+	}
+	if fa.Preferences().Bool(prefPointerOff) || fa.Preferences().String(prefPointer) != "on" {
+		t.Fatal("the pointer setting is not remembered")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/web"
 )
 
 // Preference keys; settings survive restarts through Fyne's preferences.
@@ -19,6 +20,11 @@ const (
 	prefInterface = "interface"
 	prefPIN       = "pin"
 	prefApprove   = "approve"
+	// prefPointer is the pointer's look when shown (on or highlight), and
+	// prefPointerOff whether it is hidden, so that showing it again brings
+	// the highlight back.
+	prefPointer    = "pointer"
+	prefPointerOff = "pointer_off"
 )
 
 // loadPrefs applies the remembered settings to the engine, except those
@@ -44,6 +50,15 @@ func (a *App) loadPrefs(given map[string]bool) {
 	_ = a.eng.SetQuality(fps, q, mw)
 	if l := p.String(prefListen); l != "" && !given["listen"] {
 		a.eng.SetListen(l)
+	}
+	if !given["pointer"] {
+		m := web.PointerMode(p.StringWithFallback(prefPointer, string(web.PointerOn)))
+		if p.Bool(prefPointerOff) {
+			m = web.PointerOff
+		}
+		if err := a.eng.SetPointer(m); err != nil {
+			a.log.Warn("remembered pointer setting", "err", err)
+		}
 	}
 	a.iface = p.String(prefInterface)
 	acc := a.eng.Settings().Access

@@ -16,6 +16,7 @@ import (
 	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/assets"
 	"github.com/deskcast/deskcast/engine"
+	"github.com/deskcast/deskcast/web"
 )
 
 // The tray icon's colour says the state: grey idle, blue sharing, amber paused.
@@ -158,6 +159,11 @@ func (a *App) trayMenu(st engine.State) *fyne.Menu {
 		ctl.Disabled = true
 	}
 	items = append(items, ctl)
+	ptr := fyne.NewMenuItem(lang.L("Show pointer"), func() { a.SetShowPointer(!s.Pointer.Shown()) })
+	ptr.Checked = s.Pointer.Shown()
+	hl := fyne.NewMenuItem(lang.L("Highlight pointer"), func() { a.SetHighlightPointer(s.Pointer != web.PointerHighlight) })
+	hl.Checked = s.Pointer == web.PointerHighlight
+	items = append(items, ptr, hl)
 	if st.Status.Control.Controller != "" || s.Control == access.ControlAll {
 		items = append(items, fyne.NewMenuItem(lang.L("Stop remote control"), a.StopControl))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/deskcast/deskcast/capture/audio"
 	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/version"
+	"github.com/deskcast/deskcast/web"
 )
 
 // window is the main window: the QR code of the viewer URL and the controls.
@@ -44,6 +45,8 @@ type window struct {
 	approve  *widget.Check
 	exposure *widget.Label
 	control  *widget.Check
+	pointer  *widget.Check
+	hilite   *widget.Check
 	ctlNote  *widget.Label
 	stopCtl  *widget.Button
 	viewers  *fyne.Container
@@ -153,6 +156,16 @@ func newWindow(a *App) *window {
 			a.SetControl(on)
 		}
 	})
+	w.pointer = widget.NewCheck(lang.L("Show pointer"), func(on bool) {
+		if !w.updating {
+			a.SetShowPointer(on)
+		}
+	})
+	w.hilite = widget.NewCheck(lang.L("Highlight pointer"), func(on bool) {
+		if !w.updating {
+			a.SetHighlightPointer(on)
+		}
+	})
 	w.ctlNote = widget.NewLabel("")
 	w.ctlNote.Wrapping = fyne.TextWrapWord
 	w.stopCtl = widget.NewButton(lang.L("Stop remote control"), a.StopControl)
@@ -175,6 +188,7 @@ func newWindow(a *App) *window {
 		widget.NewFormItem(lang.L("PIN"), w.pin),
 		widget.NewFormItem("", w.approve),
 		widget.NewFormItem("", w.control),
+		widget.NewFormItem("", container.NewHBox(w.pointer, w.hilite)),
 	)
 	urlRow := container.NewBorder(nil, nil, nil, w.copyBtn, w.url)
 	buttons := container.NewGridWithColumns(2, w.startBtn, w.pauseBtn)
@@ -307,6 +321,8 @@ func (w *window) update(st engine.State) {
 	}
 	w.approve.SetChecked(s.Access.Approve != access.ApproveOff)
 	w.control.SetChecked(s.Control != access.ControlOff)
+	w.pointer.SetChecked(s.Pointer.Shown())
+	w.hilite.SetChecked(s.Pointer == web.PointerHighlight)
 	switch why := a.controlWhy(); {
 	case why != "":
 		w.control.Disable()

@@ -37,11 +37,12 @@ type Settings struct {
 	Mode     access.Mode // what is shared; "" means screen+audio
 	Access   access.Access
 	Control  access.ControlMode // remote control from viewers; off by default
+	Pointer  web.PointerMode    // how viewers see the presenter's pointer; "" means on
 }
 
 // Defaults returns the settings Deskcast starts with.
 func Defaults() Settings {
-	return Settings{FPS: 30, Quality: 70, Mode: access.ModeScreenAudio}
+	return Settings{FPS: 30, Quality: 70, Mode: access.ModeScreenAudio, Pointer: web.PointerOn}
 }
 
 func (s Settings) screen() capture.ScreenConfig {
@@ -54,6 +55,9 @@ func (s Settings) check() error {
 		return err
 	}
 	if err := jpeg.ValidateQuality(s.Quality); err != nil {
+		return err
+	}
+	if _, err := web.ParsePointerMode(string(s.Pointer)); err != nil {
 		return err
 	}
 	return s.Access.Validate()
@@ -84,9 +88,13 @@ type share struct {
 	pipe  *pipeline.Pipeline
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
-	h264  *pipeline.Track // nil when WebRTC is off
-	vp8   *pipeline.Track // nil when WebRTC or libvpx is off
-	rtc   *rtc.Server     // nil when WebRTC is off
+	// pointer is the presenter's pointer for the page; jpegPointer the JPEG
+	// track with the pointer drawn in, for players and snapshots.
+	pointer     *fanout.Hub[*media.Pointer]
+	jpegPointer *pipeline.Track
+	h264        *pipeline.Track // nil when WebRTC is off
+	vp8         *pipeline.Track // nil when WebRTC or libvpx is off
+	rtc         *rtc.Server     // nil when WebRTC is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -187,13 +195,17 @@ func (e *Engine) Start() error {
 		jpeg: pipe.Track(jpegTrack(e.settings.Quality)),
 		audio: fanout.New(audioSource(e.settings.Audio), fanout.Options[*media.AudioChunk]{Logger: e.log,
 			Queue: web.AudioQueue, Prepare: web.AudioPrepare, OnChange: e.changed}),
+		pointer: e.newPointerHub(e.settings),
 	}
+	sh.jpegPointer = pipe.Track(pointerJPEGTrack(e.settings.Quality, e.settings.FPS, sh.pointer, &sh.jpegPointer))
 	sh.srv, err = web.New(web.Config{Listen: e.settings.Listen, Token: e.settings.Token, Assets: assets.Viewer,
 		Video: sh.jpeg.Hub, Audio: sh.audio, SourceErr: pipe.Err, Mode: e.settings.Mode, Access: e.settings.Access,
+		Pointer: sh.pointer, VideoPointer: sh.jpegPointer.Hub, PointerMode: e.settings.Pointer,
 		OnChange: e.changed, OnWaiting: func(access.Viewer) { e.changed() }, Logger: e.log})
 	if err != nil {
 		pipe.Close()
 		sh.audio.Close()
+		sh.pointer.Close()
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	sh.srv.SetMeta(e.meta())
@@ -219,6 +231,7 @@ func (e *Engine) applyPauseLocked() {
 	m := e.share.srv.Mode()
 	e.share.pipe.SetPaused(e.paused || m == access.ModeAudio)
 	e.share.audio.SetPaused(e.paused || m == access.ModeScreen)
+	e.share.pointer.SetPaused(e.paused || m == access.ModeAudio || !e.share.srv.PointerMode().Shown())
 }
 
 // Stop ends every stream and stops serving; it waits until all is closed.
@@ -236,8 +249,9 @@ func (e *Engine) Stop() {
 		if sh.rtc != nil {
 			_ = sh.rtc.Close()
 		}
-		sh.pipe.Close()
+		sh.pipe.Close() // before the pointer hub: its pointer track follows the hub
 		sh.audio.Close()
+		sh.pointer.Close()
 		e.changed()
 	}
 	// After the server: no control handler can reopen the input now.
@@ -271,6 +285,26 @@ func (e *Engine) SetMode(m access.Mode) error {
 		e.applyPauseLocked()
 	} else {
 		e.settings.Mode = m
+	}
+	e.changed()
+	return nil
+}
+
+// SetPointer changes how viewers see the presenter's pointer (on, off or
+// highlight), live: pages follow within a second, and players get frames
+// with or without it from their next connection.
+func (e *Engine) SetPointer(m web.PointerMode) error {
+	m, err := web.ParsePointerMode(string(m))
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.share != nil {
+		e.share.srv.SetPointerMode(m)
+		e.applyPauseLocked()
+	} else {
+		e.settings.Pointer = m
 	}
 	e.changed()
 	return nil
@@ -323,6 +357,7 @@ func (e *Engine) applyLocked(s Settings) error {
 	if sh := e.share; sh != nil {
 		if s.Quality != old.Quality {
 			sh.jpeg.SetEncoder(jpegTrack(s.Quality).Encoder)
+			sh.jpegPointer.SetEncoder(pointerJPEGTrack(s.Quality, s.FPS, sh.pointer, &sh.jpegPointer).Encoder)
 		}
 		if s.FPS != old.FPS && sh.h264 != nil { // its rate control budgets each frame from the rate
 			sh.h264.SetEncoder(h264Track(s.FPS).Encoder)
@@ -331,6 +366,7 @@ func (e *Engine) applyLocked(s Settings) error {
 			}
 		}
 		sh.pipe.SetSource(src)
+		sh.pointer.SetSource(pointerSource(s))
 		sh.srv.SetMeta(e.meta())
 		if e.inj != nil {
 			if r, err := sharedRect(s); err == nil {
@@ -354,7 +390,7 @@ func (e *Engine) Settings() Settings {
 func (e *Engine) liveLocked() Settings {
 	s := e.settings
 	if sh := e.share; sh != nil {
-		s.Mode, s.Access, s.Control = sh.srv.Mode(), sh.srv.Access(), sh.srv.ControlMode()
+		s.Mode, s.Access, s.Control, s.Pointer = sh.srv.Mode(), sh.srv.Access(), sh.srv.ControlMode(), sh.srv.PointerMode()
 	}
 	return s
 }

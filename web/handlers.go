@@ -61,6 +61,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /audio.wav", s.guard(s.handleWAV, true))
 	mux.HandleFunc("GET /ws/audio", s.guard(s.handleWSAudio, true))
 	mux.HandleFunc("GET /ws/control", s.guard(s.handleControl, true))
+	mux.HandleFunc("GET /ws/pointer", s.guard(s.handleWSPointer, true))
 	mux.HandleFunc("POST /whep", s.handleWHEP)
 	mux.HandleFunc("DELETE /whep/{id}", s.handleWHEPDelete)
 	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
@@ -382,13 +383,14 @@ func (s *Server) handleMJPEG(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary="+boundary)
 		return
 	}
-	sub, err := s.video.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
+	hub := s.mjpegHub(r)
+	sub, err := hub.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		http.Error(w, "sharing has stopped", http.StatusServiceUnavailable)
 		return
 	}
 	defer sub.Close()
-	n := s.video.Stats().Subscribers
+	n := hub.Stats().Subscribers
 	s.log.Info("viewer joined", "addr", r.RemoteAddr, "viewers", n)
 	defer func() {
 		st := sub.Stats()
@@ -461,7 +463,7 @@ func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	f, err := s.video.Snapshot(ctx)
+	f, err := s.mjpegHub(r).Snapshot(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = cmp.Or(s.videoErr(nil), err) // say why no picture came, when the source knows
 	}
@@ -499,6 +501,7 @@ type Status struct {
 	You           *fanout.SubscriberStats `json:"you,omitempty"`         // the stream whose ?v= the request names
 	ViewerList    []access.Viewer         `json:"viewer_list,omitempty"` // for the presenter only (loopback)
 	Control       ControlStatus           `json:"control"`
+	Pointer       PointerMode             `json:"pointer"` // on, off or highlight
 	WebRTC        WebRTCStatus            `json:"webrtc"`
 }
 
@@ -516,7 +519,7 @@ func (s *Server) Status() Status {
 	m := s.meta.Load()
 	st := Status{Version: m.Version, State: "sharing", Mode: s.Mode(), Audio: s.audioStatus(), Monitor: m.Monitor, Encoder: m.Encoder, Capturing: bs.Running, FPS: bs.FPS,
 		Viewers: bs.Subscribers, Frames: bs.Frames, FramesDropped: bs.Dropped, BytesSent: s.bytesSent.Load(),
-		UptimeS: int64(time.Since(s.started).Seconds()), Control: s.controlStatus(nil, true), WebRTC: s.webRTCStatus()}
+		UptimeS: int64(time.Since(s.started).Seconds()), Pointer: s.PointerMode(), Control: s.controlStatus(nil, true), WebRTC: s.webRTCStatus()}
 	paused := bs.Paused
 	if !st.Mode.Video() && s.cfg.Audio != nil {
 		paused = s.cfg.Audio.Stats().Paused
@@ -526,6 +529,17 @@ func (s *Server) Status() Status {
 		st.State = "paused"
 	case err != nil:
 		st.State, st.Error = "error", err.Error()
+	}
+	// Players with the pointer drawn in watch a JPEG track of their own.
+	if h := s.cfg.VideoPointer; h != nil {
+		vs := h.Stats()
+		st.Viewers += vs.Subscribers
+		st.Capturing = st.Capturing || vs.Running
+		st.FPS = max(st.FPS, vs.FPS)
+		st.FramesDropped += vs.Dropped
+		if bs.Last == nil && vs.Last != nil {
+			bs.Last = vs.Last
+		}
 	}
 	// WebRTC viewers watch other tracks of the same pictures: count them too,
 	// and take the picture's figures from theirs when no MJPEG viewer watches.
@@ -552,7 +566,11 @@ func (s *Server) Status() Status {
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st := s.Status()
 	if id := viewerID(r); id != "" {
-		for _, v := range s.video.Subscribers() {
+		subs := s.video.Subscribers()
+		if s.cfg.VideoPointer != nil {
+			subs = append(subs, s.cfg.VideoPointer.Subscribers()...)
+		}
+		for _, v := range subs {
 			if v.ID == id {
 				st.You = &v
 				break

@@ -33,11 +33,20 @@ type Config struct {
 	// Video is the screen's fan-out, its frames prepared by MJPEGPrepare; required.
 	Video *fanout.Hub[*media.Frame]
 	// Audio is the sound's fan-out, its chunks prepared by AudioPrepare; nil for none.
-	Audio     *fanout.Hub[*media.AudioChunk]
-	Mode      access.Mode         // what is shared; "" means screen+audio
-	Access    access.Access       // PIN, approval and viewer limit
-	OnWaiting func(access.Viewer) // a viewer waits for the presenter's answer; nil for none
-	OnChange  func()              // the viewer list changed; must not block; nil for none
+	Audio *fanout.Hub[*media.AudioChunk]
+	// Pointer is the presenter's pointer, prepared by PointerPrepare, for
+	// /ws/pointer; nil for none (the pointer is then never shown).
+	Pointer *fanout.Hub[*media.Pointer]
+	// VideoPointer is a second JPEG hub, like Video but with the pointer
+	// drawn into the frames, for clients that cannot draw it themselves
+	// (players, an <img> without the page's script) and /snapshot.jpg; nil
+	// for none (they get Video).
+	VideoPointer *fanout.Hub[*media.Frame]
+	PointerMode  PointerMode         // how viewers see the pointer; "" means on
+	Mode         access.Mode         // what is shared; "" means screen+audio
+	Access       access.Access       // PIN, approval and viewer limit
+	OnWaiting    func(access.Viewer) // a viewer waits for the presenter's answer; nil for none
+	OnChange     func()              // the viewer list changed; must not block; nil for none
 	// SourceErr reports why the pictures behind Video cannot be had (the
 	// screen grab failing), which Video's own errors do not show; nil for none.
 	SourceErr func() error
@@ -69,17 +78,18 @@ type Server struct {
 	done    chan struct{}
 	closing sync.Once
 
-	viewers   *access.Sessions
-	ctl       control
-	sockMu    sync.Mutex
-	sockShut  bool           // under sockMu: Close has begun, no new WebSocket handler
-	sockets   sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
-	wanted    int            // the port asked for, when it was busy and another is used
-	meta      atomic.Pointer[Meta]
-	mode      atomic.Pointer[access.Mode]
-	bytesSent atomic.Uint64
-	started   time.Time
-	webrtc    atomic.Pointer[webrtcState]
+	viewers     *access.Sessions
+	ctl         control
+	sockMu      sync.Mutex
+	sockShut    bool           // under sockMu: Close has begun, no new WebSocket handler
+	sockets     sync.WaitGroup // WebSocket handlers: Shutdown does not track hijacked connections
+	wanted      int            // the port asked for, when it was busy and another is used
+	meta        atomic.Pointer[Meta]
+	mode        atomic.Pointer[access.Mode]
+	pointerMode atomic.Pointer[PointerMode]
+	bytesSent   atomic.Uint64
+	started     time.Time
+	webrtc      atomic.Pointer[webrtcState]
 }
 
 // New listens on cfg.Listen (moving up to the next free port when it is busy)
@@ -109,6 +119,10 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Access.Validate(); err != nil {
 		return nil, err
 	}
+	pm, err := ParsePointerMode(string(cfg.PointerMode))
+	if err != nil {
+		return nil, err
+	}
 	ln, wanted, err := listen(cfg.Listen, cfg.Logger)
 	if err != nil {
 		return nil, err
@@ -123,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		mode = access.ModeScreenAudio
 	}
 	s.mode.Store(&mode)
+	s.SetPointerMode(pm)
 	s.hs = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,

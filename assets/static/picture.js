@@ -4,7 +4,8 @@
 // reopened when it drops, stalls or is forgotten by the server. A WebRTC
 // session that fails falls back to MJPEG by itself. ?transport=webrtc or
 // ?transport=mjpeg forces one; the Compatibility mode button (remembered in
-// localStorage) keeps to MJPEG.
+// localStorage) keeps to MJPEG. Either way the picture comes without the
+// pointer (stream.mjpg?pointer=0): pointer.js draws it over the picture.
 (function (dc) {
   'use strict';
   var img = document.getElementById('screen');
@@ -66,7 +67,7 @@
     pic.why = why;
     lastFrames = -1;
     stallSince = 0;
-    img.src = 'stream.mjpg?v=' + pic.streamId() + dc.page.auth;
+    img.src = 'stream.mjpg?pointer=0&v=' + pic.streamId() + dc.page.auth;
   }
 
   function webrtc() {

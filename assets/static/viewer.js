@@ -4,7 +4,7 @@
 // fullscreen button and the keyboard shortcuts. Loaded last.
 (function (dc) {
   'use strict';
-  var page = dc.page, picture = dc.picture, sound = dc.sound, remote = dc.remote, stats = dc.stats;
+  var page = dc.page, picture = dc.picture, sound = dc.sound, remote = dc.remote, stats = dc.stats, pointer = dc.pointer;
   var stage = document.getElementById('stage');
   var expired = false, failures = 0;
 
@@ -14,6 +14,7 @@
     sound.applyMode(st);
     picture.applyMode(st);
     remote.applyMode(st);
+    pointer.applyMode(st);
     if (st.state === 'paused') {
       page.show('Paused', 'The presenter paused sharing. The picture comes back when they resume.');
     } else if (st.state === 'error') {
@@ -40,6 +41,7 @@
         expired = true;
         picture.disconnect();
         sound.stop();
+        pointer.stop();
         // Sharing restarted, so this browser is a stranger again. With the
         // link's token in hand, open it afresh: the server answers with the
         // viewer page, a PIN or waiting page, or "not valid" for an old link.
@@ -53,6 +55,7 @@
         expired = true;
         picture.disconnect();
         sound.stop();
+        pointer.stop();
         location.replace('./');
         return;
       }
@@ -69,6 +72,7 @@
   function onFail() {
     failures++;
     if (picture.connected) picture.disconnect();
+    pointer.stop();
     page.show('Reconnecting…', 'The presenter stopped sharing or the network dropped. This page reconnects by itself.');
     setTimeout(poll, Math.min(1000 * failures, 5000));
   }
@@ -90,6 +94,7 @@
   sound.init();
   remote.init();
   stats.init();
+  pointer.init();
   document.getElementById('btn-full').onclick = toggleFullscreen;
   stage.ondblclick = function () { if (!dc.control.granted) toggleFullscreen(); };
   document.onkeydown = function (e) {

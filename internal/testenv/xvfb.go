@@ -166,6 +166,9 @@ func startX(t testing.TB, display string, w, h int, setDisplay bool, without ...
 	if err := xproto.CreateGCChecked(x.conn, x.gc, xproto.Drawable(x.root), 0, nil).Check(); err != nil {
 		t.Fatalf("creating GC: %v", err)
 	}
+	if err := x.hideCursor(); err != nil {
+		t.Fatalf("hiding the cursor: %v", err)
+	}
 	return x
 }
 

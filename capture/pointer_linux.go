@@ -1,0 +1,150 @@
+//go:build linux
+
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jezek/xgb"
+	"github.com/jezek/xgb/xfixes"
+	"github.com/jezek/xgb/xproto"
+
+	"github.com/deskcast/deskcast/media"
+)
+
+// Run follows the pointer until ctx ends: it polls QueryPointer at the
+// configured rate and emits only changes; XFixes tells it when the shape
+// changes, and GetCursorImage fetches the new one. It returns an error when
+// the X server cannot be reached or goes away (a hub retries); on a server
+// without XFixes it reports the pointer as hidden and waits.
+func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
+	conn, err := xgb.NewConn()
+	if err != nil {
+		return fmt.Errorf("connecting to X server: %w", err)
+	}
+	defer conn.Close()
+	root := xproto.Setup(conn).DefaultScreen(conn).Root
+	mon, err := monitorRect(conn, p.cfg.Monitor)
+	if err != nil {
+		return err
+	}
+	rect, err := regionOf(mon, p.cfg.Region)
+	if err != nil {
+		return err
+	}
+	events, err := initXFixes(conn, root)
+	if err != nil {
+		slog.Info("the pointer is not shown", "reason", err)
+		emit(&media.Pointer{AreaW: rect.Dx(), AreaH: rect.Dy()})
+		<-ctx.Done()
+		return nil
+	}
+	shape, err := cursorShape(conn)
+	if err != nil {
+		return err
+	}
+	var st pointerState
+	tick := time.NewTicker(p.interval())
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		q, err := xproto.QueryPointer(conn, root).Reply()
+		if err != nil {
+			return fmt.Errorf("reading the pointer: %w", err)
+		}
+		// Shape changes come as events, read here so that xgb's queue never fills.
+		// Without its events (see initXFixes) the shape is fetched ten times a second.
+		changed := !events && n%max(1, p.cfg.Rate/10) == 0 && n > 0
+		for {
+			ev, xerr := conn.PollForEvent()
+			if ev == nil && xerr == nil {
+				break
+			}
+			if _, ok := ev.(xfixes.CursorNotifyEvent); ok {
+				changed = true
+			}
+		}
+		if changed {
+			next, err := cursorShape(conn)
+			if err != nil {
+				return err
+			}
+			if next == nil || shape == nil || next.Serial != shape.Serial {
+				shape = next // the same serial is the same image: keep the one viewers have
+			}
+		}
+		x, y := int(q.RootX), int(q.RootY)
+		if !q.SameScreen {
+			x, y = -1, -1 // on another X screen: not on ours
+		}
+		if ptr := st.next(rect, x, y, shape); ptr != nil {
+			emit(ptr)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// xfixesOnce guards the one xfixes.Init, for the reason shmOnce gives (it
+// writes xgb's process-wide event tables on every call); xfixesEvent is the
+// number of the first XFixes event it registered. A server that numbers
+// them otherwise (another X server with other extensions) gets no events:
+// its shape is polled.
+var (
+	xfixesOnce  sync.Once
+	xfixesErr   error
+	xfixesEvent byte
+)
+
+// initXFixes makes XFixes requests usable on conn, agrees on its version
+// (GetCursorImage needs 1, cursor events 2) and asks for an event whenever
+// the displayed cursor changes. events says whether they can be read.
+func initXFixes(conn *xgb.Conn, root xproto.Window) (events bool, err error) {
+	const name = "XFIXES"
+	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("XFIXES extension: %w", err)
+	case !reply.Present:
+		return false, errors.New("the X server has no XFIXES extension")
+	}
+	xfixesOnce.Do(func() {
+		xfixesEvent = reply.FirstEvent
+		xfixesErr = xfixes.Init(conn)
+	})
+	if xfixesErr != nil {
+		return false, fmt.Errorf("XFIXES extension: %w", xfixesErr)
+	}
+	conn.ExtLock.Lock()
+	conn.Extensions[name] = reply.MajorOpcode
+	conn.ExtLock.Unlock()
+	if _, err := xfixes.QueryVersion(conn, 4, 0).Reply(); err != nil {
+		return false, fmt.Errorf("XFIXES extension version: %w", err)
+	}
+	if reply.FirstEvent != xfixesEvent {
+		return false, nil
+	}
+	if err := xfixes.SelectCursorInputChecked(conn, root, xfixes.CursorNotifyMaskDisplayCursor).Check(); err != nil {
+		return false, fmt.Errorf("watching the pointer's shape: %w", err)
+	}
+	return true, nil
+}
+
+// cursorShape fetches the displayed cursor's image; nil when it is blank.
+func cursorShape(conn *xgb.Conn) (*media.PointerShape, error) {
+	r, err := xfixes.GetCursorImage(conn).Reply()
+	if err != nil {
+		return nil, fmt.Errorf("reading the pointer's image: %w", err)
+	}
+	if r.Width == 0 || r.Height == 0 {
+		return nil, nil
+	}
+	return newPointerShape(r.CursorImage, int(r.Width), int(r.Height), int(r.Xhot), int(r.Yhot), r.CursorSerial)
+}
