@@ -67,6 +67,9 @@ static int dc_enc_open(ISVCEncoder** pe, int w, int h, int bitrate, float fps, i
 	// without, in the same bytes. The weakest offsets (-12 on the filter's
 	// index) leave it off below QP 28 and gentle above, against blocking
 	// when the quantiser rises.
+	p.bEnableBackgroundDetection = false;
+	p.bEnableAdaptiveQuant = false;
+	p.bEnableSceneChangeDetect = false;
 	p.iLoopFilterDisableIdc = 0;
 	p.iLoopFilterAlphaC0Offset = -6;
 	p.iLoopFilterBetaOffset = -6;
