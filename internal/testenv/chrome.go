@@ -5,6 +5,8 @@ import (
 	"context"
 	"image"
 	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -14,9 +16,28 @@ import (
 // and returns a chromedp context for it; it is closed when the test ends.
 func Browser(t testing.TB, w, h int) context.Context {
 	t.Helper()
+	return browser(t, "chromium", w, h)
+}
+
+// BrowserIn is Browser with Chromium running inside network namespace ns
+// (a Net's viewers): it reaches only that namespace's addresses. chromedp
+// drives it over its pipe, which crosses namespaces.
+func BrowserIn(t testing.TB, ns string, w, h int) context.Context {
+	t.Helper()
+	Need(t, "chromium", "ip")
+	wrapper := filepath.Join(t.TempDir(), "chromium-in-"+ns)
+	script := "#!/bin/sh\nexec ip netns exec " + ns + " chromium \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return browser(t, wrapper, w, h)
+}
+
+func browser(t testing.TB, exe string, w, h int) context.Context {
+	t.Helper()
 	Need(t, "chromium")
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath("chromium"),
+		chromedp.ExecPath(exe),
 		chromedp.NoSandbox, // we run as root in CI
 		chromedp.DisableGPU,
 		chromedp.Flag("disable-background-networking", true),
