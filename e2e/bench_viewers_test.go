@@ -55,6 +55,9 @@ type clientStats struct {
 	Kbps     float64 `json:"kbps"`      // payload: H.264 access units or JPEGs
 	LatMed   float64 `json:"lat_med"`   // ms from the sender's report clock to frame complete; -1 without
 	LatP95   float64 `json:"lat_p95"`
+	// Keyframes received (WebRTC) and streams reopened after the server dropped them (MJPEG).
+	Keyframes int `json:"keyframes"`
+	Reopened  int `json:"reopened"`
 }
 
 // frameSample is one received frame kept for Y-PSNR: a raw luma plane
@@ -82,16 +85,21 @@ type lightViewer struct {
 	arrivals []time.Time // frames complete in the window
 	lat      []float64
 	bytes    int64
-	first    chan struct{} // closed at the first frame
-	once     sync.Once
-	stop     func()
+	// keyframes and reopened (MJPEG streams dropped by the server) count in the window.
+	keyframes, reopened int
+	first               chan struct{} // closed at the first frame
+	once                sync.Once
+	stop                func()
 	// onFrame, if set, sees every frame (the sampler).
 	onFrame func(data []byte, at time.Time)
 }
 
-func (v *lightViewer) frame(data []byte, at time.Time, lat float64) {
+func (v *lightViewer) frame(data []byte, at time.Time, lat float64, key bool) {
 	v.once.Do(func() { close(v.first) })
 	v.mu.Lock()
+	if key {
+		v.keyframes++
+	}
 	v.arrivals = append(v.arrivals, at)
 	v.bytes += int64(len(data))
 	if lat >= 0 {
@@ -106,7 +114,7 @@ func (v *lightViewer) frame(data []byte, at time.Time, lat float64) {
 
 func (v *lightViewer) reset() {
 	v.mu.Lock()
-	v.start, v.arrivals, v.lat, v.bytes = time.Now(), v.arrivals[:0], v.lat[:0], 0
+	v.start, v.arrivals, v.lat, v.bytes, v.keyframes, v.reopened = time.Now(), v.arrivals[:0], v.lat[:0], 0, 0, 0
 	v.mu.Unlock()
 }
 
@@ -114,7 +122,8 @@ func (v *lightViewer) stats() clientStats {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	el := time.Since(v.start).Seconds()
-	s := clientStats{FPS: float64(len(v.arrivals)) / el, Kbps: float64(v.bytes) * 8 / el / 1000, LatMed: -1, LatP95: -1}
+	s := clientStats{FPS: float64(len(v.arrivals)) / el, Kbps: float64(v.bytes) * 8 / el / 1000, LatMed: -1, LatP95: -1,
+		Keyframes: v.keyframes, Reopened: v.reopened}
 	secs := int(el)
 	counts := make([]int, secs)
 	for _, a := range v.arrivals {
@@ -151,7 +160,7 @@ func watchWebRTC(ctx context.Context, url string, v *lightViewer) error {
 				if !f.Sent.IsZero() {
 					lat = float64(f.At.Sub(f.Sent).Microseconds()) / 1000
 				}
-				v.frame(f.Data, f.At, lat)
+				v.frame(f.Data, f.At, lat, f.Keyframe)
 			case <-c.Done():
 				return
 			case <-ctx.Done():
@@ -163,36 +172,56 @@ func watchWebRTC(ctx context.Context, url string, v *lightViewer) error {
 	return nil
 }
 
-// watchMJPEG opens an MJPEG stream that counts parts.
+// watchMJPEG opens an MJPEG stream that counts parts. Like the viewer
+// page, it opens the stream again 1 s after the server drops it (the server
+// does when a write takes over 5 s).
 func watchMJPEG(ctx context.Context, url string, v *lightViewer) error {
 	ctx, cancel := context.WithCancel(ctx)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		cancel()
-		return err
-	}
 	// Its own connection per viewer, as browsers do for a stream.
-	resp, err := (&http.Client{Transport: &http.Transport{DisableKeepAlives: true}}).Do(req)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	open := func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		return client.Do(req)
+	}
+	resp, err := open()
 	if err != nil {
 		cancel()
 		return err
 	}
-	_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer resp.Body.Close()
-		mr := multipart.NewReader(resp.Body, params["boundary"])
 		for {
-			p, err := mr.NextPart()
-			if err != nil {
-				return
+			_, params, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+			mr := multipart.NewReader(resp.Body, params["boundary"])
+			for {
+				p, err := mr.NextPart()
+				if err != nil {
+					break
+				}
+				jpg, err := io.ReadAll(p)
+				if err != nil {
+					break
+				}
+				v.frame(jpg, time.Now(), -1, false)
 			}
-			jpg, err := io.ReadAll(p)
-			if err != nil {
-				return
+			resp.Body.Close()
+			v.mu.Lock()
+			v.reopened++
+			v.mu.Unlock()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				if resp, err = open(); err == nil {
+					break
+				}
 			}
-			v.frame(jpg, time.Now(), -1)
 		}
 	}()
 	v.stop = func() { cancel(); <-done }

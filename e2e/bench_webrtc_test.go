@@ -86,12 +86,16 @@ type phase struct {
 	viewers        int
 	ttfp           float64 // median time to first frame of the viewers that joined for it
 	ttfpMax        float64
+	keyframes      float64 // received per viewer, median (WebRTC)
+	reopened       int     // MJPEG streams the server dropped and the viewers opened again
 }
 
 func summarize(cs []clientStats, cpu float64) phase {
 	p := phase{cpu: cpu, viewers: len(cs), fpsMin: math.NaN(), worstSec: math.NaN()}
-	var fps, kbps, lm, lp []float64
+	var fps, kbps, lm, lp, keys []float64
 	for _, c := range cs {
+		keys = append(keys, float64(c.Keyframes))
+		p.reopened += c.Reopened
 		fps = append(fps, c.FPS)
 		kbps = append(kbps, c.Kbps)
 		lm = append(lm, c.LatMed)
@@ -103,8 +107,15 @@ func summarize(cs []clientStats, cpu float64) phase {
 			p.worstSec = c.WorstFPS
 		}
 	}
-	p.fpsMed, p.kbps, p.latMed, p.latP95 = median(fps), median(kbps), median(lm), median(lp)
+	p.fpsMed, p.kbps, p.latMed, p.latP95, p.keyframes = median(fps), median(kbps), median(lm), median(lp), median(keys)
 	return p
+}
+
+// log writes p's figures on one line.
+func (p phase) log(b *testing.B, kind, what string) {
+	b.Logf("%s %-26s %2d viewers  cpu %5.1f%%  fps min %5.1f median %5.1f (slowest second %3.0f)  %8.1f kbit/s  "+
+		"SR latency %6.1f / %6.1f ms  keyframes %3.0f  reopened %d  first frame %6.0f / %6.0f ms",
+		kind, what, p.viewers, p.cpu, p.fpsMin, p.fpsMed, p.worstSec, p.kbps, p.latMed, p.latP95, p.keyframes, p.reopened, p.ttfp, p.ttfpMax)
 }
 
 // measure runs every helper's measure window at once and reads the
@@ -210,6 +221,14 @@ func (r *benchRoom) run(kind string) *results {
 	joiners.in.Close()
 	time.Sleep(4 * time.Second)
 	b.Logf("%s: joining done (%v)", kind, time.Since(start).Round(time.Second))
+	for _, p := range []struct {
+		what string
+		p    phase
+	}{{"1 viewer, moving", res.one}, {"1 viewer, still", res.still}, {"10 viewers", res.ten}, {"30 viewers", res.thirty},
+		{"2 Mbit/s viewer", res.slowOne}, {"30 others meanwhile", res.others}, {"5 watching", res.before},
+		{"5 watching while 30 join", res.during}, {"30 joining", res.joiners}} {
+		p.p.log(b, kind, p.what)
+	}
 	return res
 }
 
