@@ -58,6 +58,8 @@ type clientStats struct {
 	// Keyframes received (WebRTC) and streams reopened after the server dropped them (MJPEG).
 	Keyframes int `json:"keyframes"`
 	Reopened  int `json:"reopened"`
+	// Arrivals are when its frames were complete, unix nanoseconds (the arrivals command only).
+	Arrivals []int64 `json:"arrivals,omitempty"`
 }
 
 // frameSample is one received frame kept for Y-PSNR: a raw luma plane
@@ -232,6 +234,7 @@ func watchMJPEG(ctx context.Context, url string, v *lightViewer) error {
 //
 //	join N GAP_MS          N more viewers, one every GAP_MS; answers with their times to first frame
 //	measure MS             every viewer's figures over the next MS
+//	arrivals MS            the same, with the time of each frame
 //	sample MS N DIR        a new viewer keeps N of its frames of the next MS in DIR (decoded luma
 //	                       for WebRTC, JPEGs for MJPEG), then leaves
 func viewersHelper(cfgJSON string, in io.Reader, out io.Writer) int {
@@ -297,13 +300,21 @@ func viewersHelper(cfgJSON string, in io.Reader, out io.Writer) int {
 			}
 			wg.Wait()
 			r.TTFP = ttfp
-		case "measure":
+		case "measure", "arrivals":
 			for _, v := range all {
 				v.reset()
 			}
 			time.Sleep(time.Duration(arg(1)) * time.Millisecond)
 			for _, v := range all {
-				r.Clients = append(r.Clients, v.stats())
+				st := v.stats()
+				if f[0] == "arrivals" {
+					v.mu.Lock()
+					for _, a := range v.arrivals {
+						st.Arrivals = append(st.Arrivals, a.UnixNano())
+					}
+					v.mu.Unlock()
+				}
+				r.Clients = append(r.Clients, st)
 			}
 		case "sample":
 			if len(f) < 4 {

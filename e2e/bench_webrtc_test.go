@@ -147,9 +147,47 @@ type results struct {
 	psnr                    float64
 	psnrN                   int
 	psnrNote                string
-	before, during          phase // the watchers before and while 30 join, one a second
-	joiners                 phase // ttfp of those joining
-	slowOne, others         phase // the 2 Mbit/s viewer; the 30 others meanwhile
+	before, during          phase     // the watchers before and while 30 join, one a second
+	joiners                 phase     // ttfp of those joining
+	slowOne, others         phase     // the 2 Mbit/s viewer; the 30 others meanwhile
+	markOne, markThirty     []float64 // glass-to-receive on a still screen, ms, every viewer's every marker
+}
+
+// marks paints 10 markers on the still screen, 400–600 ms apart, and
+// returns, for every light viewer and marker, the time from the paint to
+// the first frame complete after it: glass-to-receive, since on a still
+// screen the marker's frame is the only one sent.
+func (r *benchRoom) marks(hs *viewers) []float64 {
+	b := r.b
+	got := make(chan []clientStats, 1)
+	go func() { got <- hs.do(b, time.Minute, "arrivals %d", 6500).Clients }()
+	time.Sleep(500 * time.Millisecond)
+	var t0s []time.Time
+	for i := range 10 {
+		t0, err := r.busy.Mark(benchColours[i%len(benchColours)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0s = append(t0s, t0)
+		time.Sleep(time.Duration(400+rand.IntN(200)) * time.Millisecond)
+	}
+	var out []float64
+	for _, c := range <-got {
+		for i, t0 := range t0s {
+			end := t0.Add(time.Second)
+			if i+1 < len(t0s) {
+				end = t0s[i+1]
+			}
+			for _, a := range c.Arrivals {
+				at := time.Unix(0, a)
+				if at.After(t0) && at.Before(end) {
+					out = append(out, float64(at.Sub(t0).Microseconds())/1000)
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 // run measures one transport, "mjpeg" or "webrtc".
@@ -175,6 +213,7 @@ func (r *benchRoom) run(kind string) *results {
 	time.Sleep(3 * time.Second)
 	cpu, cs = r.measure(6*time.Second, hs)
 	res.still = summarize(cs[0], cpu)
+	res.markOne = r.marks(hs)
 	r.busy.Move(true)
 	time.Sleep(time.Second)
 	res.psnr, res.psnrN, res.psnrNote = r.psnr(kind, hs)
@@ -191,6 +230,10 @@ func (r *benchRoom) run(kind string) *results {
 	cpu, cs = r.measure(5*time.Second, hs)
 	res.thirty = summarize(cs[0], cpu)
 	res.thirty.ttfp, res.thirty.ttfpMax = median(ttfp), quantile(ttfp, 1)
+	r.busy.Move(false)
+	time.Sleep(2 * time.Second)
+	res.markThirty = r.marks(hs)
+	r.busy.Move(true)
 	b.Logf("%s: 10 and 30 viewers done (%v)", kind, time.Since(start).Round(time.Second))
 
 	// One viewer on 2 Mbit/s among the 30.
@@ -548,6 +591,10 @@ func report(b *testing.B, mj, rtc *results) {
 	row("100 Mbit/s room, 30 viewers: bitrate per viewer, median (Mbit/s)", "–", func(r *results) string { return f("%.2f", r.thirty.kbps/1000) })
 	row("100 Mbit/s room, latency (RTCP SR), median / p95 (ms): 1 / 30 viewers", "≤ 100 median", func(r *results) string {
 		return f("%.1f", r.one.latMed) + " / " + f("%.1f", r.one.latP95) + " ; " + f("%.1f", r.thirty.latMed) + " / " + f("%.1f", r.thirty.latP95)
+	})
+	row("light viewers, still screen, paint → frame complete, median / p95 (ms): 1 / 30 viewers", "–", func(r *results) string {
+		return f("%.0f", quantile(r.markOne, 0.5)) + " / " + f("%.0f", quantile(r.markOne, 0.95)) + fmt.Sprintf(" (n=%d)", len(r.markOne)) + " ; " +
+			f("%.0f", quantile(r.markThirty, 0.5)) + " / " + f("%.0f", quantile(r.markThirty, 0.95)) + fmt.Sprintf(" (n=%d)", len(r.markThirty))
 	})
 	row("30 joining 1/s: the 5 watching, fps min / slowest second", "≥ 27", func(r *results) string {
 		return f("%.1f", r.during.fpsMin) + " / " + f("%.0f", r.during.worstSec)
