@@ -90,8 +90,10 @@ type phase struct {
 	reopened       int     // MJPEG streams the server dropped and the viewers opened again
 }
 
+// summarize makes a phase of the viewers' figures and the server's CPU
+// (NaN when not measured); the times to first frame are the caller's.
 func summarize(cs []clientStats, cpu float64) phase {
-	p := phase{cpu: cpu, viewers: len(cs), fpsMin: math.NaN(), worstSec: math.NaN()}
+	p := phase{cpu: cpu, viewers: len(cs), fpsMin: math.NaN(), worstSec: math.NaN(), ttfp: math.NaN(), ttfpMax: math.NaN()}
 	var fps, kbps, lm, lp, keys []float64
 	for _, c := range cs {
 		keys = append(keys, float64(c.Keyframes))
@@ -111,11 +113,19 @@ func summarize(cs []clientStats, cpu float64) phase {
 	return p
 }
 
-// log writes p's figures on one line.
+// log writes p's figures on one line ("–" for those it does not have).
 func (p phase) log(b *testing.B, kind, what string) {
-	b.Logf("%s %-26s %2d viewers  cpu %5.1f%%  fps min %5.1f median %5.1f (slowest second %3.0f)  %8.1f kbit/s  "+
-		"SR latency %6.1f / %6.1f ms  keyframes %3.0f  reopened %d  first frame %6.0f / %6.0f ms",
-		kind, what, p.viewers, p.cpu, p.fpsMin, p.fpsMed, p.worstSec, p.kbps, p.latMed, p.latP95, p.keyframes, p.reopened, p.ttfp, p.ttfpMax)
+	f := func(format string, v float64) string {
+		if math.IsNaN(v) {
+			return "–"
+		}
+		return fmt.Sprintf(format, v)
+	}
+	b.Logf("%s %-26s %2d viewers  cpu %s%%  fps min %s median %s (slowest second %s)  %s kbit/s  "+
+		"SR latency %s / %s ms  keyframes %s  reopened %d  first frame %s / %s ms",
+		kind, what, p.viewers, f("%.1f", p.cpu), f("%.1f", p.fpsMin), f("%.1f", p.fpsMed), f("%.0f", p.worstSec),
+		f("%.1f", p.kbps), f("%.1f", p.latMed), f("%.1f", p.latP95), f("%.0f", p.keyframes), p.reopened,
+		f("%.0f", p.ttfp), f("%.0f", p.ttfpMax))
 }
 
 // measure runs every helper's measure window at once and reads the
@@ -241,7 +251,7 @@ func (r *benchRoom) run(kind string) *results {
 	ttfp = sl.join(b, 1, 0)
 	time.Sleep(2 * time.Second)
 	_, cs = r.measure(6*time.Second, sl, hs)
-	res.slowOne, res.others = summarize(cs[0], 0), summarize(cs[1], 0)
+	res.slowOne, res.others = summarize(cs[0], math.NaN()), summarize(cs[1], math.NaN())
 	res.slowOne.ttfp = median(ttfp)
 	sl.in.Close()
 	hs.in.Close() // the helpers' viewers leave; their cleanups wait for them
@@ -253,12 +263,14 @@ func (r *benchRoom) run(kind string) *results {
 	watchers.join(b, 5, 200*time.Millisecond)
 	time.Sleep(2 * time.Second)
 	_, cs = r.measure(5*time.Second, watchers)
-	res.before = summarize(cs[0], 0)
+	res.before = summarize(cs[0], math.NaN())
 	joiners := startViewers(b, kind+" joiners", r.room.NS, kind, r.url(r.room, kind))
 	during := make(chan []clientStats, 1)
 	go func() { during <- watchers.measure(b, 30*time.Second) }()
 	ttfp = joiners.join(b, 30, time.Second)
-	res.during = summarize(<-during, 0)
+	res.during = summarize(<-during, math.NaN())
+	res.joiners = summarize(nil, math.NaN())
+	res.joiners.viewers = len(ttfp)
 	res.joiners.ttfp, res.joiners.ttfpMax = median(ttfp), quantile(ttfp, 1)
 	watchers.in.Close()
 	joiners.in.Close()
