@@ -58,8 +58,9 @@ type clientStats struct {
 	// Keyframes received (WebRTC) and streams reopened after the server dropped them (MJPEG).
 	Keyframes int `json:"keyframes"`
 	Reopened  int `json:"reopened"`
-	// Arrivals are when its frames were complete, unix nanoseconds (the arrivals command only).
-	Arrivals []int64 `json:"arrivals,omitempty"`
+	// Frames are its frames in the window: RTP time (WebRTC, unwrapped to
+	// 64 bits, 90 kHz; 0 for MJPEG) and when each was complete (unix ns).
+	Frames [][2]int64 `json:"frames,omitempty"`
 }
 
 // frameSample is one received frame kept for Y-PSNR: a raw luma plane
@@ -85,6 +86,9 @@ type lightViewer struct {
 	mu       sync.Mutex
 	start    time.Time   // of the window
 	arrivals []time.Time // frames complete in the window
+	rtpTimes []int64     // their RTP times, unwrapped
+	rtpLast  uint32
+	rtpExt   int64
 	lat      []float64
 	bytes    int64
 	// keyframes and reopened (MJPEG streams dropped by the server) count in the window.
@@ -96,9 +100,16 @@ type lightViewer struct {
 	onFrame func(data []byte, at time.Time)
 }
 
-func (v *lightViewer) frame(data []byte, at time.Time, lat float64, key bool) {
-	v.once.Do(func() { close(v.first) })
+func (v *lightViewer) frame(data []byte, at time.Time, lat float64, key bool, ts uint32) {
+	first := false
+	v.once.Do(func() { close(v.first); first = true })
 	v.mu.Lock()
+	if first {
+		v.rtpLast = ts
+	}
+	v.rtpExt += int64(int32(ts - v.rtpLast))
+	v.rtpLast = ts
+	v.rtpTimes = append(v.rtpTimes, v.rtpExt)
 	if key {
 		v.keyframes++
 	}
@@ -116,7 +127,7 @@ func (v *lightViewer) frame(data []byte, at time.Time, lat float64, key bool) {
 
 func (v *lightViewer) reset() {
 	v.mu.Lock()
-	v.start, v.arrivals, v.lat, v.bytes, v.keyframes, v.reopened = time.Now(), v.arrivals[:0], v.lat[:0], 0, 0, 0
+	v.start, v.arrivals, v.rtpTimes, v.lat, v.bytes, v.keyframes, v.reopened = time.Now(), v.arrivals[:0], v.rtpTimes[:0], v.lat[:0], 0, 0, 0
 	v.mu.Unlock()
 }
 
@@ -162,7 +173,7 @@ func watchWebRTC(ctx context.Context, url string, v *lightViewer) error {
 				if !f.Sent.IsZero() {
 					lat = float64(f.At.Sub(f.Sent).Microseconds()) / 1000
 				}
-				v.frame(f.Data, f.At, lat, f.Keyframe)
+				v.frame(f.Data, f.At, lat, f.Keyframe, f.Timestamp)
 			case <-c.Done():
 				return
 			case <-ctx.Done():
@@ -208,7 +219,7 @@ func watchMJPEG(ctx context.Context, url string, v *lightViewer) error {
 				if err != nil {
 					break
 				}
-				v.frame(jpg, time.Now(), -1, false)
+				v.frame(jpg, time.Now(), -1, false, 0)
 			}
 			resp.Body.Close()
 			v.mu.Lock()
@@ -233,8 +244,7 @@ func watchMJPEG(ctx context.Context, url string, v *lightViewer) error {
 // viewersHelper runs the helper: commands on in, one JSON line each on out.
 //
 //	join N GAP_MS          N more viewers, one every GAP_MS; answers with their times to first frame
-//	measure MS             every viewer's figures over the next MS
-//	arrivals MS            the same, with the time of each frame
+//	measure MS             every viewer's figures over the next MS, with each frame's times
 //	sample MS N DIR        a new viewer keeps N of its frames of the next MS in DIR (decoded luma
 //	                       for WebRTC, JPEGs for MJPEG), then leaves
 func viewersHelper(cfgJSON string, in io.Reader, out io.Writer) int {
@@ -300,20 +310,18 @@ func viewersHelper(cfgJSON string, in io.Reader, out io.Writer) int {
 			}
 			wg.Wait()
 			r.TTFP = ttfp
-		case "measure", "arrivals":
+		case "measure":
 			for _, v := range all {
 				v.reset()
 			}
 			time.Sleep(time.Duration(arg(1)) * time.Millisecond)
 			for _, v := range all {
 				st := v.stats()
-				if f[0] == "arrivals" {
-					v.mu.Lock()
-					for _, a := range v.arrivals {
-						st.Arrivals = append(st.Arrivals, a.UnixNano())
-					}
-					v.mu.Unlock()
+				v.mu.Lock()
+				for i, a := range v.arrivals {
+					st.Frames = append(st.Frames, [2]int64{v.rtpTimes[i], a.UnixNano()})
 				}
+				v.mu.Unlock()
 				r.Clients = append(r.Clients, st)
 			}
 		case "sample":
@@ -446,12 +454,27 @@ func (v *viewers) close(cmd *exec.Cmd, exited chan struct{}) {
 	}
 }
 
-// do sends a command and waits, at most for within, for its answer.
+// do sends a command and waits, at most for within, for its answer; it
+// fails the benchmark when there is none (call it from the benchmark's
+// goroutine only; others call try).
 func (v *viewers) do(b *testing.B, within time.Duration, format string, a ...any) helperReply {
 	b.Helper()
+	r, err := v.try(within, format, a...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r.Err != "" {
+		b.Logf("%s: %q: %s", v.name, fmt.Sprintf(format, a...), r.Err)
+	}
+	return r
+}
+
+// try is do that returns its failure.
+func (v *viewers) try(within time.Duration, format string, a ...any) (helperReply, error) {
 	cmd := fmt.Sprintf(format, a...)
+	var r helperReply
 	if _, err := fmt.Fprintln(v.in, cmd); err != nil {
-		b.Fatalf("%s: %q: %v", v.name, cmd, err)
+		return r, fmt.Errorf("%s: %q: %w", v.name, cmd, err)
 	}
 	type res struct {
 		line []byte
@@ -459,22 +482,18 @@ func (v *viewers) do(b *testing.B, within time.Duration, format string, a ...any
 	}
 	ch := make(chan res, 1)
 	go func() { l, err := v.out.ReadBytes('\n'); ch <- res{l, err} }()
-	var r helperReply
 	select {
 	case got := <-ch:
 		if got.err != nil {
-			b.Fatalf("%s: %q: no answer: %v", v.name, cmd, got.err)
+			return r, fmt.Errorf("%s: %q: no answer: %w", v.name, cmd, got.err)
 		}
 		if err := json.Unmarshal(got.line, &r); err != nil {
-			b.Fatalf("%s: %q: answer %q: %v", v.name, cmd, got.line, err)
+			return r, fmt.Errorf("%s: %q: answer %q: %w", v.name, cmd, got.line, err)
 		}
 	case <-time.After(within):
-		b.Fatalf("%s: %q: no answer within %v", v.name, cmd, within)
+		return r, fmt.Errorf("%s: %q: no answer within %v", v.name, cmd, within)
 	}
-	if r.Err != "" {
-		b.Logf("%s: %q: %s", v.name, cmd, r.Err)
-	}
-	return r
+	return r, nil
 }
 
 // join adds n viewers, one every gap, and returns their times to first frame.
@@ -483,10 +502,10 @@ func (v *viewers) join(b *testing.B, n int, gap time.Duration) []float64 {
 	return v.do(b, time.Duration(n)*gap+30*time.Second, "join %d %d", n, gap.Milliseconds()).TTFP
 }
 
-// measure returns every viewer's figures over d.
-func (v *viewers) measure(b *testing.B, d time.Duration) []clientStats {
-	b.Helper()
-	return v.do(b, d+30*time.Second, "measure %d", d.Milliseconds()).Clients
+// measure returns every viewer's figures over d; any goroutine may call it.
+func (v *viewers) measure(d time.Duration) ([]clientStats, error) {
+	r, err := v.try(d+30*time.Second, "measure %d", d.Milliseconds())
+	return r.Clients, err
 }
 
 // median returns the middle of xs (NaN for none), ignoring negative values
