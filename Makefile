@@ -92,7 +92,8 @@ fuzz:
 fuzz-short:
 	$(MAKE) fuzz FUZZTIME=20s
 
-## bench: figures for a 1920x1080 screen (fps, latency, CPU, RSS, bandwidth); not a pass/fail test
+## bench: figures for a 1920x1080 screen (fps, latency, CPU, RSS, bandwidth; MJPEG and WebRTC side by side
+##        in network namespaces, which need root); not a pass/fail test
 bench: test-deps
 	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./e2e/
 	bash scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchtime 2s ./capture/ ./codec/jpeg/

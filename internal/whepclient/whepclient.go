@@ -4,7 +4,12 @@ package whepclient
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +35,19 @@ type Frame struct {
 	Keyframe     bool   // it has an IDR slice
 	Timestamp    uint32 // RTP
 	PlayoutDelay *rtp.PlayoutDelayExtension
-	At           time.Time
+	At           time.Time // when its last packet arrived
+	// Sent is the sender's wall-clock time for Timestamp, from the newest
+	// RTCP sender report (zero before the first). The sender's clock maps
+	// RTP time to wall-clock time at the first packet of the frame it sent
+	// last; on the same machine, At minus Sent is what the frame took from
+	// the sender's hands to here.
+	Sent time.Time
+}
+
+// report is a sender report's mapping of RTP time to the sender's clock.
+type report struct {
+	ntp time.Time
+	rtp uint32
 }
 
 // Client is one viewer.
@@ -40,7 +57,10 @@ type Client struct {
 	Bytes   atomic.Uint64 // RTP payload bytes received
 	Packets atomic.Uint64
 	track   atomic.Pointer[webrtc.TrackRemote]
+	sr      atomic.Pointer[report]
 	done    chan struct{}
+	// resource is the WHEP session's URL, when Connect made it.
+	resource string
 }
 
 // H264 is the codec a browser offers first.
@@ -85,8 +105,9 @@ func New(opt Options) (*Client, string, error) {
 		_ = pc.Close()
 		return nil, "", err
 	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		c.track.Store(t)
+		go c.readRTCP(r)
 		go c.read(t)
 	})
 	offer, err := pc.CreateOffer(nil)
@@ -125,8 +146,91 @@ func (c *Client) PLI() error {
 // Done is closed when the track ends (the server closed the connection).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Close closes the PeerConnection.
-func (c *Client) Close() error { return c.PC.Close() }
+// Close closes the PeerConnection; a client that Connect made also ends
+// its WHEP session (DELETE, at most 2 s).
+func (c *Client) Close() error {
+	if c.resource != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.resource, nil); err == nil {
+			if resp, err := http.DefaultClient.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}
+	return c.PC.Close()
+}
+
+// Connect makes a viewer and signals it with WHEP: it POSTs the offer to
+// whepURL (which carries the token, e.g. http://host:port/whep?t=…) and
+// takes the answer. It returns once the answer is set, not once connected.
+func Connect(ctx context.Context, whepURL string, opt Options) (*Client, error) {
+	c, offer, err := New(opt)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, whepURL, strings.NewReader(offer))
+	if err != nil {
+		_ = c.PC.Close()
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		_ = c.PC.Close()
+		return nil, fmt.Errorf("posting the offer: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		_ = c.PC.Close()
+		return nil, fmt.Errorf("posting the offer: %s %s (%v)", resp.Status, bytes.TrimSpace(answer), err)
+	}
+	if loc, err := resp.Location(); err == nil {
+		u := *loc
+		u.RawQuery = ""
+		c.resource = u.String()
+	}
+	if err := c.Answer(string(answer)); err != nil {
+		_ = c.PC.Close()
+		return nil, fmt.Errorf("taking the answer: %w", err)
+	}
+	return c, nil
+}
+
+// readRTCP reads what the sender reports (which also drives the
+// interceptors) and keeps the newest sender report's clock.
+func (c *Client) readRTCP(r *webrtc.RTPReceiver) {
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				c.sr.Store(&report{ntp: ntpTime(sr.NTPTime), rtp: sr.RTPTime})
+			}
+		}
+	}
+}
+
+// ntpTime converts a 64-bit NTP timestamp to a time.Time.
+func ntpTime(t uint64) time.Time {
+	const unixOffset = 2208988800 // seconds from 1900 to 1970
+	sec := int64(t>>32) - unixOffset
+	frac := (t & 0xffffffff) * 1e9 >> 32
+	return time.Unix(sec, int64(frac))
+}
+
+// sentAt maps RTP time ts to the sender's clock through the newest report.
+func (c *Client) sentAt(ts uint32, clockRate uint32) time.Time {
+	r := c.sr.Load()
+	if r == nil || clockRate == 0 {
+		return time.Time{}
+	}
+	d := int64(int32(ts - r.rtp))
+	return r.ntp.Add(time.Duration(d * int64(time.Second) / int64(clockRate)))
+}
 
 func (c *Client) read(t *webrtc.TrackRemote) {
 	defer close(c.done)
@@ -165,7 +269,8 @@ func (c *Client) read(t *webrtc.TrackRemote) {
 		}
 		data := bytes.Clone(au.Bytes())
 		au.Reset()
-		f := Frame{Data: data, Keyframe: hasIDR(data), Timestamp: p.Timestamp, PlayoutDelay: delay, At: time.Now()}
+		f := Frame{Data: data, Keyframe: hasIDR(data), Timestamp: p.Timestamp, PlayoutDelay: delay, At: time.Now(),
+			Sent: c.sentAt(p.Timestamp, t.Codec().ClockRate)}
 		select {
 		case c.Frames <- f:
 		default: // the test is not reading: keep the newest only
