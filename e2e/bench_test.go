@@ -37,7 +37,7 @@ func BenchmarkShare1080p(b *testing.B) {
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	cmd := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--fps", "30", "--quality", "70", "--max-viewers", "-1")
 	proc := procStats{pid: cmd.Process.Pid}
-	stream := base + "/stream.mjpg?t=" + token
+	stream := base + "/stream.mjpg?pointer=0&t=" + token // as the page asks for it
 
 	// A changing screen: a block moves across the desktop 60 times a second,
 	// so every capture at 30 fps sees a change and re-encodes the whole frame.

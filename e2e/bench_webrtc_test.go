@@ -73,7 +73,7 @@ func (r *benchRoom) url(l *testenv.Link, kind string) string {
 	if kind == "webrtc" {
 		return r.base(l) + "/whep?t=" + token
 	}
-	return r.base(l) + "/stream.mjpg?t=" + token
+	return r.base(l) + "/stream.mjpg?pointer=0&t=" + token // as the page asks for it
 }
 
 // phase is the figures of one measure window.
