@@ -586,47 +586,13 @@ func jpegLumaPSNR(want *image.RGBA, got *image.YCbCr) float64 {
 	return 10 * math.Log10(255*255*float64(bd.Dx()*bd.Dy())/sse)
 }
 
-// startServerIn runs the binary headless in namespace ns and waits for its
-// first line; it is killed when the benchmark ends. Its log goes to stderr,
-// warnings and errors only.
+// startServerIn runs the real binary headless in namespace ns, its log
+// cut to warnings and errors, until the benchmark ends.
 func startServerIn(b *testing.B, ns string, args ...string) *os.Process {
 	b.Helper()
 	cmd := testenv.Command(ns, appBinary(b), append([]string{"--headless"}, args...)...)
-	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = levelFilter{}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	line := make(chan error, 1)
-	go func() {
-		_, err := readLine(stdout)
-		line <- err
-	}()
-	select {
-	case err := <-line:
-		if err != nil {
-			b.Fatalf("deskcast printed no viewer URL: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		b.Fatal("deskcast did not start within 20 s")
-	}
-	return cmd.Process
-}
-
-// readLine reads up to a newline, a byte at a time (the rest stays in the pipe).
-func readLine(r interface{ Read([]byte) (int, error) }) (string, error) {
-	var s []byte
-	buf := make([]byte, 1)
-	for {
-		if _, err := r.Read(buf); err != nil {
-			return string(s), err
-		}
-		if buf[0] == '\n' {
-			return string(s), nil
-		}
-		s = append(s, buf[0])
-	}
+	return runHeadless(b, cmd).Process
 }
 
 // levelFilter passes the server's warnings and errors to stderr.

@@ -140,7 +140,9 @@ func startHeadlessIn(t testing.TB, ns string, args ...string) *exec.Cmd {
 func runHeadless(t testing.TB, cmd *exec.Cmd) *exec.Cmd {
 	t.Helper()
 	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
