@@ -419,7 +419,7 @@ type viewers struct {
 // startViewers runs a helper in namespace ns whose viewers watch url (kind
 // "webrtc": a WHEP URL; "mjpeg": a stream URL); it ends with the benchmark,
 // or earlier with close.
-func startViewers(b *testing.B, name, ns, kind, url string) *viewers {
+func startViewers(b testing.TB, name, ns, kind, url string) *viewers {
 	b.Helper()
 	cfg, _ := json.Marshal(helperConfig{Kind: kind, URL: url})
 	cmd := testenv.Command(ns, os.Args[0])
@@ -457,7 +457,7 @@ func (v *viewers) close(cmd *exec.Cmd, exited chan struct{}) {
 // do sends a command and waits, at most for within, for its answer; it
 // fails the benchmark when there is none (call it from the benchmark's
 // goroutine only; others call try).
-func (v *viewers) do(b *testing.B, within time.Duration, format string, a ...any) helperReply {
+func (v *viewers) do(b testing.TB, within time.Duration, format string, a ...any) helperReply {
 	b.Helper()
 	r, err := v.try(within, format, a...)
 	if err != nil {
@@ -497,7 +497,7 @@ func (v *viewers) try(within time.Duration, format string, a ...any) (helperRepl
 }
 
 // join adds n viewers, one every gap, and returns their times to first frame.
-func (v *viewers) join(b *testing.B, n int, gap time.Duration) []float64 {
+func (v *viewers) join(b testing.TB, n int, gap time.Duration) []float64 {
 	b.Helper()
 	return v.do(b, time.Duration(n)*gap+30*time.Second, "join %d %d", n, gap.Milliseconds()).TTFP
 }
