@@ -902,8 +902,9 @@ func TestControlRefused(t *testing.T) {
 		if !eval[bool](t, p.ctx, "window.deskcast.control.ws === null && document.getElementById('control-banner').hidden") {
 			t.Fatal("with control off the page opened /ws/control or shows the banner")
 		}
-		if vs, _ := p.e.Server().Viewers(); len(vs) != 1 || vs[0].Streams != 1 {
-			t.Fatalf("viewers %+v: want one with its picture's stream alone open", vs)
+		// Its picture and the presenter's pointer (on by default), no control socket.
+		if vs, _ := p.e.Server().Viewers(); len(vs) != 1 || vs[0].Streams != 2 {
+			t.Fatalf("viewers %+v: want one with its picture's and its pointer's streams alone open", vs)
 		}
 		if err := p.e.Grant(p.id); err == nil {
 			t.Fatal("Grant with control off: no error")
