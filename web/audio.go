@@ -120,17 +120,11 @@ func (s *Server) handleWSAudio(w http.ResponseWriter, r *http.Request) {
 	if !s.audioReady(w) {
 		return
 	}
-	if !s.socketStarted() {
-		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+	c, done := s.acceptSocket(w, r)
+	if c == nil {
 		return
 	}
-	defer s.sockets.Done()
-	// Accept checks that the page's Origin is this server (no cross-site sockets).
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
+	defer done()
 	l, err := s.cfg.Audio.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		return

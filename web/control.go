@@ -353,6 +353,26 @@ func (p *pressed) release(gen uint64, inj Injector) {
 	}
 }
 
+// acceptSocket upgrades r to a WebSocket, unless sharing has stopped (503);
+// Accept checks that the page's Origin is this server (no cross-site
+// sockets). done, deferred by the handler, closes the socket and tells
+// Close the handler is over. A nil c means r was answered.
+func (s *Server) acceptSocket(w http.ResponseWriter, r *http.Request) (c *websocket.Conn, done func()) {
+	if !s.socketStarted() {
+		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+		return nil, nil
+	}
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		s.sockets.Done()
+		return nil, nil
+	}
+	return c, func() {
+		c.CloseNow()
+		s.sockets.Done()
+	}
+}
+
 // handleControl is a viewer's input socket. It tells the page whether it
 // may control (at once, and on every change) and injects the messages of
 // a viewer who may; everything else is dropped and counted.
@@ -362,16 +382,11 @@ func (s *Server) handleControl(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no viewer", http.StatusForbidden)
 		return
 	}
-	if !s.socketStarted() {
-		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+	c, done := s.acceptSocket(w, r)
+	if c == nil {
 		return
 	}
-	defer s.sockets.Done()
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
+	defer done()
 	c.SetReadLimit(maxControlMsg)
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()

@@ -110,16 +110,11 @@ func (s *Server) handleWSPointer(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the pointer is not shown", http.StatusServiceUnavailable)
 		return
 	}
-	if !s.socketStarted() {
-		http.Error(w, "503 service unavailable: sharing has stopped", http.StatusServiceUnavailable)
+	c, done := s.acceptSocket(w, r)
+	if c == nil {
 		return
 	}
-	defer s.sockets.Done()
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
+	defer done()
 	l, err := s.cfg.Pointer.Subscribe(fanout.SubscriberInfo{ID: viewerID(r), Addr: r.RemoteAddr, UserAgent: r.UserAgent()})
 	if err != nil {
 		return
