@@ -1,10 +1,12 @@
 // Package whepclient is a WebRTC viewer for tests: a pion PeerConnection
-// that receives one H.264 video track and hands back whole frames.
+// that receives one H.264 video track and hands back whole frames, and with
+// Options.Audio an Opus track whose packets it hands back as they come.
 package whepclient
 
 import (
 	"bytes"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +24,22 @@ const PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-de
 type Options struct {
 	TCPOnly bool // gather and use ICE-TCP candidates only
 	Codecs  []webrtc.RTPCodecParameters
+	// Audio receives sound too (Opus); NoVideo receives sound alone.
+	Audio, NoVideo bool
 }
+
+// AudioPacket is one received Opus packet.
+type AudioPacket struct {
+	Data      []byte
+	Timestamp uint32 // RTP, 48 kHz
+	Seq       uint16
+	Marker    bool
+	At        time.Time
+}
+
+// Opus is the sound codec a browser offers.
+var Opus = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
+	MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
 
 // Frame is one received access unit.
 type Frame struct {
@@ -37,10 +54,18 @@ type Frame struct {
 type Client struct {
 	PC      *webrtc.PeerConnection
 	Frames  chan Frame
+	Audio   chan AudioPacket // with Options.Audio; the newest 1024 if the test does not read
 	Bytes   atomic.Uint64 // RTP payload bytes received
 	Packets atomic.Uint64
 	track   atomic.Pointer[webrtc.TrackRemote]
 	done    chan struct{}
+	once    sync.Once
+	// AudioSR and VideoSR are the newest sender reports of each track
+	// (*rtcp.SenderReport), with the time they arrived (AudioSRAt, VideoSRAt).
+	AudioSR, VideoSR atomic.Pointer[rtcp.SenderReport]
+	// AudioStreamID and VideoStreamID are the media stream IDs the tracks
+	// arrived in, once they have.
+	AudioStreamID, VideoStreamID atomic.Value
 }
 
 // H264 is the codec a browser offers first.
@@ -57,6 +82,11 @@ func New(opt Options) (*Client, string, error) {
 	}
 	for _, c := range opt.Codecs {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, "", err
+		}
+	}
+	if opt.Audio {
+		if err := m.RegisterCodec(Opus, webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, "", err
 		}
 	}
@@ -80,14 +110,34 @@ func New(opt Options) (*Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c := &Client{PC: pc, Frames: make(chan Frame, 256), done: make(chan struct{})}
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		_ = pc.Close()
-		return nil, "", err
+	c := &Client{PC: pc, Frames: make(chan Frame, 256), Audio: make(chan AudioPacket, 1024), done: make(chan struct{})}
+	var kinds []webrtc.RTPCodecType
+	if !opt.NoVideo {
+		kinds = append(kinds, webrtc.RTPCodecTypeVideo)
 	}
-	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	if opt.Audio || opt.NoVideo {
+		kinds = append(kinds, webrtc.RTPCodecTypeAudio)
+	}
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = pc.Close()
+			return nil, "", err
+		}
+	}
+	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		sr := &c.VideoSR
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			sr = &c.AudioSR
+		}
+		go readReports(r, sr)
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			c.AudioStreamID.Store(t.StreamID())
+			go c.readAudio(t)
+			return
+		}
+		c.VideoStreamID.Store(t.StreamID())
 		c.track.Store(t)
-		go c.read(t)
+		go c.read(t, r)
 	})
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -128,15 +178,46 @@ func (c *Client) Done() <-chan struct{} { return c.done }
 // Close closes the PeerConnection.
 func (c *Client) Close() error { return c.PC.Close() }
 
-func (c *Client) read(t *webrtc.TrackRemote) {
-	defer close(c.done)
+// readReports keeps the newest sender report that arrives on r.
+func readReports(r *webrtc.RTPReceiver, to *atomic.Pointer[rtcp.SenderReport]) {
+	for {
+		pkts, _, err := r.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				to.Store(sr)
+			}
+		}
+	}
+}
+
+// readAudio hands the sound's packets to Audio until the track ends.
+func (c *Client) readAudio(t *webrtc.TrackRemote) {
+	defer c.once.Do(func() { close(c.done) })
+	for {
+		p, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		a := AudioPacket{Data: bytes.Clone(p.Payload), Timestamp: p.Timestamp, Seq: p.SequenceNumber, Marker: p.Marker, At: time.Now()}
+		select {
+		case c.Audio <- a:
+		default:
+		}
+	}
+}
+
+func (c *Client) read(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	defer c.once.Do(func() { close(c.done) })
 	var (
 		au    bytes.Buffer
 		dep   codecs.H264Packet
 		delay *rtp.PlayoutDelayExtension
 	)
 	extID := 0
-	for _, h := range c.PC.GetTransceivers()[0].Receiver().GetParameters().HeaderExtensions {
+	for _, h := range r.GetParameters().HeaderExtensions {
 		if h.URI == PlayoutDelayURI {
 			extID = h.ID
 		}
