@@ -84,9 +84,10 @@ type share struct {
 	pipe  *pipeline.Pipeline
 	jpeg  *pipeline.Track
 	audio *fanout.Hub[*media.AudioChunk]
-	h264  *pipeline.Track // nil when WebRTC is off
-	vp8   *pipeline.Track // nil when WebRTC or libvpx is off
-	rtc   *rtc.Server     // nil when WebRTC is off
+	h264  *pipeline.Track      // nil when WebRTC is off
+	vp8   *pipeline.Track      // nil when WebRTC or libvpx is off
+	rtc   *rtc.Server          // nil when WebRTC is off
+	opus  *pipeline.AudioTrack // the WebRTC listeners' sound; nil when WebRTC or libopus is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -235,6 +236,9 @@ func (e *Engine) Stop() {
 		_ = sh.srv.Close()
 		if sh.rtc != nil {
 			_ = sh.rtc.Close()
+		}
+		if sh.opus != nil {
+			sh.opus.Close()
 		}
 		sh.pipe.Close()
 		sh.audio.Close()

@@ -51,19 +51,19 @@ const (
 
 // session is one viewer's PeerConnection and its sender.
 type session struct {
-	srv     *Server
-	id      string
-	viewer  Viewer
-	codec   codecInfo // zero for a session with sound alone
-	track   Track     // nil for a session with sound alone
-	pc      *webrtc.PeerConnection
-	local   *webrtc.TrackLocalStaticRTP
-	sender  *webrtc.RTPSender
+	srv    *Server
+	id     string
+	viewer Viewer
+	codec  codecInfo // zero for a session with sound alone
+	track  Track     // nil for a session with sound alone
+	pc     *webrtc.PeerConnection
+	local  *webrtc.TrackLocalStaticRTP
+	sender *webrtc.RTPSender
 	// The sound, in the same media stream as the picture; nil without.
 	audioLocal  *webrtc.TrackLocalStaticRTP
 	audioSender *webrtc.RTPSender
-	release func()
-	bwe     cc.BandwidthEstimator // nil if none was made
+	release     func()
+	bwe         cc.BandwidthEstimator // nil if none was made
 
 	ctx       context.Context
 	cancel    context.CancelFunc

@@ -55,7 +55,7 @@ type Client struct {
 	PC      *webrtc.PeerConnection
 	Frames  chan Frame
 	Audio   chan AudioPacket // with Options.Audio; the newest 1024 if the test does not read
-	Bytes   atomic.Uint64 // RTP payload bytes received
+	Bytes   atomic.Uint64    // RTP payload bytes received
 	Packets atomic.Uint64
 	track   atomic.Pointer[webrtc.TrackRemote]
 	done    chan struct{}
