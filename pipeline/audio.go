@@ -35,6 +35,7 @@ type AudioTrackOptions struct {
 	IdleStop time.Duration // how long the encoder runs on after the last listener leaves (3 s)
 	OnChange func()        // as fanout.Options.OnChange
 	Logger   *slog.Logger
+	Now      func() time.Time // the clock chunks arrive by (time.Now when nil; tests)
 }
 
 // AudioTrack encodes the sound once for every listener: while anybody
@@ -43,12 +44,16 @@ type AudioTrackOptions struct {
 // encoder's frames and publishes one *media.Frame per packet, with
 // Captured the capture time of its first sample and Duration its length.
 //
-// Captured is smoothed: each frame's is the previous one's plus its
-// duration, drawn a sixteenth of the way toward the chunks' own capture
-// times (which jitter with the sound card's callbacks), and reset to them
-// after a gap (pause, device switch or loss) of more than gapReset. The
-// timestamps a sender derives from it then advance by exactly one frame
-// from packet to packet while staying on the capture clock.
+// Captured counts samples: each frame's is the previous one's plus its
+// duration, so the timestamps a sender derives from it advance by exactly
+// one frame from packet to packet, at the rate the sound arrives (what a
+// receiver's jitter buffer expects). It goes back to the chunks' own
+// capture time at the start and after a pause in their arrival of more
+// than gapReset (a pause, a device switch or loss): then the timestamps
+// jump as far as the sound was away. Capture times that jump while the
+// chunks keep arriving (chunks the capture dropped) are not followed, as
+// the receiver would take the packets after such a jump for early ones and
+// hold them back.
 //
 // Silence coded as a DTX packet (2 bytes or fewer) is published once at the
 // start of a silent spell and left out after that, as WebRTC senders do;
@@ -62,8 +67,8 @@ type AudioTrack struct {
 	skipped atomic.Uint64 // DTX packets left out
 }
 
-// gapReset is how far a chunk's capture time may stray from the smoothed
-// clock before the clock jumps to it.
+// gapReset is the longest pause in the chunks' arrival that the clock
+// counts through; after a longer one it goes back to their capture time.
 const gapReset = 40 * time.Millisecond
 
 // NewAudioTrack returns a track over the sound hub src; nothing runs until
@@ -71,6 +76,9 @@ const gapReset = 40 * time.Millisecond
 func NewAudioTrack(src *fanout.Hub[*media.AudioChunk], opt AudioTrackOptions) *AudioTrack {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	t := &AudioTrack{src: src, opt: opt}
 	t.Hub = fanout.New[*media.Frame](fanout.SourceFunc[*media.Frame](t.run), fanout.Options[*media.Frame]{
@@ -101,7 +109,7 @@ func (t *AudioTrack) run(ctx context.Context, emit func(*media.Frame)) error {
 		return fmt.Errorf("listening to the sound: %w", err)
 	}
 	defer sub.Close()
-	c := cutter{log: t.opt.Logger, enc: enc, rate: t.opt.Rate, channels: t.opt.Channels, codec: t.opt.Codec, skipped: &t.skipped,
+	c := cutter{log: t.opt.Logger, now: t.opt.Now, enc: enc, rate: t.opt.Rate, channels: t.opt.Channels, codec: t.opt.Codec, skipped: &t.skipped,
 		buf: make([]int16, 0, enc.FrameSamples()*t.opt.Channels)}
 	for {
 		select {
@@ -124,9 +132,12 @@ type cutter struct {
 	rate, channels int
 	skipped        *atomic.Uint64
 
+	now      func() time.Time
 	buf      []int16
 	start    time.Time // the capture time of buf's first sample
-	clock    time.Time // the smoothed capture time of the next frame; zero before the first
+	clock    time.Time // the capture time of the next frame, counted; zero before the first
+	arrived  time.Time // when the last chunk arrived
+	gap      bool      // the chunks paused since the last frame
 	dtx      bool      // the last packet was a DTX one
 	badShape bool      // a chunk of another format was logged
 	log      *slog.Logger
@@ -140,6 +151,11 @@ func (c *cutter) add(ch *media.AudioChunk, emit func(*media.Frame)) error {
 		}
 		return nil
 	}
+	now := c.now()
+	if !c.arrived.IsZero() && now.Sub(c.arrived) > gapReset {
+		c.gap = true
+	}
+	c.arrived = now
 	frame := cap(c.buf)
 	per := time.Second / time.Duration(c.rate)
 	pcm := ch.PCM
@@ -163,10 +179,8 @@ func (c *cutter) add(ch *media.AudioChunk, emit func(*media.Frame)) error {
 
 func (c *cutter) encode(emit func(*media.Frame)) error {
 	dur := time.Duration(len(c.buf)/c.channels) * time.Second / time.Duration(c.rate)
-	if c.clock.IsZero() || c.start.Sub(c.clock).Abs() > gapReset {
-		c.clock = c.start
-	} else {
-		c.clock = c.clock.Add(c.start.Sub(c.clock) / 16)
+	if c.clock.IsZero() || c.gap {
+		c.clock, c.gap = c.start, false
 	}
 	captured := c.clock
 	c.clock = c.clock.Add(dur)

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,8 +49,13 @@ func TestAudioTrack(t *testing.T) {
 	sound := fanout.New[*media.AudioChunk](feed, fanout.Options[*media.AudioChunk]{Queue: 16, IdleStop: time.Millisecond})
 	defer sound.Close()
 	encoders := make(chan *fakeAudioEncoder, 4)
+	var clock atomic.Int64 // when chunks arrive: the test's clock, unix nanos
+	t0 := time.Now()
+	clock.Store(t0.UnixNano())
+	arrive := func(at time.Time) { clock.Store(at.UnixNano()) }
 	track := pipeline.NewAudioTrack(sound, pipeline.AudioTrackOptions{Codec: media.Opus, Rate: 48000, Channels: 2, Queue: 4,
-		IdleStop: time.Millisecond, Encoder: func() (pipeline.AudioEncoder, error) {
+		IdleStop: time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		Encoder: func() (pipeline.AudioEncoder, error) {
 			e := &fakeAudioEncoder{samples: 960, closed: make(chan struct{})}
 			encoders <- e
 			return e, nil
@@ -75,10 +81,11 @@ func TestAudioTrack(t *testing.T) {
 			return nil
 		}
 	}
-	t0 := time.Now()
-	// Chunks whose capture times jitter by a few ms: the packets are 20 ms apart.
-	jitter := []time.Duration{0, 3, -2, 4, 1, -3, 2, 0}
+	// Chunks arriving steadily whose capture times jitter, and one that
+	// jumps (chunks the capture dropped): the packets are 20 ms apart.
+	jitter := []time.Duration{0, 3, -2, 4, 1, -3, 102, 100}
 	for i, j := range jitter {
+		arrive(t0.Add(time.Duration(i) * 10 * time.Millisecond))
 		feed.Emit(t, chunk(t0.Add(time.Duration(i)*10*time.Millisecond+j*time.Millisecond), int16(i+1)))
 	}
 	var prev *media.Frame
@@ -88,17 +95,17 @@ func TestAudioTrack(t *testing.T) {
 			t.Fatalf("packet %d: %+v", i, f)
 		}
 		if prev != nil {
-			// Drawn a sixteenth of the way toward the chunks' times: 20 ms within 1.
-			if d := f.Captured.Sub(prev.Captured); (d - 20*time.Millisecond).Abs() > time.Millisecond {
-				t.Errorf("packet %d: %v after the one before, want 20ms ±1ms", i, d)
+			if d := f.Captured.Sub(prev.Captured); d != 20*time.Millisecond {
+				t.Errorf("packet %d: %v after the one before, want 20ms", i, d)
 			}
 		} else if !f.Captured.Equal(t0) {
 			t.Errorf("first packet captured at %v, want the first chunk's %v", f.Captured, t0)
 		}
 		prev = f
 	}
-	// A gap (a pause, a device switch): the clock jumps to the new capture time.
+	// A pause in arrival (a pause, a device switch): the clock jumps to the new capture time.
 	gapAt := t0.Add(time.Second)
+	arrive(gapAt.Add(10 * time.Millisecond))
 	feed.Emit(t, chunk(gapAt, 9))
 	feed.Emit(t, chunk(gapAt.Add(10*time.Millisecond), 9))
 	if f := next("after a gap"); !f.Captured.Equal(gapAt) {
