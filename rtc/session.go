@@ -45,6 +45,9 @@ const (
 	// thinWindow is how far ahead of its estimate a viewer may be sent
 	// before droppable frames are left out for it.
 	thinWindow = 250 * time.Millisecond
+	// staleKeyframe is how old a keyframe's capture time may be before it
+	// counts as a re-encoded held picture (see writer.timestamp).
+	staleKeyframe = 100 * time.Millisecond
 	// opusRate is Opus's RTP clock (RFC 7587), whatever the sound's own rate.
 	opusRate = 48000
 )
@@ -480,6 +483,15 @@ func (w *writer) timestamp(f *media.Frame) uint32 {
 	captured := f.Captured
 	if captured.Before(w.joined) {
 		captured = w.joined
+	}
+	// A keyframe made on request on a still screen re-encodes the picture
+	// held since the screen last changed, and carries its old capture time:
+	// it counts as captured now. Otherwise the sender reports, which map the
+	// newest RTP time to the time it was sent, would put every later frame
+	// that far in the past, and a browser lining the sound up with the
+	// picture would hold the sound back by as much.
+	if now := time.Now(); f.Keyframe && now.Sub(captured) > staleKeyframe {
+		captured = now
 	}
 	if !w.started {
 		w.started, w.first, w.lastTS = true, captured, w.ts0
