@@ -12,7 +12,7 @@ TESTFLAGS ?= $(RACEFLAGS) -p 1 -count=1 -timeout 20m
 FUZZTIME  ?= 5m
 # The packages that need no cgo, vetted for Windows and macOS too (the others need cgo for the screen
 # grabber, portaudio or the GUI, so a cross vet without a cross C toolchain cannot type-check them).
-CROSS_PKGS := ./access/ ./assets/ ./fanout/ ./input/ ./internal/termqr/ ./internal/testenv/ ./media/ ./pipeline/ ./version/ ./web/ ./codec/jpeg/ ./codec/h264/ ./codec/vp8/ ./rtc/ ./internal/whepclient/
+CROSS_PKGS := ./access/ ./assets/ ./fanout/ ./input/ ./internal/termqr/ ./internal/testenv/ ./media/ ./pipeline/ ./version/ ./web/ ./codec/jpeg/ ./codec/h264/ ./codec/vp8/ ./codec/opus/ ./rtc/ ./internal/whepclient/
 # The fast tier's tests: every package but those whose tests need an X server, a browser or PulseAudio
 # (DEVICE_PKGS). A new package is in unless it is named there. Worked out only when a target uses it.
 DEVICE_PKGS := e2e app capture capture/audio input

@@ -29,53 +29,7 @@ func BenchmarkSoundToPage(b *testing.B) {
 		"--audio", sink.Name, "--mode", "audio")
 	proc := procStats{pid: cmd.Process.Pid}
 
-	// A player that writes into the sink in real time, 10 ms at a time:
-	// silence, or a 440 Hz burst when asked; it says when the burst began.
-	player := exec.Command("pacat", "--playback", "--device="+sink.Name, "--format=s16le", "--rate=48000",
-		"--channels=2", "--latency-msec=10", "--raw")
-	in, _ := player.StdinPipe()
-	if err := player.Start(); err != nil {
-		b.Fatal(err)
-	}
-	// The writer runs at real time from before pacat reads, so a default
-	// 64 KB pipe (340 ms of sound) would stay full and delay every burst;
-	// one page (21 ms) bounds that backlog.
-	if f, ok := in.(*os.File); ok {
-		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
-			b.Fatalf("shrinking the pipe: %v", err)
-		}
-	} else {
-		b.Fatal("pacat's stdin is not a pipe")
-	}
-	defer func() { _ = player.Process.Kill(); _ = player.Wait() }()
-	burst := make(chan chan time.Time)
-	stopPlayer := make(chan struct{})
-	var wg sync.WaitGroup
-	defer func() { close(stopPlayer); wg.Wait() }()
-	wg.Go(func() {
-		silence := make([]byte, 480*4)
-		tone := testenv.Tone(440, 0.5, 200*time.Millisecond)
-		t := time.NewTicker(10 * time.Millisecond)
-		defer t.Stop()
-		var playing []byte
-		for {
-			select {
-			case <-stopPlayer:
-				return
-			case reply := <-burst:
-				playing = tone
-				reply <- time.Now()
-			case <-t.C:
-			}
-			chunk := silence
-			if len(playing) > 0 {
-				chunk, playing = playing[:480*4], playing[480*4:]
-			}
-			if _, err := in.Write(chunk); err != nil {
-				return
-			}
-		}
-	})
+	burst := burstPlayer(b, sink)
 
 	ctx := testenv.Browser(b, 800, 600)
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/?t="+token)); err != nil {
@@ -171,4 +125,61 @@ Deskcast sound, 48 kHz stereo s16 over /ws/audio, PulseAudio null sink to headle
   server CPU               %.1f%% of one core (1 listener, audio only)
 `, lat[len(lat)/2], lat[0], lat[len(lat)-1], len(lat), outLat, steady, counts["u"], counts["t"],
 		depths[0], depths[len(depths)/2], depths[len(depths)-1], counts["target"], cpu)
+}
+
+// burstPlayer starts a player that writes into sink in real time, 10 ms at
+// a time: silence, or a 440 Hz burst of 200 ms when asked; asked with a
+// channel, it sends on it when the burst began (was written into pacat,
+// which plays with a 10 ms latency). It stops when b ends.
+func burstPlayer(b *testing.B, sink *testenv.Sink) chan chan time.Time {
+	player := exec.Command("pacat", "--playback", "--device="+sink.Name, "--format=s16le", "--rate=48000",
+		"--channels=2", "--latency-msec=10", "--raw")
+	in, _ := player.StdinPipe()
+	if err := player.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// The writer runs at real time from before pacat reads, so a default
+	// 64 KB pipe (340 ms of sound) would stay full and delay every burst;
+	// one page (21 ms) bounds that backlog.
+	if f, ok := in.(*os.File); ok {
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+			b.Fatalf("shrinking the pipe: %v", err)
+		}
+	} else {
+		b.Fatal("pacat's stdin is not a pipe")
+	}
+	burst := make(chan chan time.Time)
+	stopPlayer := make(chan struct{})
+	var wg sync.WaitGroup
+	b.Cleanup(func() {
+		close(stopPlayer)
+		wg.Wait()
+		_ = player.Process.Kill()
+		_ = player.Wait()
+	})
+	wg.Go(func() {
+		silence := make([]byte, 480*4)
+		tone := testenv.Tone(440, 0.5, 200*time.Millisecond)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		var playing []byte
+		for {
+			select {
+			case <-stopPlayer:
+				return
+			case reply := <-burst:
+				playing = tone
+				reply <- time.Now()
+			case <-t.C:
+			}
+			chunk := silence
+			if len(playing) > 0 {
+				chunk, playing = playing[:480*4], playing[480*4:]
+			}
+			if _, err := in.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	return burst
 }

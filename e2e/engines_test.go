@@ -194,8 +194,18 @@ func TestEngines(t *testing.T) {
 						t.Fatal(err)
 					}
 					until(t, p, 15*time.Second, "a 440 Hz peak in the page's analyser", `Math.abs(window.deskcast.peakHz() - 440) < 20`)
-					st := value[map[string]any](t, p, `({state: window.deskcast.audio.ctx.state, underruns: window.deskcast.audio.underruns, chunks: window.deskcast.audio.chunks})`)
+					st := value[map[string]any](t, p, `({state: window.deskcast.audio.ctx.state, underruns: window.deskcast.audio.underruns,
+						chunks: window.deskcast.audio.chunks, via: window.deskcast.audio.via, transport: window.deskcast.picture.transport,
+						rtcAudio: !!(window.deskcast.picture.status.webrtc || {}).audio})`)
 					t.Logf("page audio: %v", st)
+					// Where the picture comes over WebRTC and the server sends the sound there, so does the sound (Opus).
+					if st["transport"] == "webrtc" && st["rtcAudio"] == true {
+						if st["via"] != "webrtc" {
+							t.Errorf("sound via %v beside a WebRTC picture, want the session's Opus track", st["via"])
+						}
+						until(t, p, 5*time.Second, "getStats saying audio/opus",
+							`!!window.deskcast.rtc.audioStats && window.deskcast.rtc.audioStats.codec === 'audio/opus'`)
+					}
 				}},
 				{"WebRTC", func(t *testing.T) {
 					has := value[bool](t, p, "typeof RTCPeerConnection === 'function'")

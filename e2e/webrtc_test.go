@@ -51,6 +51,7 @@ type rtcStatus struct {
 	Why       string   `json:"why"`
 	Sessions  int      `json:"sessions"`
 	Codecs    []string `json:"codecs"`
+	Audio     string   `json:"audio"`
 }
 
 // waitSessions waits until the server holds n WebRTC sessions.

@@ -92,9 +92,10 @@ type share struct {
 	// track with the pointer drawn in, for players and snapshots.
 	pointer     *fanout.Hub[*media.Pointer]
 	jpegPointer *pipeline.Track
-	h264        *pipeline.Track // nil when WebRTC is off
-	vp8         *pipeline.Track // nil when WebRTC or libvpx is off
-	rtc         *rtc.Server     // nil when WebRTC is off
+	h264        *pipeline.Track      // nil when WebRTC is off
+	vp8         *pipeline.Track      // nil when WebRTC or libvpx is off
+	rtc         *rtc.Server          // nil when WebRTC is off
+	opus        *pipeline.AudioTrack // the WebRTC listeners' sound; nil when WebRTC or libopus is off
 }
 
 // New returns a stopped engine with the given settings.
@@ -248,6 +249,9 @@ func (e *Engine) Stop() {
 		_ = sh.srv.Close()
 		if sh.rtc != nil {
 			_ = sh.rtc.Close()
+		}
+		if sh.opus != nil {
+			sh.opus.Close()
 		}
 		sh.pipe.Close() // before the pointer hub: its pointer track follows the hub
 		sh.audio.Close()

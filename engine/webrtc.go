@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/codec/opus"
 	"github.com/deskcast/deskcast/codec/vp8"
 	"github.com/deskcast/deskcast/fanout"
 	"github.com/deskcast/deskcast/media"
@@ -55,6 +56,30 @@ func vp8Track(fps int) pipeline.TrackOptions {
 	}
 }
 
+// Sound over WebRTC: Opus at 128 kbit/s (music as well as voice), in
+// frames of opusFrame, queued up to opusQueue packets per listener.
+const (
+	opusBitrate = 128_000
+	opusFrame   = 20 * time.Millisecond
+	opusQueue   = 10 // 200 ms: a listener further behind loses the oldest
+)
+
+// opusTrack is the WebRTC listeners' sound, encoded from the share's sound
+// hub once for all of them while any listens. Nil without libopus: WebRTC
+// viewers then get the picture alone and the page plays /ws/audio.
+func (e *Engine) opusTrack(sh *share) *pipeline.AudioTrack {
+	if err := opus.Available(); err != nil {
+		e.log.Info("no sound over WebRTC", "why", err)
+		return nil
+	}
+	return pipeline.NewAudioTrack(sh.audio, pipeline.AudioTrackOptions{
+		Codec: media.Opus, Rate: opus.Rate, Channels: opus.Channels, Queue: opusQueue, Logger: e.log, OnChange: e.changed,
+		Encoder: func() (pipeline.AudioEncoder, error) {
+			return opus.New(opus.Options{Bitrate: opusBitrate, Frame: opusFrame})
+		},
+	})
+}
+
 // startWebRTC adds the tracks (H.264, and VP8 where libvpx is built in) and
 // the WebRTC server behind srv's WHEP routes, on srv's port (UDP, and
 // ICE-TCP off its listener). Each viewer gets the first of them its browser
@@ -76,14 +101,25 @@ func (e *Engine) startWebRTC(sh *share) {
 	} else {
 		e.log.Info("no VP8 for browsers without H.264", "why", err)
 	}
-	r, err := rtc.New(rtc.Config{Tracks: tracks, UDPPort: sh.srv.Port(), TCP: sh.srv.ICETCP(), Logger: e.log})
+	cfg := rtc.Config{Tracks: tracks, UDPPort: sh.srv.Port(), TCP: sh.srv.ICETCP(), Logger: e.log}
+	if sh.opus = e.opusTrack(sh); sh.opus != nil {
+		cfg.Audio = sh.opus
+	}
+	r, err := rtc.New(cfg)
 	if err != nil {
+		if sh.opus != nil {
+			sh.opus.Close()
+			sh.opus = nil
+		}
 		sh.srv.SetWebRTCUnavailable(err.Error())
 		e.log.Warn("WebRTC off", "why", err)
 		return
 	}
 	sh.h264, sh.rtc = track, r
 	sh.srv.SetWebRTC(whep{r}, codecs, hubs...)
+	if sh.opus != nil {
+		sh.srv.SetWebRTCAudio(string(media.Opus))
+	}
 }
 
 // whep is the rtc server as web sees it: rtc's errors told in web's words.

@@ -66,6 +66,8 @@ const (
 	JPEG Codec = "jpeg"
 	H264 Codec = "h264"
 	VP8  Codec = "vp8"
+	// Opus is sound: 48 kHz stereo packets of 10 or 20 ms.
+	Opus Codec = "opus"
 )
 
 // Frame is one encoded picture. Its bytes are shared by every subscriber and
@@ -84,6 +86,8 @@ type Frame struct {
 	Captured  time.Time     // when the source started grabbing it
 	Grab      time.Duration // time the source spent grabbing (and scaling)
 	Encode    time.Duration // time the encoder spent
+	// Duration is how much sound an audio frame holds (0 for pictures).
+	Duration time.Duration
 
 	// Wire is the frame as its track's wire format sends it (for MJPEG the
 	// JPEG followed by the next part's header), built once when the frame is

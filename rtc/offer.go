@@ -13,6 +13,39 @@ import (
 	"github.com/deskcast/deskcast/media"
 )
 
+// errNoVideo is chooseCodec's error for an offer without a video section
+// that receives: a session with sound alone may still do.
+var errNoVideo = errors.New("the offer receives no video: add a recvonly video transceiver")
+
+// offersOpus reports whether offer has an audio section that receives Opus.
+func offersOpus(offer string) bool {
+	var d sdp.SessionDescription
+	if d.UnmarshalString(offer) != nil {
+		return false
+	}
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media != "audio" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		if _, ok := m.Attribute("sendonly"); ok {
+			continue
+		}
+		if _, ok := m.Attribute("inactive"); ok {
+			continue
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "rtpmap" {
+				continue
+			}
+			_, rest, _ := strings.Cut(a.Value, " ")
+			if name, _, _ := strings.Cut(rest, "/"); strings.EqualFold(name, "opus") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // chooseCodec picks the codec to send a viewer: of those its offer's video
 // section has and the server has a track for, the first in the server's
 // order of preference (knownCodecs: H.264, then VP8). Its errors say what is wrong with the offer, for the viewer.
@@ -76,7 +109,7 @@ func chooseCodec(offer string, tracks map[media.Codec]Track) (media.Codec, error
 		}
 	}
 	if !video {
-		return "", errors.New("the offer receives no video: add a recvonly video transceiver")
+		return "", errNoVideo
 	}
 	var have []string
 	for c := range tracks {

@@ -48,6 +48,13 @@ type Track interface {
 	SetBitrate(bps int)
 }
 
+// AudioTrack is the sound viewers can hear: a fan-out of encoded packets
+// (Opus, 48 kHz stereo), each a *media.Frame with its capture time and
+// Duration. A *pipeline.AudioTrack is one.
+type AudioTrack interface {
+	Subscribe(info fanout.SubscriberInfo) (*fanout.Subscriber[*media.Frame], error)
+}
+
 // Viewer says who is behind a session.
 type Viewer = fanout.SubscriberInfo
 
@@ -56,6 +63,11 @@ type Config struct {
 	// Tracks are the encodings on offer, one per codec (H.264 now; VP8
 	// later). A viewer gets the first of them its offer lists.
 	Tracks map[media.Codec]Track
+	// Audio, if not nil, is the sound: an Opus track beside the picture in
+	// each PeerConnection whose offer receives audio, in the same media
+	// stream, so the browser plays them in step. An offer with audio and no
+	// video gets a session with sound alone.
+	Audio AudioTrack
 	// UDPPort is where every viewer's media goes over UDP (ICE UDP mux on
 	// all interfaces), the HTTP port's number; 0 picks a free port per interface.
 	UDPPort int
@@ -117,6 +129,12 @@ var knownCodecs = []codecInfo{
 		MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: feedback}}},
 }
 
+// opusCodec is how the sound goes over RTP: RFC 7587's Opus, stereo, in
+// packets of 10 ms or more, with in-band FEC.
+var opusCodec = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
+	MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
+	RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}}}
+
 // New sets up the server: the UDP mux listens on cfg.UDPPort at once.
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
@@ -144,6 +162,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	if len(s.codecs) == 0 {
 		return nil, errors.New("rtc: no track to send")
+	}
+	if cfg.Audio != nil {
+		if err := m.RegisterCodec(opusCodec, webrtc.RTPCodecTypeAudio); err != nil {
+			return nil, fmt.Errorf("registering opus: %w", err)
+		}
 	}
 	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: PlayoutDelayURI}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
@@ -290,7 +313,8 @@ func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func
 		release = func() {}
 	}
 	codec, err := chooseCodec(offer, s.cfg.Tracks)
-	if err != nil {
+	audio := s.cfg.Audio != nil && offersOpus(offer)
+	if err != nil && !(audio && errors.Is(err, errNoVideo)) {
 		release()
 		return "", "", fmt.Errorf("%w: %w", ErrBadOffer, err)
 	}
@@ -300,7 +324,7 @@ func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func
 			c = k
 		}
 	}
-	sess, err := s.newSession(v, c, release)
+	sess, err := s.newSession(v, c, audio, release)
 	if err != nil {
 		release()
 		return "", "", err
@@ -319,7 +343,7 @@ func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func
 		<-sess.done
 		stop()
 	}()
-	s.log.Info("WebRTC viewer", "id", sess.id, "addr", v.Addr, "codec", c.codec)
+	s.log.Info("WebRTC viewer", "id", sess.id, "addr", v.Addr, "codec", c.codec, "audio", audio)
 	return answer, sess.id, nil
 }
 
@@ -356,6 +380,13 @@ type SessionStats struct {
 	PLIs    uint64      `json:"plis"`    // keyframe requests (PLI and FIR)
 	Skipped uint64      `json:"skipped"` // frames lost to a full queue (the viewer then restarts at a keyframe)
 	Thinned uint64      `json:"thinned"` // droppable frames left out to fit the viewer's link
+	// Audio says the session carries sound; AudioPackets and AudioBytes
+	// count what was sent of it, AudioDropped the packets lost to a full
+	// queue (a listener that fell 200 ms behind).
+	Audio        bool   `json:"audio"`
+	AudioPackets uint64 `json:"audio_packets"`
+	AudioBytes   uint64 `json:"audio_bytes"`
+	AudioDropped uint64 `json:"audio_dropped"`
 	// Estimate is what the viewer's link is estimated to carry (bit/s),
 	// from its transport-wide congestion feedback.
 	Estimate int `json:"estimate"`

@@ -23,7 +23,11 @@ import (
 type screen struct {
 	w, h   int
 	change chan struct{}
+	lastAt atomic.Int64 // the newest picture's capture time, unix nanos
 }
+
+// last is when the newest picture was captured.
+func (s *screen) last() time.Time { return time.Unix(0, s.lastAt.Load()) }
 
 func (s *screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 	n := 0
@@ -41,6 +45,7 @@ func (s *screen) Run(ctx context.Context, emit func(*media.Picture)) error {
 		}
 		p := media.NewPicture(pix, s.w, s.h, s.w*4, media.BGRX, nil)
 		p.Captured = time.Now()
+		s.lastAt.Store(p.Captured.UnixNano())
 		emit(p)
 		n++
 		select {
@@ -72,6 +77,12 @@ func (r *recordingTrack) SetBitrate(bps int) {
 
 func newFixture(t *testing.T, tcp net.Listener) *fixture {
 	t.Helper()
+	return newFixtureWith(t, tcp, nil)
+}
+
+// newFixtureWith is newFixture with sound (nil for none).
+func newFixtureWith(t *testing.T, tcp net.Listener, audio rtc.AudioTrack) *fixture {
+	t.Helper()
 	if err := h264.Available(); err != nil {
 		t.Skip(err)
 	}
@@ -80,7 +91,7 @@ func newFixture(t *testing.T, tcp net.Listener) *fixture {
 	track := pipe.Track(pipeline.TrackOptions{Name: "h264", Delivery: pipeline.FromKeyframe, GOP: 100, GOPBytes: 1 << 20,
 		Encoder: func() (media.Encoder, error) { return h264.New(h264.Options{TemporalLayers: 2}) }})
 	rt := &recordingTrack{Track: track}
-	srv, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: rt}, TCP: tcp, Loopback: true})
+	srv, err := rtc.New(rtc.Config{Tracks: map[media.Codec]rtc.Track{media.H264: rt}, Audio: audio, TCP: tcp, Loopback: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,20 +45,28 @@ const (
 	// thinWindow is how far ahead of its estimate a viewer may be sent
 	// before droppable frames are left out for it.
 	thinWindow = 250 * time.Millisecond
+	// staleKeyframe is how old a keyframe's capture time may be before it
+	// counts as a re-encoded held picture (see writer.timestamp).
+	staleKeyframe = 100 * time.Millisecond
+	// opusRate is Opus's RTP clock (RFC 7587), whatever the sound's own rate.
+	opusRate = 48000
 )
 
 // session is one viewer's PeerConnection and its sender.
 type session struct {
-	srv     *Server
-	id      string
-	viewer  Viewer
-	codec   codecInfo
-	track   Track
-	pc      *webrtc.PeerConnection
-	local   *webrtc.TrackLocalStaticRTP
-	sender  *webrtc.RTPSender
-	release func()
-	bwe     cc.BandwidthEstimator // nil if none was made
+	srv    *Server
+	id     string
+	viewer Viewer
+	codec  codecInfo // zero for a session with sound alone
+	track  Track     // nil for a session with sound alone
+	pc     *webrtc.PeerConnection
+	local  *webrtc.TrackLocalStaticRTP
+	sender *webrtc.RTPSender
+	// The sound, in the same media stream as the picture; nil without.
+	audioLocal  *webrtc.TrackLocalStaticRTP
+	audioSender *webrtc.RTPSender
+	release     func()
+	bwe         cc.BandwidthEstimator // nil if none was made
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -69,12 +77,15 @@ type session struct {
 	state                                        atomic.Value // webrtc.PeerConnectionState
 	frames, bytes, packets, nacks, plis, thinned atomic.Uint64
 	sub                                          atomic.Pointer[fanout.Subscriber[*media.Frame]]
+	audioSub                                     atomic.Pointer[fanout.Subscriber[*media.Frame]]
+	audioPackets, audioBytes                     atomic.Uint64
 	lastKey                                      atomic.Int64 // unix nanos of the last keyframe request passed on
 }
 
-// newSession makes the PeerConnection with its outgoing track, and starts
+// newSession makes the PeerConnection with its outgoing tracks (the
+// picture in codec c unless c is zero, and the sound if audio), and starts
 // the goroutine that owns its lifetime.
-func (s *Server) newSession(v Viewer, c codecInfo, release func()) (*session, error) {
+func (s *Server) newSession(v Viewer, c codecInfo, audio bool, release func()) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -87,19 +98,25 @@ func (s *Server) newSession(v Viewer, c codecInfo, release func()) (*session, er
 	if err != nil {
 		return nil, err
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(c.params.RTPCodecCapability, "screen", "deskcast")
-	if err != nil {
-		_ = pc.Close()
-		return nil, err
-	}
-	sender, err := pc.AddTrack(local)
-	if err != nil {
-		_ = pc.Close()
-		return nil, err
-	}
 	ctx, cancel := context.WithCancel(context.Background())
-	x := &session{srv: s, id: newID(), viewer: v, codec: c, track: s.cfg.Tracks[c.codec], pc: pc, local: local,
-		sender: sender, release: release, bwe: bwe, ctx: ctx, cancel: cancel, connected: make(chan struct{}), done: make(chan struct{})}
+	x := &session{srv: s, id: newID(), viewer: v, codec: c, pc: pc, release: release, bwe: bwe, ctx: ctx, cancel: cancel,
+		connected: make(chan struct{}), done: make(chan struct{})}
+	// Both tracks in the stream "deskcast": the browser puts them in one
+	// MediaStream and, as they share one clock (see audioWriter), plays
+	// them in step.
+	if c.codec != "" {
+		x.track = s.cfg.Tracks[c.codec]
+		if x.local, x.sender, err = addTrack(pc, c.params.RTPCodecCapability, "screen"); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
+	if audio {
+		if x.audioLocal, x.audioSender, err = addTrack(pc, opusCodec.RTPCodecCapability, "sound"); err != nil {
+			cancel()
+			return nil, err
+		}
+	}
 	x.state.Store(webrtc.PeerConnectionStateNew)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		x.state.Store(st)
@@ -116,14 +133,32 @@ func (s *Server) newSession(v Viewer, c codecInfo, release func()) (*session, er
 	return x, nil
 }
 
+// addTrack adds a sending track to pc, closing pc on failure.
+func addTrack(pc *webrtc.PeerConnection, c webrtc.RTPCodecCapability, id string) (*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender, error) {
+	local, err := webrtc.NewTrackLocalStaticRTP(c, id, "deskcast")
+	if err != nil {
+		_ = pc.Close()
+		return nil, nil, err
+	}
+	sender, err := pc.AddTrack(local)
+	if err != nil {
+		_ = pc.Close()
+		return nil, nil, err
+	}
+	return local, sender, nil
+}
+
 // negotiate answers offer, waiting for the host candidates so the answer
 // carries them all (WHEP without trickle).
 func (x *session) negotiate(ctx context.Context, offer string) (string, error) {
 	if err := x.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", badOffer("%v", err)
 	}
-	if len(x.sender.GetParameters().Codecs) == 0 {
+	if x.sender != nil && len(x.sender.GetParameters().Codecs) == 0 {
 		return "", badOffer("no codec in common for the video section")
+	}
+	if x.audioSender != nil && len(x.audioSender.GetParameters().Codecs) == 0 {
+		return "", badOffer("no codec in common for the audio section")
 	}
 	ans, err := x.pc.CreateAnswer(nil)
 	if err != nil {
@@ -154,12 +189,22 @@ func (x *session) close() { x.cancel() }
 // the PeerConnection and calls release.
 func (x *session) run() {
 	defer x.srv.wg.Done()
-	rtcpDone := make(chan struct{})
-	go x.readRTCP(rtcpDone)
+	rtcpDone, audioRTCPDone := make(chan struct{}), make(chan struct{})
+	if x.sender != nil {
+		go x.readRTCP(x.sender, rtcpDone)
+	} else {
+		close(rtcpDone)
+	}
+	if x.audioSender != nil {
+		go x.readRTCP(x.audioSender, audioRTCPDone)
+	} else {
+		close(audioRTCPDone)
+	}
 	defer func() {
 		x.cancel()
 		_ = x.pc.Close()
 		<-rtcpDone
+		<-audioRTCPDone
 		x.srv.mu.Lock()
 		delete(x.srv.sessions, x.id)
 		x.srv.mu.Unlock()
@@ -177,6 +222,18 @@ func (x *session) run() {
 		return
 	case <-x.ctx.Done():
 		connecting.Stop()
+		return
+	}
+	if x.audioLocal != nil {
+		audioDone := make(chan struct{})
+		go x.sendAudio(audioDone)
+		defer func() {
+			x.cancel()
+			<-audioDone
+		}()
+	}
+	if x.track == nil { // sound alone
+		<-x.ctx.Done()
 		return
 	}
 	// Subscribed only now, so the first frame (a keyframe, which the
@@ -210,12 +267,100 @@ func (x *session) run() {
 	}
 }
 
-// readRTCP reads the viewer's feedback, which also drives the interceptors
-// (NACK responder, reports), and passes keyframe requests on, rate limited.
-func (x *session) readRTCP(done chan struct{}) {
+// sendAudio sends the sound until the session ends. Its queue is the
+// subscription's: a viewer whose link cannot keep up loses the oldest
+// packets (counted as AudioDropped), and never holds up the encoder or
+// another viewer. The sound hub closing ends the sound, not the session.
+func (x *session) sendAudio(done chan struct{}) {
+	defer close(done)
+	sub, err := x.srv.cfg.Audio.Subscribe(x.viewer)
+	if err != nil {
+		x.srv.log.Info("WebRTC viewer has no sound", "id", x.id, "err", err)
+		return
+	}
+	defer sub.Close()
+	x.audioSub.Store(sub)
+	w := newAudioWriter()
+	for {
+		select {
+		case f := <-sub.Frames():
+			ts, marker := w.timestamp(f)
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, Marker: marker, SequenceNumber: w.seq, Timestamp: ts}, Payload: f.Data}
+			w.seq++
+			if err := x.audioLocal.WriteRTP(&pkt); err != nil {
+				if x.ctx.Err() != nil {
+					return
+				}
+				continue
+			}
+			sub.Sent(len(f.Data))
+			x.audioPackets.Add(1)
+			x.audioBytes.Add(uint64(len(f.Data)))
+		case <-sub.Done():
+			return
+		case <-x.ctx.Done():
+			return
+		}
+	}
+}
+
+// audioWriter stamps one viewer's sound packets.
+type audioWriter struct {
+	seq     uint16
+	ts0     uint32
+	first   time.Time
+	last    uint32
+	started bool
+}
+
+func newAudioWriter() *audioWriter {
+	return &audioWriter{seq: uint16(rand.Uint32()), ts0: rand.Uint32()}
+}
+
+// timestamp is f's RTP time at 48 kHz and whether it starts a talkspurt
+// (the RTP marker: the first packet, and the first after a gap, such as
+// left-out silence, a pause or a device switch).
+//
+// Like the picture's 90 kHz times (writer.timestamp), it comes from the
+// capture time, so both tracks run on the one capture clock: pion's sender
+// reports map each track's newest RTP time to the wall clock of its sending,
+// and a packet is sent right after its capture and encoding on both tracks,
+// so the browser, which lines the tracks up by those reports, plays a sound
+// and a picture captured at the same instant together (give or take the
+// difference of the two tracks' capture-to-send times: the sound's frame
+// length, the picture's grab and encode time).
+//
+// The time is the previous one plus a whole number of frames, the number
+// nearest to the capture clock's: a packet's timestamp then never differs
+// from its frame length by a stray sample, which a receiver would conceal
+// as a gap or an overlap, and capture jitter under half a frame changes
+// nothing.
+func (w *audioWriter) timestamp(f *media.Frame) (uint32, bool) {
+	if !w.started {
+		w.started, w.first, w.last = true, f.Captured, w.ts0
+		return w.ts0, true
+	}
+	step := int64(f.Duration * opusRate / time.Second)
+	if step <= 0 {
+		step = opusRate / 50
+	}
+	clock := w.ts0 + uint32(f.Captured.Sub(w.first)*opusRate/time.Second)
+	frames := (int64(int32(clock-w.last)) + step/2) / step
+	if int32(clock-w.last) < 0 {
+		frames = 0
+	}
+	frames = max(frames, 1) // a clock step back, or two packets in one frame: keep time moving
+	w.last += uint32(frames * step)
+	return w.last, frames > 1
+}
+
+// readRTCP reads the viewer's feedback on one sender, which also drives the
+// interceptors (NACK responder, reports), and passes keyframe requests on,
+// rate limited.
+func (x *session) readRTCP(sender *webrtc.RTPSender, done chan struct{}) {
 	defer close(done)
 	for {
-		pkts, _, err := x.sender.ReadRTCP()
+		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
 			return
 		}
@@ -224,7 +369,7 @@ func (x *session) readRTCP(done chan struct{}) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				x.plis.Add(1)
 				now := time.Now().UnixNano()
-				if last := x.lastKey.Load(); now-last >= int64(keyframeEvery) && x.lastKey.CompareAndSwap(last, now) {
+				if last := x.lastKey.Load(); x.track != nil && now-last >= int64(keyframeEvery) && x.lastKey.CompareAndSwap(last, now) {
 					x.track.RequestKeyframe()
 				}
 			case *rtcp.TransportLayerNack:
@@ -243,6 +388,11 @@ func (x *session) stats() SessionStats {
 		st.Skipped = sub.Stats().Dropped
 	}
 	st.Thinned = x.thinned.Load()
+	st.Audio = x.audioLocal != nil
+	st.AudioPackets, st.AudioBytes = x.audioPackets.Load(), x.audioBytes.Load()
+	if sub := x.audioSub.Load(); sub != nil {
+		st.AudioDropped = sub.Stats().Dropped
+	}
 	st.Estimate = x.estimate()
 	return st
 }
@@ -333,6 +483,15 @@ func (w *writer) timestamp(f *media.Frame) uint32 {
 	captured := f.Captured
 	if captured.Before(w.joined) {
 		captured = w.joined
+	}
+	// A keyframe made on request on a still screen re-encodes the picture
+	// held since the screen last changed, and carries its old capture time:
+	// it counts as captured now. Otherwise the sender reports, which map the
+	// newest RTP time to the time it was sent, would put every later frame
+	// that far in the past, and a browser lining the sound up with the
+	// picture would hold the sound back by as much.
+	if now := time.Now(); f.Keyframe && now.Sub(captured) > staleKeyframe {
+		captured = now
 	}
 	if !w.started {
 		w.started, w.first, w.lastTS = true, captured, w.ts0

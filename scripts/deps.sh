@@ -5,7 +5,7 @@
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev
-  libxi-dev libxxf86vm-dev libxkbcommon-dev libxext-dev portaudio19-dev libturbojpeg0-dev libopenh264-dev libyuv-dev libvpx-dev)
+  libxi-dev libxxf86vm-dev libxkbcommon-dev libxext-dev portaudio19-dev libturbojpeg0-dev libopenh264-dev libyuv-dev libvpx-dev libopus-dev)
 test_pkgs=(xvfb xauth libgl1-mesa-dri dbus dbus-x11 pulseaudio pulseaudio-utils libasound2-plugins sox
   chromium x11-xserver-utils xdotool firefox-esr webkit2gtk-driver nftables)
 

@@ -44,6 +44,10 @@ type WebRTCStatus struct {
 	Why       string   `json:"why,omitempty"` // why not, when not available
 	Sessions  int      `json:"sessions"`
 	Codecs    []string `json:"codecs"`
+	// Audio is the sound's codec ("opus") when WebRTC sessions carry the
+	// sound (an offer that receives audio gets it, in the picture's media
+	// stream), "" when the page is to play /ws/audio beside them.
+	Audio string `json:"audio,omitempty"`
 }
 
 type webrtcState struct {
@@ -51,6 +55,7 @@ type webrtcState struct {
 	codecs []string
 	video  []*fanout.Hub[*media.Frame] // the WebRTC viewers' tracks, for the status's counters
 	why    string
+	audio  string // see WebRTCStatus.Audio
 }
 
 // SetWebRTC serves WHEP viewers through w in the given codecs (e.g. "h264").
@@ -59,6 +64,17 @@ type webrtcState struct {
 // viewers get (capturing, fps, size) as it does the MJPEG ones'.
 func (s *Server) SetWebRTC(w WHEP, codecs []string, video ...*fanout.Hub[*media.Frame]) {
 	s.webrtc.Store(&webrtcState{whep: w, codecs: append([]string(nil), codecs...), video: video})
+}
+
+// SetWebRTCAudio says WebRTC sessions carry the sound, in codec (e.g.
+// "opus"); call it after SetWebRTC. With sound over WebRTC, POST /whep is
+// open in audio-only mode too (an offer without video gets sound alone).
+func (s *Server) SetWebRTCAudio(codec string) {
+	if st := s.webrtc.Load(); st != nil && st.whep != nil {
+		n := *st
+		n.audio = codec
+		s.webrtc.Store(&n)
+	}
 }
 
 // SetWebRTCUnavailable records why there is no WebRTC, for /api/status; POST /whep answers 503.
@@ -77,7 +93,7 @@ func (s *Server) webRTCStatus() WebRTCStatus {
 	if st.whep == nil {
 		return WebRTCStatus{Why: st.why, Codecs: []string{}}
 	}
-	return WebRTCStatus{Available: true, Sessions: st.whep.Sessions(), Codecs: st.codecs}
+	return WebRTCStatus{Available: true, Sessions: st.whep.Sessions(), Codecs: st.codecs, Audio: st.audio}
 }
 
 // handleWHEP takes a WHEP offer. It lets in exactly who may watch an MJPEG
@@ -107,7 +123,7 @@ func (s *Server) handleWHEP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "WebRTC is off: "+why, http.StatusServiceUnavailable)
 		return
 	}
-	if !s.videoReady(w) {
+	if st.audio == "" && !s.videoReady(w) {
 		return
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {

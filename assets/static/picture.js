@@ -76,6 +76,7 @@
     pic.transport = 'webrtc';
     pic.why = '';
     var gen = pic.generation;
+    var st = pic.status || {};
     dc.rtc.start(function () {
       dc.page.hide();
     }, function (why) {
@@ -94,7 +95,7 @@
       if (pic.connected) pic.fellBack = true;
       pic.generation++;
       mjpeg(why);
-    });
+    }, !!(st.webrtc && st.webrtc.audio));
     // In the page from the start (behind the "Connecting" card): browsers
     // report frames only of a video that is rendered.
     if (dc.rtc.video) stage.appendChild(dc.rtc.video);

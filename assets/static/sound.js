@@ -1,6 +1,11 @@
-// Deskcast viewer, sound.js: PCM over a WebSocket (/ws/audio), scheduled as
-// AudioBufferSourceNodes, with the mute and volume controls, the level meter
-// and the audio-only card.
+// Deskcast viewer, sound.js: the sound, with the mute and volume controls,
+// the level meter and the audio-only card. Over WebRTC, when the server
+// sends it there (status webrtc.audio), the sound is the session's Opus
+// track, played by the picture's <video> in step with the picture: the tap
+// unmutes the <video>, mute and volume act on it, and an AnalyserNode on
+// the track feeds the meter (its output silenced: the <video> plays). Else
+// (MJPEG, audio-only mode, no Opus on the server) it is PCM over a
+// WebSocket (/ws/audio), scheduled as AudioBufferSourceNodes.
 //
 // A plain-HTTP LAN page has no AudioWorklet, so each 10 ms chunk becomes a
 // buffer scheduled right after the previous one. The jitter buffer (how far
@@ -25,7 +30,8 @@
   var audio = dc.audio = {
     ctx: null, gain: null, analyser: null, ws: null, wanted: false, muted: false,
     rate: 48000, channels: 2, playhead: 0, target: 0.08, underruns: 0, trimmed: 0,
-    chunks: 0, lastUnderrun: 0, retry: 0, depth: 0
+    chunks: 0, lastUnderrun: 0, retry: 0, depth: 0,
+    via: '', rtcSource: null, rtcTrack: null // via: 'webrtc' or 'ws' while playing
   };
   var sound = dc.sound = {};
 
@@ -47,10 +53,44 @@
     audio.wanted = true;
     soundBtn.hidden = true;
     soundControls.hidden = false;
+    route();
+  }
+  // route plays the sound the way the page can now: the WebRTC session's
+  // track when it has one, else the WebSocket. Called on the tap, on each
+  // status and whenever a WebRTC session's sound comes or goes.
+  function route() {
+    if (!audio.wanted || !audio.ctx) return;
+    var track = dc.rtc.audioTrack, v = dc.rtc.video;
+    if (track && v && dc.picture.transport === 'webrtc' && window.MediaStream && audio.ctx.createMediaStreamSource) {
+      if (audio.ws) { var ws = audio.ws; audio.ws = null; ws.close(); }
+      audio.via = 'webrtc';
+      v.muted = audio.muted;
+      v.volume = Number(volume.value);
+      if (audio.rtcTrack !== track) {
+        if (audio.rtcSource) audio.rtcSource.disconnect();
+        // Chromium feeds WebAudio from a remote track only while a media
+        // element plays it: the <video> does.
+        audio.rtcSource = audio.ctx.createMediaStreamSource(new MediaStream([track]));
+        audio.rtcSource.connect(audio.analyser);
+        audio.rtcTrack = track;
+      }
+      audio.gain.gain.value = 0; // the <video> plays it; WebAudio only measures it
+      var p = v.play && v.play();
+      if (p && p.catch) p.catch(function () {});
+      return;
+    }
+    dropRTC();
+    audio.via = 'ws';
+    audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
     audioConnect();
   }
+  function dropRTC() {
+    if (audio.rtcSource) audio.rtcSource.disconnect();
+    audio.rtcSource = audio.rtcTrack = null;
+    if (dc.rtc.video) dc.rtc.video.muted = true;
+  }
   function audioConnect() {
-    if (!audio.wanted || audio.ws) return;
+    if (!audio.wanted || audio.ws || audio.via !== 'ws') return;
     var ws = new WebSocket(dc.page.wsURL('/ws/audio'));
     ws.binaryType = 'arraybuffer';
     audio.ws = ws;
@@ -75,6 +115,8 @@
   }
   function audioStop() {
     audio.wanted = false;
+    audio.via = '';
+    dropRTC();
     if (audio.ws) audio.ws.close();
     audio.ws = null;
   }
@@ -144,7 +186,8 @@
   // toggleMute mutes or unmutes (the Mute button, and the M key).
   sound.toggleMute = function () {
     audio.muted = !audio.muted;
-    if (audio.gain) audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
+    if (audio.via === 'webrtc' && dc.rtc.video) dc.rtc.video.muted = audio.muted;
+    else if (audio.gain) audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
     muteBtn.textContent = audio.muted ? 'Unmute' : 'Mute';
   };
 
@@ -161,8 +204,8 @@
       audioStop();
       soundBtn.hidden = false;
       soundControls.hidden = true;
-    } else if (soundShared && audio.wanted && !audio.ws) {
-      audioConnect();
+    } else if (soundShared && audio.wanted) {
+      route();
     }
     audioCard.hidden = st.mode !== 'audio' || st.state === 'paused';
     audioDevice.textContent =
@@ -175,7 +218,9 @@
     soundBtn.onclick = audioStart;
     muteBtn.onclick = sound.toggleMute;
     volume.oninput = function () {
-      if (audio.gain && !audio.muted) audio.gain.gain.value = Number(volume.value);
+      if (audio.via === 'webrtc' && dc.rtc.video) dc.rtc.video.volume = Number(volume.value);
+      else if (audio.gain && !audio.muted) audio.gain.gain.value = Number(volume.value);
     };
+    dc.rtc.onAudio = route;
   };
 })(window.deskcast);

@@ -55,13 +55,22 @@
       'dropped    ' + you.dropped + '\n';
   }
 
+  // rtcAudio is the overlay's line on sound over WebRTC, from getStats.
+  function rtcAudio(a) {
+    if (!a) return '\naudio      WebRTC (waiting for figures)';
+    return '\naudio      WebRTC ' + (a.codec.replace(/^audio\//, '') || '?') + ', ' + Math.round(a.bitrate / 1000) + ' kbit/s, ' +
+      'jitter buf ' + Math.round(a.jitterMs) + ' ms, concealed ' + a.concealedPct.toFixed(2) + '% (' + a.concealments + '×), ' +
+      'lost ' + a.packetsLost + (a.avMs === null ? '' : ', A/V ' + (a.avMs >= 0 ? '+' : '') + Math.round(a.avMs) + ' ms');
+  }
+
   // render fills the overlay from a status and the round trip (ms) that fetched it.
   stats.render = function (st, rtt) {
     var audio = dc.audio;
     statsBox.textContent = picture(st, rtt) +
       'viewers    ' + st.viewers + '\n' +
       'monitor    ' + st.monitor +
-      (audio.ctx && audio.wanted ?
+      (audio.wanted && audio.via === 'webrtc' ? rtcAudio(dc.rtc.audioStats) :
+      audio.ctx && audio.wanted ?
         '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
         ' ms delay (buffer ' + Math.round(audio.target * 1000) + ' ms, underruns ' + audio.underruns + ', trimmed ' + audio.trimmed + ')' : '') +
       (st.audio && st.audio.state !== 'off' ? '\nsound      ' + st.audio.state + (st.audio.device ? ' — ' + st.audio.device : '') : '');

@@ -2,6 +2,10 @@
 // with WHEP (POST /whep with an SDP offer, DELETE on the answer's Location
 // to end it). Receive-only, no ICE servers: on a LAN the host candidates do.
 // picture.js decides when to use it and falls back to MJPEG when it fails.
+// When the server sends the sound over WebRTC too (status webrtc.audio), the
+// session also receives its Opus track, in the same MediaStream as the
+// picture, so the browser plays them in step; the <video> starts muted
+// (autoplay rules) and sound.js unmutes it after the tap.
 (function (dc) {
   'use strict';
   var CONNECT_MS = 3000, DOWN_MS = 2000, STALL_MS = 3000, GATHER_MS = 1000;
@@ -9,10 +13,13 @@
   // window.deskcast.rtc: the current session (pc, its <video>, the WHEP
   // resource), and the inbound video's figures from getStats, once a second.
   // The end-to-end tests read them.
-  var rtc = dc.rtc = { pc: null, video: null, location: '', playing: false, stats: null };
+  var rtc = dc.rtc = { pc: null, video: null, location: '', playing: false, stats: null, audioTrack: null, audioStats: null };
   var session = 0; // each attempt's number: callbacks from an old one do nothing
-  var timers = [], statsTimer = 0, downSince = 0, stallSince = 0, lastDecoded = -1, prev = null;
+  var timers = [], statsTimer = 0, downSince = 0, stallSince = 0, lastDecoded = -1, prev = null, prevAudio = null;
   var onFail = null;
+
+  // onAudio, set by sound.js, is called when a session's sound track comes or goes.
+  rtc.onAudio = null;
 
   // supported reports whether this browser can receive WebRTC video, or why not.
   rtc.unsupported = function () {
@@ -33,9 +40,10 @@
 
   // start opens a session: onFrame is called once the first frame is
   // decoded (with the <video> to show), onFail(reason) when it fails at any
-  // time; after either failure the session is already stopped.
-  rtc.start = function (frame, failed) {
-    rtc.stop();
+  // time; after either failure the session is already stopped. withAudio
+  // receives the sound too.
+  rtc.start = function (frame, failed, withAudio) {
+    halt();
     var id = ++session;
     onFail = failed;
     var why = rtc.unsupported();
@@ -50,8 +58,11 @@
     rtc.pc = pc;
     rtc.playing = false;
     rtc.stats = null;
-    prev = null; lastDecoded = -1; downSince = 0; stallSince = 0;
+    rtc.audioStats = null;
+    rtc.audioTrack = null;
+    prev = null; prevAudio = null; lastDecoded = -1; downSince = 0; stallSince = 0;
     var tr = pc.addTransceiver('video', { direction: 'recvonly' });
+    var atr = withAudio ? pc.addTransceiver('audio', { direction: 'recvonly' }) : null;
     var video = document.createElement('video');
     video.id = 'video';
     video.className = 'screen';
@@ -61,9 +72,18 @@
     video.setAttribute('playsinline', '');
     rtc.video = video;
     if (window.MediaStream && tr.receiver && tr.receiver.track) {
-      video.srcObject = new MediaStream([tr.receiver.track]);
+      var tracks = [tr.receiver.track];
+      if (atr && atr.receiver && atr.receiver.track) {
+        rtc.audioTrack = atr.receiver.track;
+        tracks.push(rtc.audioTrack);
+      }
+      video.srcObject = new MediaStream(tracks);
     } else {
-      pc.ontrack = function (e) { if (id === session) video.srcObject = e.streams[0] || new MediaStream([e.track]); };
+      pc.ontrack = function (e) {
+        if (id !== session) return;
+        video.srcObject = e.streams[0] || new MediaStream([e.track]);
+        if (e.track.kind === 'audio') { rtc.audioTrack = e.track; if (rtc.onAudio) rtc.onAudio(); }
+      };
     }
     var shown = false;
     function first() {
@@ -111,6 +131,7 @@
       });
     }).catch(function (e) { fail(id, 'offer: ' + (e && e.message || e)); });
     statsTimer = setInterval(function () { poll(id); }, 1000);
+    if (rtc.onAudio) rtc.onAudio();
   };
 
   // gathered resolves once ICE gathering is complete, or after ms.
@@ -172,6 +193,10 @@
   // stop ends the session (if any): DELETE on its resource, the PC closed,
   // its <video> emptied. The caller takes the <video> out of the page.
   rtc.stop = function () {
+    halt();
+    if (rtc.onAudio) rtc.onAudio();
+  };
+  function halt() {
     session++;
     onFail = null;
     for (var i = 0; i < timers.length; i++) clearTimeout(timers[i]);
@@ -183,7 +208,9 @@
     if (rtc.video) { rtc.video.srcObject = null; }
     rtc.pc = null;
     rtc.playing = false;
-  };
+    rtc.audioTrack = null;
+    rtc.audioStats = null;
+  }
 
   // watch is called with each status: a picture that stopped moving while
   // the presenter's screen changes is stuck, and the session fails.
@@ -205,11 +232,13 @@
     if (!pc || id !== session || !pc.getStats) return;
     pc.getStats().then(function (report) {
       if (id !== session) return;
-      var inb = null, codecs = {};
+      var inb = null, ainb = null, codecs = {};
       report.forEach(function (s) {
         if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'video') inb = s;
+        if (s.type === 'inbound-rtp' && (s.kind || s.mediaType) === 'audio') ainb = s;
         if (s.type === 'codec') codecs[s.id] = s;
       });
+      if (ainb) audioStats(ainb, codecs[ainb.codecId], inb);
       if (!inb) return;
       var c = codecs[inb.codecId];
       var now = inb.timestamp || Date.now(), o = {
@@ -244,6 +273,41 @@
       prev = o;
       rtc.stats = o;
     }, function () {});
+  }
+
+  // audioStats reads the inbound sound's counters into rtc.audioStats: its
+  // codec, bitrate, jitter buffer, concealed share, and the A/V offset where
+  // the browser tells when it plays each track (estimatedPlayoutTimestamp:
+  // the sender's wall clock of what is playing now; Chromium has it).
+  function audioStats(a, c, v) {
+    var now = a.timestamp || Date.now(), o = {
+      codec: c ? c.mimeType.toLowerCase() : '',
+      bytes: a.bytesReceived || 0,
+      packets: a.packetsReceived || 0,
+      packetsLost: a.packetsLost || 0,
+      jitterDelay: a.jitterBufferDelay || 0,
+      jitterCount: a.jitterBufferEmittedCount || 0,
+      samples: a.totalSamplesReceived || 0,
+      concealed: a.concealedSamples || 0,
+      concealments: a.concealmentEvents || 0,
+      level: a.audioLevel || 0,
+      avMs: null, bitrate: 0, jitterMs: 0, concealedPct: 0, time: now
+    };
+    if (v && a.estimatedPlayoutTimestamp && v.estimatedPlayoutTimestamp) {
+      // Positive: the sound plays later than the picture captured with it.
+      o.avMs = v.estimatedPlayoutTimestamp - a.estimatedPlayoutTimestamp;
+    }
+    var p = prevAudio;
+    if (p) {
+      var dt = (now - p.time) / 1000, dj = o.jitterCount - p.jitterCount;
+      o.bitrate = dt > 0 ? (o.bytes - p.bytes) * 8 / dt : 0;
+      o.jitterMs = dj > 0 ? (o.jitterDelay - p.jitterDelay) * 1000 / dj : p.jitterMs;
+    } else {
+      o.jitterMs = o.jitterCount ? o.jitterDelay * 1000 / o.jitterCount : 0;
+    }
+    o.concealedPct = o.samples ? o.concealed * 100 / o.samples : 0;
+    prevAudio = o;
+    rtc.audioStats = o;
   }
 
   // The session ends with the page.

@@ -1,5 +1,6 @@
 // Package whepclient is a WebRTC viewer for tests: a pion PeerConnection
-// that receives one H.264 video track and hands back whole frames.
+// that receives one H.264 video track and hands back whole frames, and with
+// Options.Audio an Opus track whose packets it hands back as they come.
 package whepclient
 
 import (
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +29,22 @@ const PlayoutDelayURI = "http://www.webrtc.org/experiments/rtp-hdrext/playout-de
 type Options struct {
 	TCPOnly bool // gather and use ICE-TCP candidates only
 	Codecs  []webrtc.RTPCodecParameters
+	// Audio receives sound too (Opus); NoVideo receives sound alone.
+	Audio, NoVideo bool
 }
+
+// AudioPacket is one received Opus packet.
+type AudioPacket struct {
+	Data      []byte
+	Timestamp uint32 // RTP, 48 kHz
+	Seq       uint16
+	Marker    bool
+	At        time.Time
+}
+
+// Opus is the sound codec a browser offers.
+var Opus = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
+	MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
 
 // Frame is one received access unit.
 type Frame struct {
@@ -54,13 +71,20 @@ type report struct {
 type Client struct {
 	PC      *webrtc.PeerConnection
 	Frames  chan Frame
-	Bytes   atomic.Uint64 // RTP payload bytes received
+	Audio   chan AudioPacket // with Options.Audio; the newest 1024 if the test does not read
+	Bytes   atomic.Uint64    // RTP payload bytes received
 	Packets atomic.Uint64
 	track   atomic.Pointer[webrtc.TrackRemote]
-	sr      atomic.Pointer[report]
+	sr      atomic.Pointer[report] // the video's newest sender report, for Frame.Sent
 	done    chan struct{}
+	once    sync.Once
 	// resource is the WHEP session's URL, when Connect made it.
 	resource string
+	// AudioSR and VideoSR are the newest sender reports of each track.
+	AudioSR, VideoSR atomic.Pointer[rtcp.SenderReport]
+	// AudioStreamID and VideoStreamID are the media stream IDs the tracks
+	// arrived in, once they have.
+	AudioStreamID, VideoStreamID atomic.Value
 }
 
 // H264 is the codec a browser offers first.
@@ -77,6 +101,11 @@ func New(opt Options) (*Client, string, error) {
 	}
 	for _, c := range opt.Codecs {
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, "", err
+		}
+	}
+	if opt.Audio || opt.NoVideo {
+		if err := m.RegisterCodec(Opus, webrtc.RTPCodecTypeAudio); err != nil {
 			return nil, "", err
 		}
 	}
@@ -100,15 +129,31 @@ func New(opt Options) (*Client, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	c := &Client{PC: pc, Frames: make(chan Frame, 256), done: make(chan struct{})}
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		_ = pc.Close()
-		return nil, "", err
+	c := &Client{PC: pc, Frames: make(chan Frame, 256), Audio: make(chan AudioPacket, 1024), done: make(chan struct{})}
+	var kinds []webrtc.RTPCodecType
+	if !opt.NoVideo {
+		kinds = append(kinds, webrtc.RTPCodecTypeVideo)
+	}
+	if opt.Audio || opt.NoVideo {
+		kinds = append(kinds, webrtc.RTPCodecTypeAudio)
+	}
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = pc.Close()
+			return nil, "", err
+		}
 	}
 	pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		if t.Kind() == webrtc.RTPCodecTypeAudio {
+			c.AudioStreamID.Store(t.StreamID())
+			go c.readRTCP(r, &c.AudioSR, nil)
+			go c.readAudio(t)
+			return
+		}
+		c.VideoStreamID.Store(t.StreamID())
 		c.track.Store(t)
-		go c.readRTCP(r)
-		go c.read(t)
+		go c.readRTCP(r, &c.VideoSR, &c.sr)
+		go c.read(t, r)
 	})
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -198,9 +243,10 @@ func Connect(ctx context.Context, whepURL string, opt Options) (*Client, error) 
 	return c, nil
 }
 
-// readRTCP reads what the sender reports (which also drives the
-// interceptors) and keeps the newest sender report's clock.
-func (c *Client) readRTCP(r *webrtc.RTPReceiver) {
+// readRTCP reads what the sender reports on r (which also drives the
+// interceptors) and keeps the newest sender report in to, and its clock in
+// clock if not nil.
+func (c *Client) readRTCP(r *webrtc.RTPReceiver, to *atomic.Pointer[rtcp.SenderReport], clock *atomic.Pointer[report]) {
 	for {
 		pkts, _, err := r.ReadRTCP()
 		if err != nil {
@@ -208,8 +254,27 @@ func (c *Client) readRTCP(r *webrtc.RTPReceiver) {
 		}
 		for _, p := range pkts {
 			if sr, ok := p.(*rtcp.SenderReport); ok {
-				c.sr.Store(&report{ntp: ntpTime(sr.NTPTime), rtp: sr.RTPTime})
+				to.Store(sr)
+				if clock != nil {
+					clock.Store(&report{ntp: ntpTime(sr.NTPTime), rtp: sr.RTPTime})
+				}
 			}
+		}
+	}
+}
+
+// readAudio hands the sound's packets to Audio until the track ends.
+func (c *Client) readAudio(t *webrtc.TrackRemote) {
+	defer c.once.Do(func() { close(c.done) })
+	for {
+		p, _, err := t.ReadRTP()
+		if err != nil {
+			return
+		}
+		a := AudioPacket{Data: bytes.Clone(p.Payload), Timestamp: p.Timestamp, Seq: p.SequenceNumber, Marker: p.Marker, At: time.Now()}
+		select {
+		case c.Audio <- a:
+		default:
 		}
 	}
 }
@@ -232,15 +297,15 @@ func (c *Client) sentAt(ts uint32, clockRate uint32) time.Time {
 	return r.ntp.Add(time.Duration(d * int64(time.Second) / int64(clockRate)))
 }
 
-func (c *Client) read(t *webrtc.TrackRemote) {
-	defer close(c.done)
+func (c *Client) read(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	defer c.once.Do(func() { close(c.done) })
 	var (
 		au    bytes.Buffer
 		dep   codecs.H264Packet
 		delay *rtp.PlayoutDelayExtension
 	)
 	extID := 0
-	for _, h := range c.PC.GetTransceivers()[0].Receiver().GetParameters().HeaderExtensions {
+	for _, h := range r.GetParameters().HeaderExtensions {
 		if h.URI == PlayoutDelayURI {
 			extID = h.ID
 		}

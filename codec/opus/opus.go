@@ -1,0 +1,172 @@
+// Package opus is the Opus audio encoder of WebRTC listeners, libopus through
+// cgo: 48 kHz stereo, one packet per 10 or 20 ms frame, in-band FEC and DTX
+// on. Builds without libopus (no cgo, not Linux, -tags noopus) get an
+// encoder that says it is unavailable, and the page keeps PCM over its
+// WebSocket. A decoder is here too, for tests.
+package opus
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// The format the encoder takes: what capture/audio delivers.
+const (
+	Rate     = 48000
+	Channels = 2
+)
+
+// Defaults for Options' zero values.
+const (
+	DefaultBitrate     = 128_000
+	DefaultFrame       = 20 * time.Millisecond
+	DefaultLossPercent = 10
+)
+
+// MaxPacket is the largest packet Encode returns: what libopus recommends as
+// the output buffer (RFC 6716's largest frame is 1275 bytes).
+const MaxPacket = 4000
+
+// ErrUnavailable is what New, NewDecoder and Available return in a build
+// without libopus.
+var ErrUnavailable = errors.New("opus needs libopus, not in this build")
+
+// Application is libopus's coding mode.
+type Application int
+
+const (
+	// Audio is OPUS_APPLICATION_AUDIO: music and any sound, 26.5 ms of
+	// algorithmic delay at 20 ms frames (the frame plus 6.5 ms look-ahead).
+	Audio Application = iota
+	// LowDelay is OPUS_APPLICATION_RESTRICTED_LOWDELAY: CELT only, 2.5 ms
+	// less look-ahead, no speech mode.
+	LowDelay
+)
+
+// Options configure an Encoder; the zero value is usable.
+type Options struct {
+	Bitrate     int           // bit/s, DefaultBitrate when 0; 6000 to 510000
+	Frame       time.Duration // 10 or 20 ms, DefaultFrame when 0
+	Application Application
+	// LossPercent is the packet loss the in-band FEC is sized for
+	// (DefaultLossPercent when 0, -1 for none: FEC then carries nothing).
+	LossPercent int
+	// NoDTX turns discontinuous transmission off: silence is then coded in
+	// full packets instead of a 1–2 byte one.
+	NoDTX bool
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Bitrate == 0 {
+		o.Bitrate = DefaultBitrate
+	}
+	if o.Frame == 0 {
+		o.Frame = DefaultFrame
+	}
+	switch {
+	case o.LossPercent == 0:
+		o.LossPercent = DefaultLossPercent
+	case o.LossPercent < 0:
+		o.LossPercent = 0
+	}
+	switch {
+	case o.Bitrate < 6000 || o.Bitrate > 510_000:
+		return o, fmt.Errorf("opus bitrate %d: want 6000 to 510000 bit/s", o.Bitrate)
+	case o.Frame != 10*time.Millisecond && o.Frame != 20*time.Millisecond:
+		return o, fmt.Errorf("opus frame %v: want 10ms or 20ms", o.Frame)
+	case o.Application != Audio && o.Application != LowDelay:
+		return o, fmt.Errorf("opus application %d: want Audio or LowDelay", o.Application)
+	case o.LossPercent > 100:
+		return o, fmt.Errorf("opus loss %d%%: want 0 to 100", o.LossPercent)
+	}
+	return o, nil
+}
+
+// Encoder turns frames of 48 kHz stereo PCM into Opus packets. It is used
+// from one goroutine at a time.
+type Encoder struct {
+	s       *encoder // nil once closed
+	samples int      // per channel, per frame
+	out     []byte
+}
+
+// New returns an encoder, or ErrUnavailable in a build without libopus.
+func New(opt Options) (*Encoder, error) {
+	opt, err := opt.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s, err := newEncoder(opt)
+	if err != nil {
+		return nil, err
+	}
+	return &Encoder{s: s, samples: int(int64(Rate) * int64(opt.Frame) / int64(time.Second)), out: make([]byte, MaxPacket)}, nil
+}
+
+// FrameSamples is the number of samples per channel each Encode takes.
+func (e *Encoder) FrameSamples() int { return e.samples }
+
+// Encode codes one frame: FrameSamples()*Channels interleaved samples. The
+// packet is a new slice the caller keeps. Under DTX, a frame of silence
+// gives a packet of 1 or 2 bytes, which a sender may leave out (the
+// receiver fills the gap with comfort noise).
+func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
+	if e.s == nil {
+		return nil, errors.New("encoding opus: encoder closed")
+	}
+	if len(pcm) != e.samples*Channels {
+		return nil, fmt.Errorf("encoding opus: %d samples, want %d", len(pcm), e.samples*Channels)
+	}
+	n, err := e.s.encode(pcm, e.samples, e.out)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), e.out[:n]...), nil
+}
+
+// Close frees the encoder; a second Close does nothing.
+func (e *Encoder) Close() error {
+	if e.s != nil {
+		e.s.close()
+		e.s = nil
+	}
+	return nil
+}
+
+// Decoder turns Opus packets back into 48 kHz stereo PCM (for tests).
+type Decoder struct {
+	d *decoder
+}
+
+// NewDecoder returns a decoder, or ErrUnavailable in a build without libopus.
+func NewDecoder() (*Decoder, error) {
+	d, err := newDecoder()
+	if err != nil {
+		return nil, err
+	}
+	return &Decoder{d: d}, nil
+}
+
+// Decode decodes one packet into interleaved samples; a nil packet asks for
+// samples samples per channel of loss concealment.
+func (d *Decoder) Decode(pkt []byte, samples int) ([]int16, error) {
+	if d.d == nil {
+		return nil, errors.New("decoding opus: decoder closed")
+	}
+	out := make([]int16, 5760*Channels) // 120 ms, the longest packet
+	n, err := d.d.decode(pkt, out, samples)
+	if err != nil {
+		return nil, err
+	}
+	return out[:n*Channels], nil
+}
+
+// Close frees the decoder; a second Close does nothing.
+func (d *Decoder) Close() error {
+	if d.d != nil {
+		d.d.close()
+		d.d = nil
+	}
+	return nil
+}

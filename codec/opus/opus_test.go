@@ -1,0 +1,214 @@
+package opus_test
+
+import (
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/deskcast/deskcast/codec/opus"
+)
+
+func skipUnavailable(t testing.TB) {
+	t.Helper()
+	if err := opus.Available(); err != nil {
+		t.Skip(err)
+	}
+}
+
+// tone returns n samples per channel of a stereo sine at hz, amplitude amp
+// (of full scale), starting at sample start.
+func tone(hz, amp float64, start, n int) []int16 {
+	pcm := make([]int16, n*opus.Channels)
+	for i := range n {
+		v := int16(amp * 32767 * math.Sin(2*math.Pi*hz*float64(start+i)/opus.Rate))
+		pcm[2*i], pcm[2*i+1] = v, v
+	}
+	return pcm
+}
+
+// goertzel is the level (RMS, of full scale) of the left channel at hz.
+func goertzel(pcm []int16, hz float64) float64 {
+	n := len(pcm) / 2
+	w := 2 * math.Pi * hz / opus.Rate
+	c := 2 * math.Cos(w)
+	var s1, s2 float64
+	for i := range n {
+		s := float64(pcm[2*i])/32768 + c*s1 - s2
+		s2, s1 = s1, s
+	}
+	p := s1*s1 + s2*s2 - c*s1*s2
+	return math.Sqrt(2*p) / float64(n) // RMS of the sine component
+}
+
+func rms(pcm []int16) float64 {
+	var sum float64
+	for _, v := range pcm {
+		f := float64(v) / 32768
+		sum += f * f
+	}
+	return math.Sqrt(sum / float64(len(pcm)))
+}
+
+// roundTrip encodes one second of pcm in frames and decodes it.
+func roundTrip(t *testing.T, opt opus.Options, gen func(start, n int) []int16) (out []int16, sizes []int) {
+	t.Helper()
+	enc, err := opus.New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	dec, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	n := enc.FrameSamples()
+	for start := 0; start < opus.Rate; start += n {
+		pkt, err := enc.Encode(gen(start, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(pkt))
+		pcm, err := dec.Decode(pkt, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, pcm...)
+	}
+	return out, sizes
+}
+
+func TestTone(t *testing.T) {
+	skipUnavailable(t)
+	for _, tc := range []struct {
+		name string
+		opt  opus.Options
+		hz   float64
+	}{
+		{"audio 20ms 440Hz", opus.Options{}, 440},
+		{"audio 10ms 440Hz", opus.Options{Frame: 10 * time.Millisecond}, 440},
+		{"lowdelay 10ms 880Hz", opus.Options{Frame: 10 * time.Millisecond, Application: opus.LowDelay}, 880},
+		{"96k 20ms 880Hz", opus.Options{Bitrate: 96_000}, 880},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const amp = 0.25
+			out, sizes := roundTrip(t, tc.opt, func(start, n int) []int16 { return tone(tc.hz, amp, start, n) })
+			steady := out[len(out)/2:] // past the encoder's ramp-up
+			want := amp / math.Sqrt2
+			at, other := goertzel(steady, tc.hz), goertzel(steady, tc.hz*1.5)
+			if math.Abs(at-want) > want*0.1 {
+				t.Errorf("level at %v Hz: %.4f, want %.4f ±10%%", tc.hz, at, want)
+			}
+			if other > want/100 {
+				t.Errorf("level at %v Hz: %.4f, want under %.4f", tc.hz*1.5, other, want/100)
+			}
+			var bytes int
+			for _, s := range sizes {
+				bytes += s
+			}
+			t.Logf("%d packets, %d bytes (%.0f kbit/s); level %.4f at %v Hz", len(sizes), bytes, float64(bytes)*8/1000, at, tc.hz)
+		})
+	}
+}
+
+func TestSilenceDTX(t *testing.T) {
+	skipUnavailable(t)
+	for _, tc := range []struct {
+		name    string
+		opt     opus.Options
+		maxTiny int // the most bytes of a DTX packet
+	}{
+		{"dtx", opus.Options{}, 2},
+		{"dtx 10ms", opus.Options{Frame: 10 * time.Millisecond}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, sizes := roundTrip(t, tc.opt, func(_, n int) []int16 { return make([]int16, n*opus.Channels) })
+			tiny := 0
+			for _, s := range sizes[len(sizes)/2:] {
+				if s <= tc.maxTiny {
+					tiny++
+				}
+			}
+			// libopus still sends a real packet every 400 ms under DTX.
+			if tiny < len(sizes)/2-3 {
+				t.Errorf("second half of a second of silence: %d of %d packets ≤ %d bytes (sizes %v)", tiny, len(sizes)/2, tc.maxTiny, sizes)
+			}
+			if r := rms(out); r > 1e-3 {
+				t.Errorf("silence decodes at RMS %.5f", r)
+			}
+		})
+	}
+}
+
+func TestOptions(t *testing.T) {
+	skipUnavailable(t)
+	for _, tc := range []struct {
+		name string
+		opt  opus.Options
+		ok   bool
+	}{
+		{"defaults", opus.Options{}, true},
+		{"96k lowdelay", opus.Options{Bitrate: 96_000, Application: opus.LowDelay}, true},
+		{"no fec no dtx", opus.Options{LossPercent: -1, NoDTX: true}, true},
+		{"bitrate too low", opus.Options{Bitrate: 1000}, false},
+		{"bitrate too high", opus.Options{Bitrate: 1_000_000}, false},
+		{"5 ms frame", opus.Options{Frame: 5 * time.Millisecond}, false},
+		{"loss over 100", opus.Options{LossPercent: 101}, false},
+		{"unknown application", opus.Options{Application: 7}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := opus.New(tc.opt)
+			if (err == nil) != tc.ok {
+				t.Fatalf("New: %v, want ok %v", err, tc.ok)
+			}
+			if e != nil {
+				if _, err := e.Encode(make([]int16, 7)); err == nil {
+					t.Error("Encode of 7 samples: no error")
+				}
+				_ = e.Close()
+				_ = e.Close()
+				if _, err := e.Encode(make([]int16, e.FrameSamples()*2)); err == nil {
+					t.Error("Encode after Close: no error")
+				}
+			}
+		})
+	}
+}
+
+func TestUnavailableError(t *testing.T) {
+	if err := opus.Available(); err != nil && !errors.Is(err, opus.ErrUnavailable) {
+		t.Fatalf("Available: %v", err)
+	}
+}
+
+// BenchmarkEncode is the CPU one listener-independent stage costs: one
+// frame of a 440 Hz tone (50 or 100 of them a second).
+func BenchmarkEncode(b *testing.B) {
+	skipUnavailable(b)
+	for _, tc := range []struct {
+		name string
+		opt  opus.Options
+	}{
+		{"audio-20ms", opus.Options{}},
+		{"audio-10ms", opus.Options{Frame: 10 * time.Millisecond}},
+		{"lowdelay-10ms", opus.Options{Frame: 10 * time.Millisecond, Application: opus.LowDelay}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e, err := opus.New(tc.opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			n := e.FrameSamples()
+			pcm := tone(440, 0.25, 0, n)
+			for b.Loop() {
+				if _, err := e.Encode(pcm); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perSec := float64(opus.Rate) / float64(n)
+			b.ReportMetric(perSec*float64(b.Elapsed().Nanoseconds())/float64(b.N)/1e9*100, "%core")
+		})
+	}
+}
