@@ -1,5 +1,5 @@
 // Package h264 is the H.264 Constrained Baseline encoder, OpenH264 in its
-// screen-content real-time mode through cgo, with libyuv turning captured
+// real-time mode through cgo, with libyuv turning captured
 // pixels into I420. Builds without OpenH264 get an encoder that says so.
 package h264
 
@@ -35,7 +35,7 @@ var ErrUnavailable = errors.New("H.264 needs OpenH264 (libopenh264), not in this
 // Options configure an Encoder; the zero value is usable.
 type Options struct {
 	// Bitrate is the target in bits per second (DefaultBitrate when 0). In
-	// screen-content mode OpenH264 raises the quantiser (up to MaxQP) only
+	// real-time mode OpenH264 raises the quantiser (up to MaxQP) only
 	// when frames run well over Bitrate/FPS, and as it may not skip frames
 	// (a skip would freeze the picture until the next change), a screen that
 	// changes entirely every frame goes over it.
@@ -44,7 +44,7 @@ type Options struct {
 	// which the rate control budgets each frame.
 	FPS int
 	// MinQP and MaxQP bound the quantiser (1..51; lower is finer), 0 for
-	// DefaultMinQP and DefaultMaxQP. OpenH264's screen-content rate control
+	// DefaultMinQP and DefaultMaxQP. OpenH264's real-time rate control
 	// codes P frames at MinQP unless they cost far more than their share of
 	// Bitrate, and IDRs at what two seconds of Bitrate buy: MaxQP is the
 	// quality floor (28 keeps the busy desktops of the tests at 40 dB Y-PSNR
@@ -170,7 +170,7 @@ func (e *Encoder) ForceKeyframe() { e.force.Store(true) }
 
 // SetBitrate sets the rate control's target (bit/s, clamped to 10 kbit/s to
 // 100 Mbit/s) from the next frame on, without a keyframe: what the viewers'
-// links carry. In screen-content mode it moves the quantiser within MinQP
+// links carry. It moves the quantiser within MinQP
 // and MaxQP only. Like ForceKeyframe it may be called from any goroutine.
 func (e *Encoder) SetBitrate(bps int) { e.bitrate.Store(int64(min(max(bps, 10_000), 100_000_000))) }
 
