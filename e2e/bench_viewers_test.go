@@ -349,6 +349,12 @@ func viewersHelper(cfgJSON string, in io.Reader, out io.Writer) int {
 // each one, so that every kept picture is whole.
 func sampleFrames(ctx context.Context, cfg helperConfig, watch func(context.Context, string, *lightViewer) error, d time.Duration, n int, dir string) ([]frameSample, error) {
 	every := max(1, int(d.Seconds()*30)/max(n, 1))
+	// A WebRTC joiner is first replayed the group of pictures since the last
+	// keyframe, at once: those frames show the screen of seconds ago, not the
+	// one painted just before they arrive, so none is kept for the first
+	// second; every frame is decoded all the same.
+	const settle = time.Second
+	joined := time.Now()
 	var (
 		mu      sync.Mutex
 		out     []frameSample
@@ -369,7 +375,7 @@ func sampleFrames(ctx context.Context, cfg helperConfig, watch func(context.Cont
 		mu.Lock()
 		defer mu.Unlock()
 		count++
-		keep := count%every == 0 && len(out) < n
+		keep := count%every == 0 && len(out) < n && at.Sub(joined) > settle
 		name := filepath.Join(dir, fmt.Sprintf("%s-%03d", cfg.Kind, count))
 		if decoder == nil {
 			if keep {
@@ -399,7 +405,7 @@ func sampleFrames(ctx context.Context, cfg helperConfig, watch func(context.Cont
 	if err := watch(ctx, cfg.URL, v); err != nil {
 		return nil, err
 	}
-	time.Sleep(d)
+	time.Sleep(d + settle)
 	v.stop()
 	mu.Lock()
 	defer mu.Unlock()

@@ -17,13 +17,16 @@ import (
 )
 
 // Keyframes and joins on the WebRTC tracks. A 1080p keyframe is 100–300 KB
-// sent to every viewer at once, so viewers joining start from the kept group
-// of pictures instead (sent to the joiner alone), and keyframes asked for by
-// viewers (a lost packet, a queue overflow) are made at most once a second.
+// sent to every viewer at once, so a viewer who joins starts from the kept
+// group of pictures instead (its reference frames, sent to the joiner
+// alone), as long as joiners are replayed at most replayBudget a second: many
+// joining at once share one keyframe. Keyframes asked for by viewers (a lost
+// packet, a queue overflow) are made at most once a second.
 const (
 	videoQueue    = 60          // frames a viewer may fall behind before it restarts at a keyframe
 	gopFrames     = 600         // a group of pictures kept for joiners: 20 s at 30 fps...
-	gopBytes      = 3 << 20     // ...and 3 MB, 0.25 s of a 100 Mbit/s link for the joiner alone
+	gopBytes      = 2 << 20     // ...and 2 MB, 0.17 s of a 100 Mbit/s link for the joiner alone
+	replayBudget  = 2 << 20     // bytes a second replayed to joiners: a sixth of a 100 Mbit/s link
 	keyframeEvery = time.Second // the least time between keyframes made on request
 )
 
@@ -38,7 +41,7 @@ func h264Track(fps int) pipeline.TrackOptions {
 			return h264.New(h264.Options{FPS: min(max(fps, 1), 60), TemporalLayers: 2})
 		},
 		Delivery: pipeline.FromKeyframe,
-		Queue:    videoQueue, GOP: gopFrames, GOPBytes: gopBytes, KeyframeEvery: keyframeEvery,
+		Queue:    videoQueue, GOP: gopFrames, GOPBytes: gopBytes, ReplayBudget: replayBudget, KeyframeEvery: keyframeEvery,
 	}
 }
 
@@ -52,7 +55,7 @@ func vp8Track(fps int) pipeline.TrackOptions {
 			return vp8.New(vp8.Options{FPS: min(max(fps, 1), 60), TemporalLayers: 2})
 		},
 		Delivery: pipeline.FromKeyframe,
-		Queue:    videoQueue, GOP: gopFrames, GOPBytes: gopBytes, KeyframeEvery: keyframeEvery,
+		Queue:    videoQueue, GOP: gopFrames, GOPBytes: gopBytes, ReplayBudget: replayBudget, KeyframeEvery: keyframeEvery,
 	}
 }
 

@@ -66,7 +66,16 @@ type Options[T any] struct {
 	// subscriber that joins meanwhile waits for a keyframe as without GOP.
 	GOP      int
 	GOPBytes int         // 0: no bound in bytes
-	Size     func(T) int // an item's size for GOPBytes
+	Size     func(T) int // an item's size for GOPBytes and ReplayBudget
+	// Droppable, if set, reports an item no later one depends on: the group
+	// keeps such an item only while it is the newest (it is what the screen
+	// shows), so a joiner is replayed the reference frames alone.
+	Droppable func(T) bool
+	// ReplayBudget, if not 0, bounds what the hub replays to joiners, in
+	// Size a second (a token bucket a second deep): a joiner whose group
+	// does not fit waits for a keyframe instead, so that many joining at
+	// once share one keyframe rather than each taking a whole group.
+	ReplayBudget int
 	// OnChange is called when the subscriber count, the running state or
 	// the error changes. It runs under the hub's lock: it must not block or
 	// call the hub.
@@ -126,6 +135,7 @@ type Hub[T any] struct {
 	gop      []T    // with Options.GOP: the items since the newest keyframe, each holding a reference
 	gopBytes int    // their Size in all
 	gopOpen  bool   // gop starts at a keyframe and is within its bounds
+	replay   budget // what ReplayBudget still allows
 
 	frames  atomic.Uint64 // published
 	dropped atomic.Uint64 // pushed out before a subscriber read them, all subscribers
@@ -202,7 +212,7 @@ func (b *Hub[T]) Subscribe(info SubscriberInfo) (*Subscriber[T], error) {
 		b.idle = nil
 	}
 	switch {
-	case b.opt.Keyframe != nil && b.gopOpen:
+	case b.opt.Keyframe != nil && b.gopOpen && b.replay.take(b.opt.ReplayBudget, b.gopBytes):
 		for _, v := range b.gop { // fits: the queue has room for Queue+GOP
 			s.ch <- retain(v)
 		}
@@ -444,16 +454,57 @@ func (b *Hub[T]) keepGOPLocked(v T) {
 	} else if !b.gopOpen {
 		return
 	}
-	n := 0
-	if b.opt.Size != nil {
-		n = b.opt.Size(v)
+	// A droppable item is needed only while it is the newest: nothing
+	// refers to it, and a newer one shows the screen as it is now.
+	if k := len(b.gop) - 1; k > 0 && b.opt.Droppable != nil && b.opt.Droppable(b.gop[k]) {
+		b.gopBytes -= b.size(b.gop[k])
+		release(b.gop[k])
+		var zero T
+		b.gop[k] = zero
+		b.gop = b.gop[:k]
 	}
+	n := b.size(v)
 	if len(b.gop) >= b.opt.GOP || b.opt.GOPBytes > 0 && b.gopBytes+n > b.opt.GOPBytes {
 		b.dropGOPLocked()
 		return
 	}
 	b.gop = append(b.gop, retain(v))
 	b.gopBytes += n
+}
+
+// size is v's Size, 0 without one.
+func (b *Hub[T]) size(v T) int {
+	if b.opt.Size == nil {
+		return 0
+	}
+	return b.opt.Size(v)
+}
+
+// budget is a token bucket of Size units, refilled at a rate a second up to
+// one second's worth.
+type budget struct {
+	tokens float64
+	last   time.Time
+}
+
+// take spends n if the bucket holds that much, refilled at rate; a rate of
+// 0 means no bound.
+func (r *budget) take(rate, n int) bool {
+	if rate <= 0 {
+		return true
+	}
+	now := time.Now()
+	if r.last.IsZero() {
+		r.tokens = float64(rate)
+	} else {
+		r.tokens = min(float64(rate), r.tokens+now.Sub(r.last).Seconds()*float64(rate))
+	}
+	r.last = now
+	if r.tokens < float64(n) {
+		return false
+	}
+	r.tokens -= float64(n)
+	return true
 }
 
 // dropLastLocked forgets the newest item, releasing the hub's reference.

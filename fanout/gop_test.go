@@ -159,3 +159,63 @@ func TestHubGOPForgottenOnStop(t *testing.T) {
 	fd.Emit(t, keyframe("k2"))
 	expect(t, recv(t, j), "k2", 3)
 }
+
+// A droppable frame stays in the group only while it is the newest: a
+// joiner is replayed the reference frames and the screen as it is now.
+func TestHubGOPLeavesOutDroppable(t *testing.T) {
+	fd := newFeed()
+	b := fanout.New(fanout.Source[*media.Frame](fd), fanout.Options[*media.Frame]{
+		Logger: quiet, Queue: 8, GOP: 8, Prepare: stamp,
+		Size:      func(f *media.Frame) int { return len(f.Data) },
+		Keyframe:  func(f *media.Frame) bool { return f.Keyframe },
+		Droppable: func(f *media.Frame) bool { return f.Droppable },
+	})
+	t.Cleanup(b.Close)
+	a := subscribe(t, b, "a")
+	testenv.WaitRun(t, fd.Started, 1, "the first subscriber starts the source")
+	drop := func(name string) *media.Frame { return &media.Frame{Data: []byte(name), Droppable: true} }
+	for _, f := range []*media.Frame{keyframe("k"), drop("d1"), frame("p2"), drop("d3")} {
+		fd.Emit(t, f)
+		recv(t, a)
+	}
+	j := subscribe(t, b, "joiner")
+	for i, name := range []string{"k", "p2", "d3"} { // d3 is the newest: the screen now
+		expect(t, recv(t, j), name, []uint64{1, 3, 4}[i])
+	}
+	fd.Emit(t, frame("p4"))
+	expect(t, recv(t, j), "p4", 5)
+	k := subscribe(t, b, "second joiner")
+	for i, name := range []string{"k", "p2", "p4"} {
+		expect(t, recv(t, k), name, []uint64{1, 3, 5}[i])
+	}
+}
+
+// Joiners are replayed the group while ReplayBudget allows; past it a
+// joiner waits for a keyframe (and asks for one), which the others share.
+func TestHubGOPReplayBudget(t *testing.T) {
+	fd := newFeed()
+	var asked atomic.Int32
+	b := fanout.New(fanout.Source[*media.Frame](fd), fanout.Options[*media.Frame]{
+		Logger: quiet, Queue: 8, GOP: 8, Prepare: stamp, ReplayBudget: 25,
+		Size:         func(f *media.Frame) int { return len(f.Data) },
+		Keyframe:     func(f *media.Frame) bool { return f.Keyframe },
+		NeedKeyframe: func() { asked.Add(1) },
+	})
+	t.Cleanup(b.Close)
+	a := subscribe(t, b, "a")
+	testenv.WaitRun(t, fd.Started, 1, "the first subscriber starts the source")
+	fd.Emit(t, keyframe("key-0")) // 5 bytes
+	fd.Emit(t, frame("delta-1"))  // 7: a group of 12
+	recv(t, a)
+	recv(t, a)
+	n := asked.Load()
+	j1, j2, j3 := subscribe(t, b, "j1"), subscribe(t, b, "j2"), subscribe(t, b, "j3")
+	expect(t, recv(t, j1), "key-0", 1) // 12 of 25
+	expect(t, recv(t, j2), "key-0", 1) // 24 of 25
+	if asked.Load() != n+1 {
+		t.Fatalf("the third joiner, past the budget: %d keyframe requests, want 1", asked.Load()-n)
+	}
+	fd.Emit(t, frame("delta-2"))
+	fd.Emit(t, keyframe("key-3"))
+	expect(t, recv(t, j3), "key-3", 4)
+}

@@ -98,6 +98,9 @@ type TrackOptions struct {
 	// new subscriber, which then starts at once without a keyframe for
 	// everybody (see fanout.Options.GOP); 0 keeps none.
 	GOP, GOPBytes int
+	// ReplayBudget bounds the bytes a second replayed to joiners (see
+	// fanout.Options.ReplayBudget); 0 for no bound.
+	ReplayBudget int
 	// KeyframeEvery, if not 0, is the least time between two keyframes made
 	// on request: requests that come sooner make one keyframe when it is up,
 	// so viewers asking often cannot fill everybody's link with keyframes.
@@ -135,8 +138,9 @@ func (p *Pipeline) Track(opt TrackOptions) *Track {
 		}
 		fo.Keyframe = func(f *media.Frame) bool { return f.Keyframe }
 		fo.NeedKeyframe = t.RequestKeyframe
-		fo.GOP, fo.GOPBytes = opt.GOP, opt.GOPBytes
+		fo.GOP, fo.GOPBytes, fo.ReplayBudget = opt.GOP, opt.GOPBytes, opt.ReplayBudget
 		fo.Size = func(f *media.Frame) int { return len(f.Data) }
+		fo.Droppable = func(f *media.Frame) bool { return f.Droppable }
 	}
 	t.Hub = fanout.New(fanout.Source[*media.Frame](fanout.SourceFunc[*media.Frame](t.run)), fo)
 	p.mu.Lock()

@@ -42,9 +42,14 @@ const (
 	paceFactor = 2.5
 	// minPace is the least send rate, so a keyframe never takes seconds.
 	minPace = 1_000_000
-	// thinWindow is how far ahead of its estimate a viewer may be sent
-	// before droppable frames are left out for it.
-	thinWindow = 250 * time.Millisecond
+	// thinWindow is how far ahead of thinHeadroom times its estimate a
+	// viewer may be sent before droppable frames are left out for it. The
+	// headroom is there because viewers sharing one link (a room on one
+	// Wi-Fi) are sent each frame at the same moment: the queue that makes
+	// for a few milliseconds reads as congestion to each one's estimate,
+	// which then sits below what the link carries.
+	thinWindow   = 500 * time.Millisecond
+	thinHeadroom = 1.5
 	// staleKeyframe is how old a keyframe's capture time may be before it
 	// counts as a re-encoded held picture (see writer.timestamp).
 	staleKeyframe = 100 * time.Millisecond
@@ -447,7 +452,7 @@ func newWriter(x *session) *writer {
 func (w *writer) thin(f *media.Frame, backlog int) bool {
 	est := float64(w.x.estimate())
 	w.pace.rate = min(float64(w.x.srv.cfg.PaceRate), max(minPace, est*paceFactor)) / 8
-	w.budget.refill(est / 8)
+	w.budget.refill(est * thinHeadroom / 8)
 	if f.Droppable && (backlog > 0 || w.budget.tokens < 0) {
 		return true
 	}
