@@ -54,16 +54,20 @@
     return { t: 'webrtc' };
   }
 
+  // dropVideo ends the picture's WebRTC session. A session with the sound
+  // alone (audio-only mode) is sound.js's, and stays.
   function dropVideo() {
-    dc.rtc.stop();
+    if (!dc.rtc.soundOnly) dc.rtc.stop();
     var v = dc.rtc.video;
     if (v && v.parentNode) v.parentNode.removeChild(v);
     dc.rtc.video = null;
   }
 
+  // Each sets the transport first: sound.js, told when the old session
+  // ends, routes the sound by it.
   function mjpeg(why) {
-    dropVideo();
     pic.transport = 'mjpeg';
+    dropVideo();
     pic.why = why;
     lastFrames = -1;
     stallSince = 0;
@@ -71,9 +75,9 @@
   }
 
   function webrtc() {
+    pic.transport = 'webrtc';
     dropVideo();
     img.removeAttribute('src');
-    pic.transport = 'webrtc';
     pic.why = '';
     var gen = pic.generation;
     var st = pic.status || {};
@@ -110,9 +114,9 @@
   };
   pic.disconnect = function () {
     clearTimeout(retry);
+    pic.connected = false;
     dropVideo();
     img.removeAttribute('src');
-    pic.connected = false;
   };
 
   // online is called with each status read: a page that was cut off opens

@@ -3,9 +3,13 @@
 // sends it there (status webrtc.audio), the sound is the session's Opus
 // track, played by the picture's <video> in step with the picture: the tap
 // unmutes the <video>, mute and volume act on it, and an AnalyserNode on
-// the track feeds the meter (its output silenced: the <video> plays). Else
-// (MJPEG, audio-only mode, no Opus on the server) it is PCM over a
-// WebSocket (/ws/audio), scheduled as AudioBufferSourceNodes.
+// the track feeds the meter (its output silenced: the <video> plays). In
+// audio-only mode the page opens a WebRTC session with the sound alone
+// after the tap (rtc.startSound), played the same way by a hidden <audio>;
+// a switch of mode ends one session and opens the other kind. Else (MJPEG,
+// no Opus on the server, a sound-only session that failed, compatibility
+// mode) it is PCM over a WebSocket (/ws/audio), scheduled as
+// AudioBufferSourceNodes.
 //
 // A plain-HTTP LAN page has no AudioWorklet, so each 10 ms chunk becomes a
 // buffer scheduled right after the previous one. The jitter buffer (how far
@@ -31,7 +35,11 @@
     ctx: null, gain: null, analyser: null, ws: null, wanted: false, muted: false,
     rate: 48000, channels: 2, playhead: 0, target: 0.08, underruns: 0, trimmed: 0,
     chunks: 0, lastUnderrun: 0, retry: 0, depth: 0,
-    via: '', rtcSource: null, rtcTrack: null // via: 'webrtc' or 'ws' while playing
+    via: '', rtcSource: null, rtcTrack: null, el: null, // via: 'webrtc' or 'ws' while playing
+    // In audio-only mode: why the sound is not over WebRTC ('' when it is),
+    // and whether a sound-only session failed on this page (it then keeps to
+    // /ws/audio until reloaded), with when a forced one may try again.
+    why: '', fellBack: false, rtcWhy: '', retryAt: 0
   };
   var sound = dc.sound = {};
 
@@ -50,44 +58,105 @@
       audio.gain.connect(audio.ctx.destination);
     }
     if (audio.ctx.resume) audio.ctx.resume();
+    if (!audio.el) {
+      // The <audio> that plays a sound-only WebRTC session (audio-only mode),
+      // made here and played once so that the tap lets it play with sound
+      // later (a browser asks each new media element for a tap of its own).
+      audio.el = document.createElement('audio');
+      audio.el.id = 'rtc-audio';
+      audio.el.hidden = true;
+      document.body.appendChild(audio.el);
+      if (window.MediaStream) audio.el.srcObject = new MediaStream();
+      var p = audio.el.play && audio.el.play();
+      if (p && p.catch) p.catch(function () {});
+    }
     audio.wanted = true;
     soundBtn.hidden = true;
     soundControls.hidden = false;
     route();
   }
-  // route plays the sound the way the page can now: the WebRTC session's
-  // track when it has one, else the WebSocket. Called on the tap, on each
-  // status and whenever a WebRTC session's sound comes or goes.
+  // way says how the sound travels now: 'picture' (in the picture's WebRTC
+  // session, once it has started), 'rtc' (a session with the sound alone,
+  // in audio-only mode), 'ws', or '' (audio-only mode while the page has
+  // lost the presenter and holds no session: wait for it). In audio-only mode audio.why says
+  // why not WebRTC.
+  function way() {
+    var pic = dc.picture, w = (pic.status || {}).webrtc;
+    audio.why = '';
+    if (!window.MediaStream || !audio.ctx.createMediaStreamSource) return 'ws';
+    if (pic.video) return pic.transport === 'webrtc' && w && w.audio ? 'picture' : 'ws';
+    audio.why = soundWhy(pic, w);
+    if (audio.why) return 'ws';
+    return pic.connected || dc.rtc.soundOnly ? 'rtc' : '';
+  }
+  // soundWhy returns why audio-only mode cannot play over WebRTC, or ''.
+  function soundWhy(pic, w) {
+    if (!w) return 'not offered by this server';
+    if (!w.available) return w.why || 'not available on the server';
+    if (!w.audio) return 'no sound over WebRTC on this server';
+    if (pic.forced === 'mjpeg') return 'off by ?transport=mjpeg';
+    if (pic.forced === 'webrtc') return ''; // forced: no fallback, a failed session is retried
+    if (pic.compat) return 'off in compatibility mode';
+    var no = dc.rtc.unsupported();
+    if (no) return no;
+    if (audio.fellBack) return audio.rtcWhy;
+    if (pic.fellBack) return pic.why; // the picture's WebRTC failed on this page
+    return '';
+  }
+  // route plays the sound the way the page can now (see way). Called on the
+  // tap, on each status and whenever a WebRTC session's sound comes or goes.
   function route() {
     if (!audio.wanted || !audio.ctx) return;
-    var track = dc.rtc.audioTrack, v = dc.rtc.video;
-    if (track && v && dc.picture.transport === 'webrtc' && window.MediaStream && audio.ctx.createMediaStreamSource) {
-      if (audio.ws) { var ws = audio.ws; audio.ws = null; ws.close(); }
-      audio.via = 'webrtc';
-      v.muted = audio.muted;
-      v.volume = Number(volume.value);
-      if (audio.rtcTrack !== track) {
-        if (audio.rtcSource) audio.rtcSource.disconnect();
-        // Chromium feeds WebAudio from a remote track only while a media
-        // element plays it: the <video> does.
-        audio.rtcSource = audio.ctx.createMediaStreamSource(new MediaStream([track]));
-        audio.rtcSource.connect(audio.analyser);
-        audio.rtcTrack = track;
-      }
-      audio.gain.gain.value = 0; // the <video> plays it; WebAudio only measures it
-      var p = v.play && v.play();
-      if (p && p.catch) p.catch(function () {});
+    var how = way(), r = dc.rtc;
+    if (how === 'rtc' && !(r.pc && r.soundOnly)) {
+      closeWS();
+      dropRTC();
+      if (Date.now() >= audio.retryAt) r.startSound(audio.el, function () {}, soundFailed);
+      return; // the session's start routes again
+    }
+    if (how === 'ws') {
+      if (r.soundOnly) { r.stop(); return; } // which routes again
+      dropRTC();
+      audio.via = 'ws';
+      audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
+      audioConnect();
       return;
     }
-    dropRTC();
-    audio.via = 'ws';
-    audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
-    audioConnect();
+    closeWS();
+    var track = r.audioTrack, el = r.player;
+    if (!how || !track || !el || (how === 'picture') === r.soundOnly) {
+      dropRTC(); // waiting for the session
+      return;
+    }
+    audio.via = 'webrtc';
+    el.muted = audio.muted;
+    el.volume = Number(volume.value);
+    if (audio.rtcTrack !== track) {
+      if (audio.rtcSource) audio.rtcSource.disconnect();
+      // Chromium feeds WebAudio from a remote track only while a media
+      // element plays it: the <video>, or the sound-only session's <audio>.
+      audio.rtcSource = audio.ctx.createMediaStreamSource(new MediaStream([track]));
+      audio.rtcSource.connect(audio.analyser);
+      audio.rtcTrack = track;
+    }
+    audio.gain.gain.value = 0; // the element plays it; WebAudio only measures it
+    var p = el.play && el.play();
+    if (p && p.catch) p.catch(function () {});
+  }
+  // soundFailed: the sound-only session failed (the session is stopped; route follows).
+  function soundFailed(why) {
+    audio.rtcWhy = why;
+    if (dc.picture.forced === 'webrtc') audio.retryAt = Date.now() + 2000;
+    else if (dc.picture.connected) audio.fellBack = true;
+  }
+  function closeWS() {
+    if (audio.ws) { var ws = audio.ws; audio.ws = null; ws.close(); }
   }
   function dropRTC() {
     if (audio.rtcSource) audio.rtcSource.disconnect();
     audio.rtcSource = audio.rtcTrack = null;
-    if (dc.rtc.video) dc.rtc.video.muted = true;
+    if (dc.rtc.player) dc.rtc.player.muted = true;
+    if (audio.via === 'webrtc') audio.via = '';
   }
   function audioConnect() {
     if (!audio.wanted || audio.ws || audio.via !== 'ws') return;
@@ -117,6 +186,7 @@
     audio.wanted = false;
     audio.via = '';
     dropRTC();
+    if (dc.rtc.soundOnly) dc.rtc.stop();
     if (audio.ws) audio.ws.close();
     audio.ws = null;
   }
@@ -186,7 +256,7 @@
   // toggleMute mutes or unmutes (the Mute button, and the M key).
   sound.toggleMute = function () {
     audio.muted = !audio.muted;
-    if (audio.via === 'webrtc' && dc.rtc.video) dc.rtc.video.muted = audio.muted;
+    if (audio.via === 'webrtc' && dc.rtc.player) dc.rtc.player.muted = audio.muted;
     else if (audio.gain) audio.gain.gain.value = audio.muted ? 0 : Number(volume.value);
     muteBtn.textContent = audio.muted ? 'Unmute' : 'Mute';
   };
@@ -218,7 +288,7 @@
     soundBtn.onclick = audioStart;
     muteBtn.onclick = sound.toggleMute;
     volume.oninput = function () {
-      if (audio.via === 'webrtc' && dc.rtc.video) dc.rtc.video.volume = Number(volume.value);
+      if (audio.via === 'webrtc' && dc.rtc.player) dc.rtc.player.volume = Number(volume.value);
       else if (audio.gain && !audio.muted) audio.gain.gain.value = Number(volume.value);
     };
     dc.rtc.onAudio = route;

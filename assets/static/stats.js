@@ -21,6 +21,7 @@
   // MJPEG from the server's counters for this page's stream.
   function picture(st, rtt) {
     var pic = dc.picture, r = dc.rtc.stats;
+    if (!pic.video) return 'picture    none (audio only)\n';
     if (pic.transport === 'webrtc') {
       var head = 'transport  WebRTC' + (dc.rtc.playing ? '' : ' (connecting…)') + '\n';
       if (!r) return head;
@@ -70,8 +71,9 @@
       'viewers    ' + st.viewers + '\n' +
       'monitor    ' + st.monitor +
       (audio.wanted && audio.via === 'webrtc' ? rtcAudio(dc.rtc.audioStats) :
+      audio.wanted && audio.via === '' ? '\naudio      WebRTC (connecting…)' :
       audio.ctx && audio.wanted ?
-        '\naudio      ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
+        '\naudio      PCM over WebSocket' + (audio.why ? ' (WebRTC: ' + audio.why + ')' : '') + ', ≈' + Math.round((audio.depth + (audio.ctx.baseLatency || 0) + (audio.ctx.outputLatency || 0) + rtt / 2000 + 0.01) * 1000) +
         ' ms delay (buffer ' + Math.round(audio.target * 1000) + ' ms, underruns ' + audio.underruns + ', trimmed ' + audio.trimmed + ')' : '') +
       (st.audio && st.audio.state !== 'off' ? '\nsound      ' + st.audio.state + (st.audio.device ? ' — ' + st.audio.device : '') : '');
   };

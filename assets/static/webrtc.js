@@ -5,15 +5,22 @@
 // When the server sends the sound over WebRTC too (status webrtc.audio), the
 // session also receives its Opus track, in the same MediaStream as the
 // picture, so the browser plays them in step; the <video> starts muted
-// (autoplay rules) and sound.js unmutes it after the tap.
+// (autoplay rules) and sound.js unmutes it after the tap. In audio-only
+// mode sound.js opens a session of its own with the sound alone
+// (rtc.startSound), played by a hidden <audio>.
 (function (dc) {
   'use strict';
   var CONNECT_MS = 3000, DOWN_MS = 2000, STALL_MS = 3000, GATHER_MS = 1000;
 
   // window.deskcast.rtc: the current session (pc, its <video>, the WHEP
   // resource), and the inbound video's figures from getStats, once a second.
-  // The end-to-end tests read them.
-  var rtc = dc.rtc = { pc: null, video: null, location: '', playing: false, stats: null, audioTrack: null, audioStats: null };
+  // player is the element that plays the session's sound: the <video>, or
+  // the <audio> of a session with sound alone (soundOnly). The end-to-end
+  // tests read them.
+  var rtc = dc.rtc = {
+    pc: null, video: null, player: null, soundOnly: false, location: '', playing: false,
+    stats: null, audioTrack: null, audioStats: null
+  };
   var session = 0; // each attempt's number: callbacks from an old one do nothing
   var timers = [], statsTimer = 0, downSince = 0, stallSince = 0, lastDecoded = -1, prev = null, prevAudio = null;
   var onFail = null;
@@ -30,12 +37,14 @@
 
   function later(fn, ms) { timers.push(setTimeout(fn, ms)); }
 
-  // fail ends the attempt and tells picture.js why, once.
+  // fail ends the attempt and tells its owner why, once; then sound.js
+  // (which then knows of the failure) routes the sound anew.
   function fail(id, why) {
     if (id !== session) return;
     var cb = onFail;
-    rtc.stop();
+    halt();
     if (cb) cb(why);
+    if (rtc.onAudio) rtc.onAudio();
   }
 
   // start opens a session: onFrame is called once the first frame is
@@ -56,11 +65,7 @@
       return;
     }
     rtc.pc = pc;
-    rtc.playing = false;
-    rtc.stats = null;
-    rtc.audioStats = null;
-    rtc.audioTrack = null;
-    prev = null; prevAudio = null; lastDecoded = -1; downSince = 0; stallSince = 0;
+    reset();
     var tr = pc.addTransceiver('video', { direction: 'recvonly' });
     var atr = withAudio ? pc.addTransceiver('audio', { direction: 'recvonly' }) : null;
     var video = document.createElement('video');
@@ -70,7 +75,7 @@
     video.setAttribute('autoplay', '');
     video.setAttribute('muted', '');
     video.setAttribute('playsinline', '');
-    rtc.video = video;
+    rtc.video = rtc.player = video;
     if (window.MediaStream && tr.receiver && tr.receiver.track) {
       var tracks = [tr.receiver.track];
       if (atr && atr.receiver && atr.receiver.track) {
@@ -95,19 +100,7 @@
     if (video.requestVideoFrameCallback) video.requestVideoFrameCallback(first);
     else video.addEventListener('playing', first);
 
-    pc.onconnectionstatechange = function () {
-      if (id !== session) return;
-      var s = pc.connectionState;
-      if (s === 'failed' || s === 'disconnected' || s === 'closed') {
-        if (!downSince) downSince = Date.now();
-        if (s === 'closed') fail(id, 'the connection closed');
-        else later(function () {
-          if (downSince && Date.now() - downSince >= DOWN_MS) fail(id, 'the connection ' + pc.connectionState);
-        }, DOWN_MS + 50);
-      } else {
-        downSince = 0;
-      }
-    };
+    watchState(id, pc, null);
     later(function () {
       if (shown) return;
       var s = pc.connectionState || pc.iceConnectionState;
@@ -115,7 +108,107 @@
         'no frame decoded within ' + CONNECT_MS / 1000 + ' s' :
         'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
     }, CONNECT_MS);
+    negotiate(id, pc, video);
+    statsTimer = setInterval(function () { poll(id); }, 1000);
+    if (rtc.onAudio) rtc.onAudio();
+  };
 
+  // startSound opens a session with the sound alone (audio-only mode),
+  // played by el, sound.js's hidden <audio> (Chromium feeds Web Audio from
+  // a remote track only while a media element plays it; the tap has let
+  // that element play with sound, a new one would need a tap of its own):
+  // ready is called once it is connected and the sound flows,
+  // failed(reason) when it fails at any time (within 3 s, or later); after
+  // a failure the session is already stopped.
+  rtc.startSound = function (el, ready, failed) {
+    halt();
+    // A picture's <video> left over from screen mode goes: this session has none.
+    if (rtc.video && rtc.video.parentNode) rtc.video.parentNode.removeChild(rtc.video);
+    rtc.video = null;
+    var id = ++session;
+    onFail = failed;
+    var why = rtc.unsupported();
+    if (why) { later(function () { fail(id, why); }, 0); return; }
+    var pc;
+    try {
+      pc = new RTCPeerConnection({});
+    } catch (e) {
+      later(function () { fail(id, 'RTCPeerConnection: ' + e.message); }, 0);
+      return;
+    }
+    rtc.pc = pc;
+    rtc.soundOnly = true;
+    reset();
+    var tr = pc.addTransceiver('audio', { direction: 'recvonly' });
+    rtc.player = el;
+    if (window.MediaStream && tr.receiver && tr.receiver.track) {
+      rtc.audioTrack = tr.receiver.track;
+      el.srcObject = new MediaStream([rtc.audioTrack]);
+    } else {
+      pc.ontrack = function (e) {
+        if (id !== session) return;
+        el.srcObject = e.streams[0] || new MediaStream([e.track]);
+        rtc.audioTrack = e.track;
+        if (rtc.onAudio) rtc.onAudio();
+      };
+    }
+    // Ready once connected and the first packet is in (the track unmutes).
+    var connected = false, flowing = false;
+    function check() {
+      if (rtc.playing || id !== session || !connected || !flowing) return;
+      rtc.playing = true;
+      ready();
+    }
+    if (rtc.audioTrack && rtc.audioTrack.muted !== false) {
+      rtc.audioTrack.addEventListener('unmute', function () { flowing = true; check(); });
+    } else {
+      flowing = true;
+    }
+    watchState(id, pc, function () { connected = true; check(); });
+    later(function () {
+      if (rtc.playing) return;
+      var s = pc.connectionState || pc.iceConnectionState;
+      fail(id, s === 'connected' || s === 'completed' ?
+        'no sound within ' + CONNECT_MS / 1000 + ' s' :
+        'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
+    }, CONNECT_MS);
+    negotiate(id, pc, el);
+    statsTimer = setInterval(function () { poll(id); }, 1000);
+    if (rtc.onAudio) rtc.onAudio();
+  };
+
+  function reset() {
+    rtc.playing = false;
+    rtc.stats = null;
+    rtc.audioStats = null;
+    rtc.audioTrack = null;
+    prev = null; prevAudio = null; lastDecoded = -1; downSince = 0; stallSince = 0;
+  }
+
+  // watchState fails the session when its connection closes, or stays
+  // failed or disconnected for 2 s; up() is called when it connects.
+  function watchState(id, pc, up) {
+    function changed() {
+      if (id !== session) return;
+      var s = pc.connectionState || pc.iceConnectionState;
+      if (s === 'failed' || s === 'disconnected' || s === 'closed') {
+        if (!downSince) downSince = Date.now();
+        if (s === 'closed') fail(id, 'the connection closed');
+        else later(function () {
+          var now = pc.connectionState || pc.iceConnectionState;
+          if (downSince && Date.now() - downSince >= DOWN_MS) fail(id, 'the connection ' + now);
+        }, DOWN_MS + 50);
+      } else {
+        downSince = 0;
+        if (up && (s === 'connected' || s === 'completed')) up();
+      }
+    }
+    if ('connectionState' in pc) pc.onconnectionstatechange = changed;
+    else pc.oniceconnectionstatechange = changed;
+  }
+
+  // negotiate sends the offer (after ICE gathering) and plays el once answered.
+  function negotiate(id, pc, el) {
     pc.createOffer().then(function (offer) {
       return pc.setLocalDescription(offer);
     }).then(function () {
@@ -125,14 +218,12 @@
       post(id, pc.localDescription.sdp, function (answer) {
         pc.setRemoteDescription({ type: 'answer', sdp: answer }).then(function () {
           if (id !== session) return;
-          var p = video.play && video.play();
-          if (p && p.catch) p.catch(function (e) { fail(id, 'the video does not play: ' + (e.name || e)); });
+          var p = el.play && el.play();
+          if (p && p.catch) p.catch(function (e) { fail(id, 'the ' + el.tagName.toLowerCase() + ' does not play: ' + (e.name || e)); });
         }, function (e) { fail(id, 'bad answer: ' + e.message); });
       });
     }).catch(function (e) { fail(id, 'offer: ' + (e && e.message || e)); });
-    statsTimer = setInterval(function () { poll(id); }, 1000);
-    if (rtc.onAudio) rtc.onAudio();
-  };
+  }
 
   // gathered resolves once ICE gathering is complete, or after ms.
   function gathered(pc, ms) {
@@ -175,18 +266,22 @@
     xhr.send(sdp);
   }
 
-  // end deletes the WHEP resource at loc; keepalive lets it outlive the page.
-  function end(loc) {
-    if (!loc) return;
+  // end deletes the WHEP resource at loc, then calls done (also when there
+  // is none, and after 2 s at most); keepalive lets it outlive the page.
+  function end(loc, done) {
+    var once = function () { if (done) { var d = done; done = null; d(); } };
+    if (!loc) return once();
+    setTimeout(once, 2000);
     var headers = {};
     if (dc.page.auth) headers.Authorization = 'Bearer ' + dc.page.token;
     if (window.fetch) {
-      fetch(loc, { method: 'DELETE', headers: headers, keepalive: true, credentials: 'same-origin' }).catch(function () {});
+      fetch(loc, { method: 'DELETE', headers: headers, keepalive: true, credentials: 'same-origin' }).then(once, once);
       return;
     }
     var xhr = new XMLHttpRequest();
     xhr.open('DELETE', loc, true);
     withAuth(xhr);
+    xhr.onloadend = once;
     xhr.send();
   }
 
@@ -202,10 +297,17 @@
     for (var i = 0; i < timers.length; i++) clearTimeout(timers[i]);
     timers = [];
     clearInterval(statsTimer);
-    end(rtc.location);
+    // The connection closes once the server has ended the session: closed
+    // first, the server would see it go and answer the DELETE with a 404.
+    var pc = rtc.pc;
+    end(rtc.location, function () {
+      if (pc) { try { pc.close(); } catch (e) { /* closed already */ } }
+    });
     rtc.location = '';
-    if (rtc.pc) { try { rtc.pc.close(); } catch (e) { /* closed already */ } }
     if (rtc.video) { rtc.video.srcObject = null; }
+    if (rtc.soundOnly && rtc.player) rtc.player.srcObject = null;
+    rtc.player = null;
+    rtc.soundOnly = false;
     rtc.pc = null;
     rtc.playing = false;
     rtc.audioTrack = null;
@@ -310,6 +412,7 @@
     rtc.audioStats = o;
   }
 
-  // The session ends with the page.
-  window.addEventListener('pagehide', function () { if (rtc.pc) rtc.stop(); });
+  // The session ends with the page. Nothing starts another: a page back
+  // from the back-forward cache opens one as it would at first.
+  window.addEventListener('pagehide', function () { if (rtc.pc) halt(); });
 })(window.deskcast);
