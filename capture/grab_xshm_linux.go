@@ -345,7 +345,7 @@ func Monitors() ([]Monitor, error) {
 
 func screenRects(conn *xgb.Conn) []image.Rectangle {
 	var screens []image.Rectangle
-	if xinerama.Init(conn) == nil {
+	if _, _, err := initExt(conn, "XINERAMA", xinerama.Init); err == nil {
 		if r, err := xinerama.QueryScreens(conn).Reply(); err == nil {
 			for _, s := range r.ScreenInfo {
 				screens = append(screens, image.Rect(int(s.XOrg), int(s.YOrg), int(s.XOrg)+int(s.Width), int(s.YOrg)+int(s.Height)))
@@ -359,67 +359,19 @@ func screenRects(conn *xgb.Conn) []image.Rectangle {
 	return screens
 }
 
-// shmOnce guards the one shm.Init that may touch xgb's process-wide event
-// tables: shm.Init writes them on every call, while every other open
-// connection's reader (the input injector's, say) reads them, which the
-// race detector rightly flags and which can crash with a concurrent map
-// write. We read no MIT-SHM events, so registering them once is enough.
-var shmOnce sync.Once
-
-// initShm makes MIT-SHM requests usable on conn.
+// initShm makes MIT-SHM requests usable on conn (we read none of its events).
 func initShm(conn *xgb.Conn) error {
-	var err error
-	first := false
-	shmOnce.Do(func() { first = true; err = shm.Init(conn) })
-	if first {
-		return err
-	}
-	const name = "MIT-SHM"
-	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
-	switch {
-	case err != nil:
-		return err
-	case !reply.Present:
-		return errors.New("the X server has no MIT-SHM extension")
-	}
-	conn.ExtLock.Lock()
-	conn.Extensions[name] = reply.MajorOpcode
-	conn.ExtLock.Unlock()
-	return nil
+	_, _, err := initExt(conn, "MIT-SHM", shm.Init)
+	return err
 }
 
-// damageOnce guards the one damage.Init, for the reason shmOnce gives;
-// damageEvent is the number of the DamageNotify event it registered. Unlike
-// MIT-SHM's, these events are read, so a server that numbers them otherwise
-// (a second X server with other extensions) is polled instead.
-var (
-	damageOnce  sync.Once
-	damageErr   error
-	damageEvent byte
-)
-
-// initDamage makes DAMAGE requests usable on conn and its events readable.
+// initDamage makes DAMAGE requests usable on conn and its events readable:
+// a server that numbers them otherwise than the first (a second X server
+// with other extensions) is polled instead.
 func initDamage(conn *xgb.Conn) error {
-	const name = "DAMAGE"
-	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
-	switch {
-	case err != nil:
-		return err
-	case !reply.Present:
-		return errors.New("the X server has no DAMAGE extension")
+	first, registered, err := initExt(conn, "DAMAGE", damage.Init)
+	if err == nil && first != registered {
+		err = fmt.Errorf("DamageNotify is event %d here, but %d on the first X server", first, registered)
 	}
-	damageOnce.Do(func() {
-		damageEvent = reply.FirstEvent
-		damageErr = damage.Init(conn)
-	})
-	switch {
-	case damageErr != nil:
-		return damageErr
-	case reply.FirstEvent != damageEvent:
-		return fmt.Errorf("DamageNotify is event %d here, but %d on the first X server", reply.FirstEvent, damageEvent)
-	}
-	conn.ExtLock.Lock()
-	conn.Extensions[name] = reply.MajorOpcode
-	conn.ExtLock.Unlock()
-	return nil
+	return err
 }

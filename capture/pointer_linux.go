@@ -4,10 +4,8 @@ package capture
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/jezek/xgb"
@@ -92,43 +90,18 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 	}
 }
 
-// xfixesOnce guards the one xfixes.Init, for the reason shmOnce gives (it
-// writes xgb's process-wide event tables on every call); xfixesEvent is the
-// number of the first XFixes event it registered. A server that numbers
-// them otherwise (another X server with other extensions) gets no events:
-// its shape is polled.
-var (
-	xfixesOnce  sync.Once
-	xfixesErr   error
-	xfixesEvent byte
-)
-
 // initXFixes makes XFixes requests usable on conn, agrees on its version
 // (GetCursorImage needs 1, cursor events 2) and asks for an event whenever
 // the displayed cursor changes. events says whether they can be read.
 func initXFixes(conn *xgb.Conn, root xproto.Window) (events bool, err error) {
-	const name = "XFIXES"
-	reply, err := xproto.QueryExtension(conn, uint16(len(name)), name).Reply()
-	switch {
-	case err != nil:
+	first, registered, err := initExt(conn, "XFIXES", xfixes.Init)
+	if err != nil {
 		return false, fmt.Errorf("XFIXES extension: %w", err)
-	case !reply.Present:
-		return false, errors.New("the X server has no XFIXES extension")
 	}
-	xfixesOnce.Do(func() {
-		xfixesEvent = reply.FirstEvent
-		xfixesErr = xfixes.Init(conn)
-	})
-	if xfixesErr != nil {
-		return false, fmt.Errorf("XFIXES extension: %w", xfixesErr)
-	}
-	conn.ExtLock.Lock()
-	conn.Extensions[name] = reply.MajorOpcode
-	conn.ExtLock.Unlock()
 	if _, err := xfixes.QueryVersion(conn, 4, 0).Reply(); err != nil {
 		return false, fmt.Errorf("XFIXES extension version: %w", err)
 	}
-	if reply.FirstEvent != xfixesEvent {
+	if first != registered {
 		return false, nil
 	}
 	if err := xfixes.SelectCursorInputChecked(conn, root, xfixes.CursorNotifyMaskDisplayCursor).Check(); err != nil {
