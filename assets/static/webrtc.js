@@ -54,17 +54,8 @@
   rtc.start = function (frame, failed, withAudio) {
     halt();
     var id = ++session;
-    onFail = failed;
-    var why = rtc.unsupported();
-    if (why) { later(function () { fail(id, why); }, 0); return; }
-    var pc;
-    try {
-      pc = new RTCPeerConnection({});
-    } catch (e) {
-      later(function () { fail(id, 'RTCPeerConnection: ' + e.message); }, 0);
-      return;
-    }
-    rtc.pc = pc;
+    var pc = newPC(id, failed);
+    if (!pc) return;
     reset();
     var tr = pc.addTransceiver('video', { direction: 'recvonly' });
     var atr = withAudio ? pc.addTransceiver('audio', { direction: 'recvonly' }) : null;
@@ -126,17 +117,8 @@
     if (rtc.video && rtc.video.parentNode) rtc.video.parentNode.removeChild(rtc.video);
     rtc.video = null;
     var id = ++session;
-    onFail = failed;
-    var why = rtc.unsupported();
-    if (why) { later(function () { fail(id, why); }, 0); return; }
-    var pc;
-    try {
-      pc = new RTCPeerConnection({});
-    } catch (e) {
-      later(function () { fail(id, 'RTCPeerConnection: ' + e.message); }, 0);
-      return;
-    }
-    rtc.pc = pc;
+    var pc = newPC(id, failed);
+    if (!pc) return;
     rtc.soundOnly = true;
     reset();
     var tr = pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -176,6 +158,21 @@
     statsTimer = setInterval(function () { poll(id); }, 1000);
     if (rtc.onAudio) rtc.onAudio();
   };
+
+  // newPC makes session id's PeerConnection, or reports to failed (soon,
+  // not from within the call) why there is none and returns null.
+  function newPC(id, failed) {
+    onFail = failed;
+    var why = rtc.unsupported();
+    if (why) { later(function () { fail(id, why); }, 0); return null; }
+    try {
+      rtc.pc = new RTCPeerConnection({});
+    } catch (e) {
+      later(function () { fail(id, 'RTCPeerConnection: ' + e.message); }, 0);
+      return null;
+    }
+    return rtc.pc;
+  }
 
   function reset() {
     rtc.playing = false;
