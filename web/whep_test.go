@@ -335,7 +335,7 @@ func openFDs(t *testing.T) int {
 
 func TestWHEPCyclesLeaveNothing(t *testing.T) {
 	ws := startWHEP(t, web.Config{})
-	n := 200
+	n := 1000 // the count
 	if testing.Short() {
 		n = 20
 	}
