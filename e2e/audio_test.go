@@ -233,20 +233,13 @@ func TestSoundInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEval(t, ctx, "the sound button", `!document.getElementById('sound').hidden && !document.getElementById('btn-sound').hidden`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
-		t.Fatal(err)
-	}
+	tapSound(t, ctx)
 	eval[float64](t, ctx, "window.__notReloaded = 1")
-	peak := func(want float64) {
-		t.Helper()
-		js := fmt.Sprintf("Math.abs(window.deskcast.peakHz() - %f) < 20", want)
-		waitEval(t, ctx, fmt.Sprintf("a %.0f Hz peak in the page's analyser", want), js)
-	}
-	peak(440)
+	waitPeak(t, ctx, 440)
 	if err := e.SetAudio("pulse:" + s880.Monitor()); err != nil {
 		t.Fatal(err)
 	}
-	peak(880)
+	waitPeak(t, ctx, 880)
 	if eval[bool](t, ctx, "window.__notReloaded !== 1") {
 		t.Fatal("the page reloaded")
 	}
@@ -259,7 +252,7 @@ func TestSoundInChromium(t *testing.T) {
 		}
 		waitEval(t, ctx, "the audio-only card and no picture",
 			`!document.getElementById('audio-card').hidden && !document.getElementById('screen').getAttribute('src') && !document.getElementById('video')`)
-		peak(880)
+		waitPeak(t, ctx, 880)
 		if err := e.SetMode(access.ModeScreenAudio); err != nil {
 			t.Fatal(err)
 		}
@@ -276,4 +269,19 @@ func waitEval(t *testing.T, ctx context.Context, what, js string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// tapSound taps the page's sound button (autoplay rules want a tap).
+func tapSound(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPeak waits until the page's analyser peaks at hz (within 20 Hz).
+func waitPeak(t *testing.T, ctx context.Context, hz float64) {
+	t.Helper()
+	js := fmt.Sprintf("Math.abs(window.deskcast.peakHz() - %f) < 20", hz)
+	waitEval(t, ctx, fmt.Sprintf("a %.0f Hz peak in the page's analyser", hz), js)
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -36,16 +35,9 @@ func TestSoundOverWebRTC(t *testing.T) {
 	ctx, errs := openPage(t, base, "/?t="+token)
 	waitJS(t, ctx, 10*time.Second, "window.deskcast.rtc.playing && !!window.deskcast.rtc.audioTrack")
 	waitEval(t, ctx, "the sound button", `!document.getElementById('sound').hidden && !document.getElementById('btn-sound').hidden`)
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
-		t.Fatal(err)
-	}
+	tapSound(t, ctx)
 	eval[float64](t, ctx, "window.__notReloaded = 1")
-	peak := func(want float64) {
-		t.Helper()
-		js := fmt.Sprintf("Math.abs(window.deskcast.peakHz() - %f) < 20", want)
-		waitEval(t, ctx, fmt.Sprintf("a %.0f Hz peak in the page's analyser", want), js)
-	}
-	peak(440)
+	waitPeak(t, ctx, 440)
 	if !eval[bool](t, ctx, `(function () {
 		var a = window.deskcast.audio, v = document.getElementById('video');
 		return a.via === 'webrtc' && !a.ws && a.chunks === 0 && !!v && !v.muted &&
@@ -61,7 +53,7 @@ func TestSoundOverWebRTC(t *testing.T) {
 	if err := e.SetAudio("pulse:" + s880.Monitor()); err != nil {
 		t.Fatal(err)
 	}
-	peak(880)
+	waitPeak(t, ctx, 880)
 	if eval[bool](t, ctx, "window.__notReloaded !== 1") {
 		t.Fatal("the page reloaded")
 	}
@@ -77,7 +69,7 @@ func TestSoundOverWebRTC(t *testing.T) {
 		if err := e.SetAudio("pulse:" + s440.Monitor()); err != nil {
 			t.Fatal(err)
 		}
-		peak(440)
+		waitPeak(t, ctx, 440)
 		pc := eval[string](t, ctx, "window.deskcast.rtc.location")
 		s440.Unload()
 		waitStatus(t, base, "the audio error", func(st web.Status) bool { return st.Audio.State == "error" })
@@ -92,7 +84,7 @@ func TestSoundOverWebRTC(t *testing.T) {
 		})()`)
 		s440.Reload()
 		s440.Play(testenv.Tone(440, 0.5, 30*time.Second))
-		peak(440)
+		waitPeak(t, ctx, 440)
 		if got := eval[string](t, ctx, "window.deskcast.rtc.location"); got != pc {
 			t.Errorf("a new WebRTC session (%q, was %q): want the same connection", got, pc)
 		}
@@ -136,22 +128,15 @@ func TestSoundOnlyOverWebRTC(t *testing.T) {
 	if n := eval[int](t, ctx, `window.deskcast.rtc.pc ? 1 : 0`); n != 0 {
 		t.Fatal("a WebRTC session before the tap")
 	}
-	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
-		t.Fatal(err)
-	}
+	tapSound(t, ctx)
 	eval[float64](t, ctx, "window.__notReloaded = 1")
-	peak := func(want float64) {
-		t.Helper()
-		js := fmt.Sprintf("Math.abs(window.deskcast.peakHz() - %f) < 20", want)
-		waitEval(t, ctx, fmt.Sprintf("a %.0f Hz peak in the page's analyser", want), js)
-	}
 	soundOnly := `(function () {
 		var a = window.deskcast.audio, r = window.deskcast.rtc, el = document.getElementById('rtc-audio');
 		return a.via === 'webrtc' && r.soundOnly && r.playing && !a.ws && !!el && el === r.player && !el.muted &&
 			!document.getElementById('video') && el.srcObject.getAudioTracks().length === 1 &&
 			el.srcObject.getVideoTracks().length === 0;
 	})()`
-	peak(440)
+	waitPeak(t, ctx, 440)
 	waitEval(t, ctx, "the sound in a sound-only WebRTC session", soundOnly)
 	waitJS(t, ctx, 5*time.Second, "!!window.deskcast.rtc.audioStats && window.deskcast.rtc.audioStats.codec === 'audio/opus' && window.deskcast.rtc.audioStats.packets > 0")
 	txt := waitStats(t, ctx, 5*time.Second, "picture    none (audio only)", "audio      WebRTC opus")
@@ -192,7 +177,7 @@ func TestSoundOnlyOverWebRTC(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
-		peak(440)
+		waitPeak(t, ctx, 440)
 		time.Sleep(2 * time.Second)
 		ms := eval[float64](t, ctx, `clearInterval(window.__gapTimer), Math.max(window.__gap.max, performance.now() - window.__gap.last)`)
 		return time.Duration(ms * float64(time.Millisecond))
@@ -261,9 +246,7 @@ func TestSoundOnlyFallback(t *testing.T) {
 			ctx, errs := openPage(t, base, "/?t="+token+c.query, setup...)
 			waitEval(t, ctx, "the audio-only card and the sound button",
 				`!document.getElementById('audio-card').hidden && !document.getElementById('btn-sound').hidden`)
-			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
-				t.Fatal(err)
-			}
+			tapSound(t, ctx)
 			start := time.Now()
 			waitEval(t, ctx, "a 440 Hz peak in the page's analyser over /ws/audio",
 				"window.deskcast.audio.via === 'ws' && Math.abs(window.deskcast.peakHz() - 440) < 20")

@@ -92,13 +92,7 @@
     else video.addEventListener('playing', first);
 
     watchState(id, pc, null);
-    later(function () {
-      if (shown) return;
-      var s = pc.connectionState || pc.iceConnectionState;
-      fail(id, s === 'connected' || s === 'completed' ?
-        'no frame decoded within ' + CONNECT_MS / 1000 + ' s' :
-        'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
-    }, CONNECT_MS);
+    deadline(id, pc, function () { return shown; }, 'frame decoded');
     negotiate(id, pc, video);
     statsTimer = setInterval(function () { poll(id); }, 1000);
     if (rtc.onAudio) rtc.onAudio();
@@ -147,17 +141,23 @@
       flowing = true;
     }
     watchState(id, pc, function () { connected = true; check(); });
-    later(function () {
-      if (rtc.playing) return;
-      var s = pc.connectionState || pc.iceConnectionState;
-      fail(id, s === 'connected' || s === 'completed' ?
-        'no sound within ' + CONNECT_MS / 1000 + ' s' :
-        'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
-    }, CONNECT_MS);
+    deadline(id, pc, function () { return rtc.playing; }, 'sound');
     negotiate(id, pc, el);
     statsTimer = setInterval(function () { poll(id); }, 1000);
     if (rtc.onAudio) rtc.onAudio();
   };
+
+  // deadline fails session id unless done() within CONNECT_MS, saying
+  // whether it connected and got no `what`, or did not connect at all.
+  function deadline(id, pc, done, what) {
+    later(function () {
+      if (done()) return;
+      var s = pc.connectionState || pc.iceConnectionState;
+      fail(id, s === 'connected' || s === 'completed' ?
+        'no ' + what + ' within ' + CONNECT_MS / 1000 + ' s' :
+        'not connected within ' + CONNECT_MS / 1000 + ' s (' + s + ')');
+    }, CONNECT_MS);
+  }
 
   // newPC makes session id's PeerConnection, or reports to failed (soon,
   // not from within the call) why there is none and returns null.

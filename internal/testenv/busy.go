@@ -104,21 +104,7 @@ func (x *X) pixmap(img *image.RGBA) (xproto.Pixmap, error) {
 	if err := xproto.CreatePixmapChecked(x.conn, 24, pm, xproto.Drawable(x.root), uint16(w), uint16(h)).Check(); err != nil {
 		return 0, err
 	}
-	rows := max(1, 200_000/(w*4))
-	buf := make([]byte, w*rows*4)
-	for y0 := 0; y0 < h; y0 += rows {
-		n := min(rows, h-y0)
-		for y := range n {
-			src := img.Pix[(y0+y)*img.Stride:]
-			dst := buf[y*w*4:]
-			for i := 0; i < w*4; i += 4 {
-				dst[i], dst[i+1], dst[i+2], dst[i+3] = src[i+2], src[i+1], src[i], 0
-			}
-		}
-		xproto.PutImage(x.conn, xproto.ImageFormatZPixmap, xproto.Drawable(pm), x.gc,
-			uint16(w), uint16(n), 0, int16(y0), 0, 24, buf[:w*n*4])
-	}
-	return pm, x.Sync()
+	return pm, x.putImage(xproto.Drawable(pm), img)
 }
 
 // busyVideo is picture i of the video in the corner: colours that move

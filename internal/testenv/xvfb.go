@@ -208,9 +208,14 @@ func (x *X) FillRect(r image.Rectangle, c color.RGBA) error {
 }
 
 // Put draws img with its top-left corner at (0,0).
-func (x *X) Put(img *image.RGBA) error {
+func (x *X) Put(img *image.RGBA) error { return x.putImage(xproto.Drawable(x.root), img) }
+
+// putImage draws img at (0,0) of d (the root window or a pixmap of its
+// depth) in requests of about 200 KB, well under the core protocol's
+// request size, and waits until the server has drawn it.
+func (x *X) putImage(d xproto.Drawable, img *image.RGBA) error {
 	w, h := img.Rect.Dx(), img.Rect.Dy()
-	rows := max(1, 200_000/(w*4)) // stay well under the core protocol's request size
+	rows := max(1, 200_000/(w*4))
 	buf := make([]byte, w*rows*4)
 	for y0 := 0; y0 < h; y0 += rows {
 		n := min(rows, h-y0)
@@ -221,7 +226,7 @@ func (x *X) Put(img *image.RGBA) error {
 				dst[i], dst[i+1], dst[i+2], dst[i+3] = src[i+2], src[i+1], src[i], 0
 			}
 		}
-		xproto.PutImage(x.conn, xproto.ImageFormatZPixmap, xproto.Drawable(x.root), x.gc,
+		xproto.PutImage(x.conn, xproto.ImageFormatZPixmap, d, x.gc,
 			uint16(w), uint16(n), 0, int16(y0), 0, 24, buf[:w*n*4])
 	}
 	return x.Sync()
