@@ -2,7 +2,6 @@ package pipeline_test
 
 import (
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,15 +45,26 @@ func chunk(at time.Time, v int16) *media.AudioChunk {
 func TestAudioTrack(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	feed := testenv.NewFeed[*media.AudioChunk]()
-	sound := fanout.New[*media.AudioChunk](feed, fanout.Options[*media.AudioChunk]{Queue: 16, IdleStop: time.Millisecond})
+	sound := fanout.New[*media.AudioChunk](feed, fanout.Options[*media.AudioChunk]{Queue: 64, IdleStop: time.Millisecond}) // room for every chunk the test sends: the encoder loses none, however slow
 	defer sound.Close()
 	encoders := make(chan *fakeAudioEncoder, 4)
-	var clock atomic.Int64 // when chunks arrive: the test's clock, unix nanos
+	// When chunks arrive, as the encoder reads them: each arrive(at) is the
+	// arrival of the next chunk read, and later chunks arrive at the same
+	// time until the next arrive. A queue, not a shared clock, as the
+	// encoder reads chunks after Emit has returned.
 	t0 := time.Now()
-	clock.Store(t0.UnixNano())
-	arrive := func(at time.Time) { clock.Store(at.UnixNano()) }
+	arrivals := make(chan time.Time, 64)
+	last := t0
+	now := func() time.Time {
+		select {
+		case last = <-arrivals:
+		default:
+		}
+		return last
+	}
+	arrive := func(at time.Time) { arrivals <- at }
 	track := pipeline.NewAudioTrack(sound, pipeline.AudioTrackOptions{Codec: media.Opus, Rate: 48000, Channels: 2, Queue: 4,
-		IdleStop: time.Millisecond, Now: func() time.Time { return time.Unix(0, clock.Load()) },
+		IdleStop: time.Millisecond, Now: now,
 		Encoder: func() (pipeline.AudioEncoder, error) {
 			e := &fakeAudioEncoder{samples: 960, closed: make(chan struct{})}
 			encoders <- e
