@@ -196,10 +196,19 @@ func TestSoundFromPulseAudio(t *testing.T) {
 		s440.Reload()
 		s440.Play(testenv.Tone(440, 0.5, 30*time.Second))
 		waitStatus(t, base, "sound back on", func(st web.Status) bool { return st.Audio.State == "on" })
-		// The capture can be back before the new player's tone flows into the
-		// sink (pacat's start-up): the first second may be part silence, which
-		// showed as a 440 Hz level of 0.33 for the whole window under load.
-		w.read(t, time.Second)
+		// The capture can be back before the new player's tone flows steadily
+		// into the new sink: a null sink just loaded passes on a new pacat's
+		// sound about 2 s late, and with a record stream opening meanwhile it
+		// played a fraction of a second, paused 1.5 s, then went on. Wait for
+		// half a second of tone, then check a longer stretch.
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if a, _ := levels(w.read(t, 500*time.Millisecond)); a > 0.45 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no 440 Hz tone within 10 s of the sound being back on")
+			}
+		}
 		check(t, w.read(t, 2500*time.Millisecond), 0.5, 0) // same socket: no reconnect needed
 	})
 	t.Run("screen-only mode refuses sound", func(t *testing.T) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -19,7 +20,8 @@ import (
 // requestVideoFrameCallback, the burst by the analyser; positive: the
 // sound comes later; median of 10); and the server's CPU over 30 s of
 // steady sound on a still screen with one viewer listening, against the
-// same 30 s with nobody listening. Figures, not a pass/fail test.
+// same page for 30 s on a server without sound. Figures, not a pass/fail
+// test.
 func BenchmarkSoundOverWebRTC(b *testing.B) {
 	x := testenv.StartX(b, 640, 480)
 	x.Fill(black)
@@ -120,42 +122,136 @@ func BenchmarkSoundOverWebRTC(b *testing.B) {
 	outLat := num(`((window.deskcast.audio.ctx.outputLatency || 0) + (window.deskcast.audio.ctx.baseLatency || 0)) * 1000`)
 
 	// CPU: 30 s of a steady tone on a still screen with the viewer
-	// listening (sound captured, Opus encoded, sent), then 30 s with the page
-	// gone (sound captured for nobody: the hub stops it), the difference
-	// being what listening costs.
+	// listening (sound captured, Opus encoded, sent, beside the picture's
+	// session and the pointer), against the same page for 30 s on a second
+	// server started without sound: the difference is what sound costs. The
+	// first server with nobody watching is the floor.
 	steady := 30 * time.Second
-	stopTone := sink.Play(testenv.Tone(440, 0.3, 2*steady+20*time.Second))
+	if os.Getenv("DESKCAST_EXP_STEADY") != "" {
+		steady = 5 * time.Second
+	}
+	stopTone := sink.Play(testenv.Tone(440, 0.3, 3*steady+20*time.Second))
 	defer stopTone()
 	time.Sleep(2 * time.Second)
-	cpuOver := func() float64 {
-		u0, s0 := proc.cpuSplit()
+	cpuOver := func(p procStats) float64 {
+		u0, s0 := p.cpuSplit()
 		t0 := time.Now()
 		time.Sleep(steady)
-		u1, s1 := proc.cpuSplit()
+		u1, s1 := p.cpuSplit()
 		return (u1 + s1 - u0 - s0) / time.Since(t0).Seconds() * 100
 	}
 	c0 := num(`window.deskcast.rtc.audioStats.concealed`)
 	s0 := num(`window.deskcast.rtc.audioStats.samples`)
-	listening := cpuOver()
+	listening := cpuOver(proc)
 	st := num(`window.deskcast.rtc.audioStats.samples`) - s0
 	concealed := (num(`window.deskcast.rtc.audioStats.concealed`) - c0) / max(st, 1) * 100
 	jitter := num(`window.deskcast.rtc.audioStats.jitterMs`)
 	avStats, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.deskcast.rtc.audioStats.avMs === null ? -9999 : window.deskcast.rtc.audioStats.avMs`))
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+
+	silentPort := freePort(b)
+	silent := startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", silentPort), "--token", token, "--audio", "none", "--fps", "30")
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?t=%s", silentPort, token))); err != nil {
 		b.Fatal(err)
 	}
-	time.Sleep(5 * time.Second) // the session ends, the encoder and capture stop after their idle time
-	idle := cpuOver()
+	waitTrue(`window.deskcast.rtc.playing`)
+	time.Sleep(3 * time.Second)
+	pictureOnly := cpuOver(procStats{pid: silent.Process.Pid})
+	idle := cpuOver(proc)
 
 	b.ReportMetric(lat[len(lat)/2], "sink-to-page-ms-median")
 	b.ReportMetric(av[len(av)/2], "av-offset-ms-median")
-	b.ReportMetric(listening-idle, "sound-cpu%")
+	b.ReportMetric(listening-pictureOnly, "sound-cpu%")
 	fmt.Printf(`
 Deskcast sound over WebRTC (Opus beside H.264, one PeerConnection), PulseAudio null sink to headless Chromium
   sink to page (analyser)  median %.0f ms, p95 %.0f, min %.0f, max %.0f (n=%d); + %.0f ms output latency the browser reports
   A/V offset (flash→rVFC, burst→analyser; + = sound later)  median %+.0f ms, min %+.0f, max %+.0f (n=%d); getStats' estimate %+.0f ms
   over %v steady        concealed %.2f%% of samples, jitter buffer %.0f ms
-  server CPU               %.1f%% of one core listening, %.1f%% with nobody listening: sound over WebRTC costs %.1f%%
+  server CPU               %.1f%% of one core for picture, pointer and sound; %.1f%% for the same page without sound: sound over WebRTC costs %.1f%% (%.1f%% with nobody watching)
 `, lat[len(lat)/2], lat[len(lat)*95/100], lat[0], lat[len(lat)-1], len(lat), outLat,
-		av[len(av)/2], av[0], av[len(av)-1], len(av), avStats, steady, concealed, jitter, listening, idle, listening-idle)
+		av[len(av)/2], av[0], av[len(av)-1], len(av), avStats, steady, concealed, jitter, listening, pictureOnly, listening-pictureOnly, idle)
+}
+
+// BenchmarkSoundSoak plays a steady tone to one WebRTC listener for 10
+// minutes (DESKCAST_SOAK, a Go duration, changes that) and reads the
+// page's receiver every 10 s: the samples concealed, the jitter buffer's
+// depth, and the sound's delay from the sender's wall clock to what plays
+// now (estimatedPlayoutTimestamp, mapped through the sender reports), whose
+// change from the first minute to the last is the drift: a sender whose
+// timestamps ran faster or slower than the sound would make it grow or
+// shrink. Figures, not a pass/fail test.
+func BenchmarkSoundSoak(b *testing.B) {
+	soak := 10 * time.Minute
+	if v := os.Getenv("DESKCAST_SOAK"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("DESKCAST_SOAK: %v", err)
+		}
+		soak = d
+	}
+	x := testenv.StartX(b, 320, 240)
+	x.Fill(black)
+	sink := testenv.NewSink(b)
+	port := freePort(b)
+	startHeadless(b, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token, "--audio", sink.Name, "--fps", "30")
+	stopTone := sink.Play(testenv.Tone(440, 0.3, soak+time.Minute))
+	defer stopTone()
+	ctx := testenv.Browser(b, 800, 600)
+	if err := chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("http://127.0.0.1:%d/?t=%s", port, token))); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.deskcast.rtc.playing && !document.getElementById('btn-sound').hidden`))
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("no WebRTC picture with sound within 15 s (%v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#btn-sound"))); err != nil {
+		b.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	type sample struct{ Samples, Concealed, JBDelay, JBCount, DelayMs float64 }
+	read := func() sample {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[sample](`window.deskcast.rtc.pc.getStats().then(function (r) {
+			var o = null;
+			r.forEach(function (x) { if (x.type === 'inbound-rtp' && x.kind === 'audio') o = x; });
+			return {Samples: o.totalSamplesReceived, Concealed: o.concealedSamples, JBDelay: o.jitterBufferDelay,
+				JBCount: o.jitterBufferEmittedCount, DelayMs: Date.now() - (o.estimatedPlayoutTimestamp - 2208988800000)};
+		})`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	first := read()
+	var delays, depths []float64
+	prev := first
+	for end := time.Now().Add(soak); time.Now().Before(end); {
+		time.Sleep(10 * time.Second)
+		s := read()
+		delays = append(delays, s.DelayMs)
+		if dj := s.JBCount - prev.JBCount; dj > 0 {
+			depths = append(depths, (s.JBDelay-prev.JBDelay)*1000/dj)
+		}
+		prev = s
+	}
+	if len(delays) < 2 || len(depths) == 0 {
+		b.Fatalf("too short a soak: %v", soak)
+	}
+	n := max(1, len(delays)/10) // the first and last tenth
+	startDelay, endDelay := median(delays[:n]), median(delays[len(delays)-n:])
+	concealed := (prev.Concealed - first.Concealed) / max(prev.Samples-first.Samples, 1) * 100
+	slices.Sort(depths)
+	b.ReportMetric(concealed, "concealed-%")
+	b.ReportMetric(endDelay-startDelay, "drift-ms")
+	fmt.Printf(`
+Deskcast sound over WebRTC, %v of a steady tone to one listener (headless Chromium)
+  concealed                %.3f%% of %.0f samples
+  jitter buffer            median %.0f ms, max %.0f (each 10 s)
+  sound's delay            %.0f ms at the start, %.0f ms at the end: drift %+.0f ms
+`, soak, concealed, prev.Samples-first.Samples, depths[len(depths)/2], depths[len(depths)-1], startDelay, endDelay, endDelay-startDelay)
 }

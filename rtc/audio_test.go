@@ -124,7 +124,11 @@ func TestSound(t *testing.T) {
 				t.Errorf("440 Hz at %.4f, want %.4f", at, want)
 			}
 			if tc.video {
-				frame(t, c, 10*time.Second)
+				// Beside sound, the picture leaves the browser room to hold it
+				// back until the sound plays (lip sync).
+				if d := frame(t, c, 10*time.Second).PlayoutDelay; d == nil || d.MinDelay != 0 || d.MaxDelay != 20 {
+					t.Errorf("playout delay beside sound %+v, want min 0, max 200 ms", d)
+				}
 				if a, v := c.AudioStreamID.Load(), c.VideoStreamID.Load(); a != v || a != "deskcast" {
 					t.Errorf("stream IDs: sound %v, picture %v; want both deskcast", a, v)
 				}

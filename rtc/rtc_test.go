@@ -160,7 +160,7 @@ func TestMediaArrives(t *testing.T) {
 				t.Errorf("first frame's NAL types %v, want SPS, PPS, IDR", types)
 			}
 			if d := first.PlayoutDelay; d == nil || d.MinDelay != 0 || d.MaxDelay != 0 {
-				t.Errorf("playout delay %+v, want min = max = 0", d)
+				t.Errorf("playout delay of a picture without sound %+v, want min = max = 0", d)
 			}
 			dec, err := h264.NewDecoder()
 			if err != nil {

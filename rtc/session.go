@@ -439,7 +439,11 @@ func newWriter(x *session) *writer {
 	for _, h := range x.sender.GetParameters().HeaderExtensions {
 		if h.URI == PlayoutDelayURI {
 			w.extID = uint8(h.ID)
-			w.ext, _ = rtp.PlayoutDelayExtension{MinDelay: 0, MaxDelay: 0}.Marshal()
+			d := rtp.PlayoutDelayExtension{} // show each frame at once
+			if x.audioLocal != nil {
+				d.MaxDelay = uint16(syncDelay / (10 * time.Millisecond)) // room to wait for the sound
+			}
+			w.ext, _ = d.Marshal()
 		}
 	}
 	return w

@@ -1,5 +1,6 @@
 // Package audio records a sound input (a microphone or a loopback of what the
-// computer plays) through portaudio, and lists the inputs there are.
+// computer plays), natively from PulseAudio or PipeWire on Linux and through
+// portaudio elsewhere, and lists the inputs there are.
 package audio
 
 import (
@@ -45,23 +46,28 @@ func initPortaudio() error {
 }
 
 // Devices lists the input devices. On Linux with PulseAudio or PipeWire,
-// each source (microphones and "Monitor of" loopbacks) is listed by name.
+// each source (microphones and "Monitor of" loopbacks) is listed by name,
+// then what portaudio finds besides.
 func Devices() ([]Device, error) {
+	out := []Device{{ID: "default", Name: "Default input", Default: true}}
+	srcs, pulseErr := pulseSources()
+	out = append(out, srcs...)
 	if err := initPortaudio(); err != nil {
+		if pulseErr == nil {
+			return out, nil
+		}
 		return nil, err
 	}
-	var out []Device
 	def, _ := portaudio.DefaultInputDevice()
-	out = append(out, Device{ID: "default", Name: "Default input", Default: true})
-	if srcs, err := pulseSources(); err == nil {
-		out = append(out, srcs...)
-	}
 	ds, err := portaudio.Devices()
 	if err != nil {
+		if pulseErr == nil {
+			return out, nil
+		}
 		return nil, fmt.Errorf("listing audio devices: %w", err)
 	}
 	for _, d := range ds {
-		if d.MaxInputChannels == 0 || d.Name == "default" || (d.Name == "pulse" && len(out) > 1) {
+		if d.MaxInputChannels == 0 || d.Name == "default" || (d.Name == "pulse" && len(srcs) > 0) {
 			continue
 		}
 		name := d.Name
@@ -120,61 +126,95 @@ type Source struct {
 // at 48 kHz in stereo (PulseAudio and PipeWire convert as needed).
 func New(device string) *Source { return &Source{device: device, rate: 48000, channels: 2} }
 
+// chunkDur is how much sound each chunk Run emits holds.
+const chunkDur = 10 * time.Millisecond
+
+// stream is an open input: it delivers chunks until closed, and tells
+// through gone when the device goes away.
+type stream interface {
+	gone() <-chan error
+	close()
+}
+
 // Run records until ctx ends, emitting 10 ms chunks. It returns an error when
 // the device cannot be opened or fails, e.g. when it is unplugged.
 func (a *Source) Run(ctx context.Context, emit func(*media.AudioChunk)) error {
-	if err := initPortaudio(); err != nil {
-		return err
-	}
-	frames := a.rate / 100
-	// portaudio calls back on its own thread as data arrives; the callback
-	// never blocks (a full queue drops the chunk), and Stop ends it cleanly.
-	// A blocking Read would hang while the device delivers nothing, which a
-	// suspended PulseAudio sink's monitor does whenever nothing plays.
-	chunks := make(chan *media.AudioChunk, 32)
-	cb := func(in []int16) {
-		select {
-		case chunks <- &media.AudioChunk{PCM: append([]int16(nil), in...), Rate: a.rate, Channels: a.channels, Captured: time.Now()}:
-		default:
+	// The device delivers on its own thread, which emits each chunk itself
+	// (one goroutine handing over to another 100 times a second costs more
+	// than the rest of the capture), and never blocks: emit does not. Closing
+	// the stream ends it cleanly, and nothing is emitted once Run returns. A
+	// blocking read loop would hang while the device delivers nothing, which
+	// a suspended PulseAudio sink's monitor does whenever nothing plays.
+	var (
+		mu     sync.Mutex
+		last   = time.Now() // when the newest emitted chunk ended
+		closed bool
+	)
+	deliver := func(c *media.AudioChunk) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !closed {
+			last = time.Now()
+			emit(c)
 		}
 	}
-	st, err := a.open(frames, cb)
+	st, err := a.open(deliver)
 	if err != nil {
 		return fmt.Errorf("opening audio device %q: %w", a.device, err)
 	}
-	defer st.Close()
-	if err := st.Start(); err != nil {
-		return fmt.Errorf("starting audio device %q: %w", a.device, err)
-	}
-	defer st.Abort() // Stop would wait for a silent device to deliver a last buffer
+	defer st.close()
+	defer func() {
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+	}()
 
 	// While the device delivers nothing, send silence at the real-time rate so
-	// listeners keep a steady timeline. A vanished PulseAudio source is noticed
-	// by a check that it still exists.
-	gone := a.watch(ctx)
-	const chunk = 10 * time.Millisecond
-	tick := time.NewTicker(chunk)
-	defer tick.Stop()
-	last := time.Now() // when the newest emitted chunk ended
+	// listeners keep a steady timeline: a timer that looks once chunks may
+	// have stopped for a while, then every chunk's length until they resume.
+	const quiet = 10 * chunkDur
+	idle := time.NewTimer(quiet)
+	defer idle.Stop()
+	frames := a.rate * int(chunkDur) / int(time.Second)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-gone:
+		case err := <-st.gone():
 			return err
-		case c := <-chunks:
-			c.Captured = c.Captured.Add(-chunk)
-			last = time.Now()
-			emit(c)
-		case now := <-tick.C:
-			for ; now.Sub(last) >= 10*chunk; last = last.Add(chunk) {
-				emit(&media.AudioChunk{PCM: make([]int16, frames*a.channels), Rate: a.rate, Channels: a.channels, Captured: last})
+		case now := <-idle.C:
+			mu.Lock()
+			wait := quiet - now.Sub(last)
+			if wait <= 0 {
+				for ; now.Sub(last) >= chunkDur; last = last.Add(chunkDur) {
+					emit(&media.AudioChunk{PCM: make([]int16, frames*a.channels), Rate: a.rate, Channels: a.channels, Captured: last})
+				}
+				wait = chunkDur
 			}
+			mu.Unlock()
+			idle.Reset(wait)
 		}
 	}
 }
 
-func (a *Source) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
+// paStream is an input opened through portaudio.
+type paStream struct {
+	st   *portaudio.Stream
+	lost chan error
+}
+
+func (p *paStream) gone() <-chan error { return p.lost }
+func (p *paStream) close() {
+	_ = p.st.Abort() // Stop would wait for a silent device to deliver a last buffer
+	_ = p.st.Close()
+}
+
+// openPortaudio opens the device through portaudio, which calls back on its
+// own thread as data arrives.
+func (a *Source) openPortaudio(deliver func(*media.AudioChunk)) (stream, error) {
+	if err := initPortaudio(); err != nil {
+		return nil, err
+	}
 	dev, err := a.paDevice()
 	if err != nil {
 		return nil, err
@@ -182,13 +222,20 @@ func (a *Source) open(frames int, cb func([]int16)) (*portaudio.Stream, error) {
 	p := portaudio.LowLatencyParameters(dev, nil)
 	p.Input.Channels = a.channels
 	p.SampleRate = float64(a.rate)
-	p.FramesPerBuffer = frames
+	p.FramesPerBuffer = a.rate * int(chunkDur) / int(time.Second)
 	p.Input.Latency = max(p.Input.Latency, 20*time.Millisecond)
-	var st *portaudio.Stream
-	withPulseSource(strings.TrimPrefix(a.device, pulsePrefix), strings.HasPrefix(a.device, pulsePrefix), func() {
-		st, err = portaudio.OpenStream(p, cb)
-	})
-	return st, err
+	cb := func(in []int16) {
+		deliver(&media.AudioChunk{PCM: append([]int16(nil), in...), Rate: a.rate, Channels: a.channels, Captured: time.Now().Add(-chunkDur)})
+	}
+	st, err := portaudio.OpenStream(p, cb)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Start(); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return &paStream{st: st, lost: make(chan error)}, nil
 }
 
 func (a *Source) paDevice() (*portaudio.DeviceInfo, error) {
@@ -199,39 +246,37 @@ func (a *Source) paDevice() (*portaudio.DeviceInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	want := a.device
-	if strings.HasPrefix(want, pulsePrefix) {
-		want = "pulse" // ALSA's pulse plugin, pointed at the source by PULSE_SOURCE
-	}
 	for _, d := range ds {
-		if d.Name == want && d.MaxInputChannels > 0 {
+		if d.Name == a.device && d.MaxInputChannels > 0 {
 			return d, nil
 		}
 	}
-	return nil, fmt.Errorf("no input device %q", want)
+	return nil, fmt.Errorf("no input device %q", a.device)
 }
 
-// watch reports a device that has gone away.
-func (a *Source) watch(ctx context.Context) <-chan error {
-	gone := make(chan error, 1)
-	src, isPulse := strings.CutPrefix(a.device, pulsePrefix)
-	if !isPulse {
-		return gone
+// chunker cuts what a device delivers, in packets of any length, into
+// chunks of chunkDur, each stamped with the capture time of its first
+// sample: a packet's last sample is taken as captured when it arrives.
+type chunker struct {
+	rate, channels int
+	buf            []int16
+	emit           func(*media.AudioChunk)
+}
+
+func (c *chunker) add(pcm []int16, arrived time.Time) {
+	size := c.rate * int(chunkDur) / int(time.Second) * c.channels
+	if c.buf == nil {
+		c.buf = make([]int16, 0, size)
 	}
-	go func() {
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			if ok, err := pulseSourceExists(src); err == nil && !ok {
-				gone <- fmt.Errorf("audio device %q disappeared", src)
-				return
-			}
+	for len(pcm) > 0 {
+		n := min(size-len(c.buf), len(pcm))
+		c.buf = append(c.buf, pcm[:n]...)
+		pcm = pcm[n:]
+		if len(c.buf) < size {
+			return
 		}
-	}()
-	return gone
+		end := arrived.Add(-time.Duration(len(pcm)/c.channels) * time.Second / time.Duration(c.rate))
+		c.emit(&media.AudioChunk{PCM: c.buf, Rate: c.rate, Channels: c.channels, Captured: end.Add(-chunkDur)})
+		c.buf = make([]int16, 0, size)
+	}
 }

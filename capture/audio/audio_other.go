@@ -2,9 +2,11 @@
 
 package audio
 
-const pulsePrefix = "pulse:"
+import "github.com/deskcast/deskcast/media"
 
-func pulseSources() ([]Device, error)            { return nil, nil }
-func pulseSourceExists(string) (bool, error)     { return true, nil }
-func withPulseSource(_ string, _ bool, f func()) { f() }
-func quietStderr(f func())                       { f() }
+func pulseSources() ([]Device, error) { return nil, nil }
+func quietStderr(f func())            { f() }
+
+func (a *Source) open(deliver func(*media.AudioChunk)) (stream, error) {
+	return a.openPortaudio(deliver)
+}

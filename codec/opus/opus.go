@@ -22,6 +22,7 @@ const (
 	DefaultBitrate     = 128_000
 	DefaultFrame       = 20 * time.Millisecond
 	DefaultLossPercent = 10
+	DefaultComplexity  = 10
 )
 
 // MaxPacket is the largest packet Encode returns: what libopus recommends as
@@ -55,6 +56,9 @@ type Options struct {
 	// NoDTX turns discontinuous transmission off: silence is then coded in
 	// full packets instead of a 1–2 byte one.
 	NoDTX bool
+	// Complexity trades the encoder's CPU for quality, 1 to 10
+	// (DefaultComplexity when 0).
+	Complexity int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -63,6 +67,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Frame == 0 {
 		o.Frame = DefaultFrame
+	}
+	if o.Complexity == 0 {
+		o.Complexity = DefaultComplexity
 	}
 	switch {
 	case o.LossPercent == 0:
@@ -77,6 +84,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("opus frame %v: want 10ms or 20ms", o.Frame)
 	case o.Application != Audio && o.Application != LowDelay:
 		return o, fmt.Errorf("opus application %d: want Audio or LowDelay", o.Application)
+	case o.Complexity < 1 || o.Complexity > 10:
+		return o, fmt.Errorf("opus complexity %d: want 1 to 10", o.Complexity)
 	case o.LossPercent > 100:
 		return o, fmt.Errorf("opus loss %d%%: want 0 to 100", o.LossPercent)
 	}

@@ -7,8 +7,9 @@ package opus
 #include <opus.h>
 
 // The ctl macros are variadic, which cgo cannot call: these wrap them.
-static int dc_enc_setup(OpusEncoder* e, int bitrate, int loss, int dtx) {
+static int dc_enc_setup(OpusEncoder* e, int bitrate, int loss, int dtx, int complexity) {
 	int rc;
+	if ((rc = opus_encoder_ctl(e, OPUS_SET_COMPLEXITY(complexity))) != OPUS_OK) return rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_BITRATE(bitrate))) != OPUS_OK) return rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_INBAND_FEC(loss > 0))) != OPUS_OK) return rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_PACKET_LOSS_PERC(loss))) != OPUS_OK) return rc;
@@ -49,7 +50,7 @@ func newEncoder(opt Options) (*encoder, error) {
 	if opt.NoDTX {
 		dtx = 0
 	}
-	if rc := C.dc_enc_setup(e, C.int(opt.Bitrate), C.int(opt.LossPercent), dtx); rc != C.OPUS_OK {
+	if rc := C.dc_enc_setup(e, C.int(opt.Bitrate), C.int(opt.LossPercent), dtx, C.int(opt.Complexity)); rc != C.OPUS_OK {
 		C.opus_encoder_destroy(e)
 		return nil, opusErr("setting up opus encoder", rc)
 	}

@@ -193,6 +193,10 @@ func BenchmarkEncode(b *testing.B) {
 		{"audio-20ms", opus.Options{}},
 		{"audio-10ms", opus.Options{Frame: 10 * time.Millisecond}},
 		{"lowdelay-10ms", opus.Options{Frame: 10 * time.Millisecond, Application: opus.LowDelay}},
+		{"audio-10ms-complexity-7", opus.Options{Frame: 10 * time.Millisecond, Complexity: 7}},
+		{"audio-10ms-complexity-5", opus.Options{Frame: 10 * time.Millisecond, Complexity: 5}},
+		{"audio-10ms-complexity-3", opus.Options{Frame: 10 * time.Millisecond, Complexity: 3}},
+		{"lowdelay-10ms-complexity-5", opus.Options{Frame: 10 * time.Millisecond, Application: opus.LowDelay, Complexity: 5}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			e, err := opus.New(tc.opt)
