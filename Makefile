@@ -38,7 +38,7 @@ ifeq ($(COMMIT),)
 export GOFLAGS := $(strip $(shell $(GO) env GOFLAGS) -buildvcs=false)
 endif
 
-.PHONY: all help deps test-deps build run lint check test fuzz fuzz-short bench package vet clean
+.PHONY: all help deps test-deps mediamtx build run lint check test fuzz fuzz-short bench package vet clean
 
 all: build
 
@@ -51,6 +51,12 @@ deps:
 
 test-deps:
 	@bash scripts/deps.sh test
+
+## mediamtx: build MediaMTX once for the WHIP tests (scripts/mediamtx.sh, cached in ~/.cache/deskcast)
+# Before the tests rather than inside them: a cold build takes minutes, more than check's -timeout 5m
+# leaves, and internal/testenv's TestMediaMTX is in check's packages.
+mediamtx:
+	@GO=$(GO) bash scripts/mediamtx.sh >/dev/null
 
 ## build: install what is missing, build bin/deskcast (with its version and commit)
 build: deps
@@ -70,12 +76,12 @@ lint: deps
 	GOOS=darwin CGO_ENABLED=0 $(GO) vet $(CROSS_PKGS)
 	$(GO) tool staticcheck $(PKGS)
 
-## check: the fast tier for every change: lint, then the unit tests that need no X, browser or sound
-check: lint
+## check: the fast tier for every change: lint, MediaMTX (built once), then the unit tests that need no X, browser or sound
+check: lint mediamtx
 	$(GO) test $(RACEFLAGS) -count=1 -timeout 5m $(UNIT_PKGS)
 
-## test: lint, install test dependencies, start D-Bus and PulseAudio (tests start their own Xvfb), run every test
-test: lint test-deps
+## test: lint, install test dependencies, build MediaMTX, start D-Bus and PulseAudio (tests start their own Xvfb), run every test
+test: lint test-deps mediamtx
 	bash scripts/testenv.sh $(GO) test $(TESTFLAGS) $(PKGS)
 	$(MAKE) fuzz-short
 
