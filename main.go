@@ -51,9 +51,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fl.Var(pointerFlag{&s.Pointer}, "pointer", "show viewers this desktop's mouse pointer: on, off, or highlight (on, with a soft\n"+
 		"ring around it on the viewer page, for presentations)")
 	fl.IntVar(&s.Access.MaxViewers, "max-viewers", access.DefaultMaxViewers, "most viewers at once (-1: no limit)")
+	fl.StringVar(&s.Publish.URL, "publish", "", "also publish the share to a media server: its WHIP endpoint, e.g.\n"+
+		"http://host:8889/deskcast/whip (MediaMTX). Its own rules decide who watches there")
+	fl.StringVar(&s.Publish.Token, "publish-token", "", "the media server's token, sent as \"Authorization: Bearer\"\n"+
+		"(default: $DESKCAST_PUBLISH_TOKEN, which other users cannot read in the process list)")
+	fl.StringVar(&s.Publish.View, "publish-view", "", "where the media server's viewers watch, to show next to the publishing state")
 	printVersion := fl.Bool("version", false, "print the version and commit, and exit")
 	if err := fl.Parse(args); err != nil {
 		return 2
+	}
+	if s.Publish.Token == "" {
+		s.Publish.Token = os.Getenv("DESKCAST_PUBLISH_TOKEN") // read after parsing: --help never shows it
 	}
 	if *printVersion {
 		fmt.Fprintln(stdout, "deskcast", version.String())

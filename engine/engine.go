@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"net/url"
 	"sync"
 
 	"github.com/deskcast/deskcast/access"
@@ -38,6 +39,16 @@ type Settings struct {
 	Access   access.Access
 	Control  access.ControlMode // remote control from viewers; off by default
 	Pointer  web.PointerMode    // how viewers see the presenter's pointer; "" means on
+	Publish  Publish            // a media server to publish to as well; none when its URL is ""
+}
+
+// Publish is where the share is published as well as served: a media
+// server's WHIP endpoint, with its token, and the address its viewers
+// watch at (shown to the presenter, if given).
+type Publish struct {
+	URL   string
+	Token string // sent as "Authorization: Bearer"; never logged nor shown
+	View  string
 }
 
 // Defaults returns the settings Deskcast starts with.
@@ -59,6 +70,11 @@ func (s Settings) check() error {
 	}
 	if _, err := web.ParsePointerMode(string(s.Pointer)); err != nil {
 		return err
+	}
+	if s.Publish.URL != "" {
+		if u, err := url.Parse(s.Publish.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("publish URL %q: want the media server's WHIP endpoint, http:// or https://", s.Publish.URL)
+		}
 	}
 	return s.Access.Validate()
 }
@@ -96,6 +112,7 @@ type share struct {
 	vp8         *pipeline.Track      // nil when WebRTC or libvpx is off
 	rtc         *rtc.Server          // nil when WebRTC is off
 	opus        *pipeline.AudioTrack // the WebRTC listeners' sound; nil when WebRTC or libopus is off
+	pub         *rtc.Publisher       // nil when not publishing
 }
 
 // New returns a stopped engine with the given settings.
@@ -211,6 +228,7 @@ func (e *Engine) Start() error {
 	}
 	sh.srv.SetMeta(e.meta())
 	e.startWebRTC(sh)
+	e.startPublish(sh)
 	if why := input.Available(); why != nil {
 		sh.srv.SetControlUnavailable(why.Error())
 	}
@@ -246,6 +264,9 @@ func (e *Engine) Stop() {
 	e.paused = false
 	e.mu.Unlock()
 	if sh != nil {
+		if sh.pub != nil {
+			sh.pub.Close() // first: its session ends with a DELETE, not as the server goes
+		}
 		_ = sh.srv.Close()
 		if sh.rtc != nil {
 			_ = sh.rtc.Close()

@@ -48,6 +48,14 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 	} else if m == access.ControlAll {
 		fmt.Fprintln(w, "control: every viewer may drive this desktop")
 	}
+	if p := srv.Publishing(); p != nil {
+		// The LAN's access rules are the share's; the media server's viewers are under its own.
+		fmt.Fprintf(w, "publish: to %s (its own rules decide who watches there", p.URL)
+		if p.View != "" {
+			fmt.Fprintf(w, "; viewers: %s", p.View)
+		}
+		fmt.Fprintf(w, "); its state in  curl 'http://127.0.0.1:%d/api/status?t=%s'\n", srv.Port(), srv.Token())
+	}
 	<-ctx.Done()
 	return nil
 }

@@ -151,3 +151,31 @@ func (w whep) End(id string) error {
 	}
 	return err
 }
+
+// startPublish publishes the share to the media server the settings name
+// (WHIP, from the same encode as the LAN's viewers), when WebRTC is on.
+func (e *Engine) startPublish(sh *share) {
+	p := e.settings.Publish
+	if p.URL == "" {
+		return
+	}
+	if sh.rtc == nil {
+		sh.srv.SetPublish(func() web.PublishStatus {
+			return web.PublishStatus{State: rtc.PublishStopped, URL: p.URL, View: p.View, Error: "WebRTC is off here, so nothing can be published"}
+		})
+		return
+	}
+	pub, err := sh.rtc.Publish(rtc.PublishOptions{URL: p.URL, Token: p.Token, OnChange: e.changed})
+	if err != nil {
+		sh.srv.SetPublish(func() web.PublishStatus {
+			return web.PublishStatus{State: rtc.PublishStopped, URL: p.URL, View: p.View, Error: err.Error()}
+		})
+		return
+	}
+	sh.pub = pub
+	sh.srv.SetPublish(func() web.PublishStatus {
+		st := pub.Status()
+		return web.PublishStatus{State: st.State, URL: st.URL, View: p.View, Error: st.Error, Since: st.Since, Attempts: st.Attempts,
+			Bitrate: st.Bitrate, FPS: st.FPS, RTTMs: st.RTTMs, Frames: st.Frames, Bytes: st.Bytes}
+	})
+}

@@ -274,7 +274,7 @@ func (s *Server) room() {
 		est := map[media.Codec][]int{}
 		s.mu.Lock()
 		for _, x := range s.sessions {
-			if x.sub.Load() != nil { // connected and watching
+			if x.sub.Load() != nil && !x.publish { // a viewer, connected and watching: a media server's link is not the room's
 				est[x.codec.codec] = append(est[x.codec.codec], x.estimate())
 			}
 		}
@@ -332,7 +332,7 @@ func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func
 			c = k
 		}
 	}
-	sess, err := s.newSession(v, c, audio, release)
+	sess, err := s.newSession(v, c, audio, false, release)
 	if err != nil {
 		release()
 		return "", "", err
@@ -368,11 +368,18 @@ func (s *Server) End(id string) error {
 	return nil
 }
 
-// Sessions returns the number of open sessions.
+// Sessions returns the number of open viewers' sessions (a Publisher's is
+// not one).
 func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.sessions)
+	n := 0
+	for _, x := range s.sessions {
+		if !x.publish {
+			n++
+		}
+	}
+	return n
 }
 
 // SessionStats is one session's counters.
@@ -400,13 +407,15 @@ type SessionStats struct {
 	Estimate int `json:"estimate"`
 }
 
-// Stats returns every session's counters.
+// Stats returns every viewer's session's counters.
 func (s *Server) Stats() []SessionStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]SessionStats, 0, len(s.sessions))
 	for _, sess := range s.sessions {
-		out = append(out, sess.stats())
+		if !sess.publish {
+			out = append(out, sess.stats())
+		}
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package rtc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -85,12 +86,15 @@ type session struct {
 	audioSub                                     atomic.Pointer[fanout.Subscriber[*media.Frame]]
 	audioPackets, audioBytes                     atomic.Uint64
 	lastKey                                      atomic.Int64 // unix nanos of the last keyframe request passed on
+	rtt                                          atomic.Int64 // the round trip from the receiver's reports, nanoseconds
+	publish                                      bool         // the session sends to a media server (Publisher), not a viewer
 }
 
 // newSession makes the PeerConnection with its outgoing tracks (the
 // picture in codec c unless c is zero, and the sound if audio), and starts
-// the goroutine that owns its lifetime.
-func (s *Server) newSession(v Viewer, c codecInfo, audio bool, release func()) (*session, error) {
+// the goroutine that owns its lifetime. A publish session offers them
+// send-only to a media server; a viewer's answers the viewer's offer.
+func (s *Server) newSession(v Viewer, c codecInfo, audio, publish bool, release func()) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -105,19 +109,19 @@ func (s *Server) newSession(v Viewer, c codecInfo, audio bool, release func()) (
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	x := &session{srv: s, id: newID(), viewer: v, codec: c, pc: pc, release: release, bwe: bwe, ctx: ctx, cancel: cancel,
-		connected: make(chan struct{}), done: make(chan struct{})}
+		connected: make(chan struct{}), done: make(chan struct{}), publish: publish}
 	// Both tracks in the stream "deskcast": the browser puts them in one
 	// MediaStream and, as they share one clock (see audioWriter), plays
 	// them in step.
 	if c.codec != "" {
 		x.track = s.cfg.Tracks[c.codec]
-		if x.local, x.sender, err = addTrack(pc, c.params.RTPCodecCapability, "screen"); err != nil {
+		if x.local, x.sender, err = addTrack(pc, c.params.RTPCodecCapability, "screen", publish); err != nil {
 			cancel()
 			return nil, err
 		}
 	}
 	if audio {
-		if x.audioLocal, x.audioSender, err = addTrack(pc, opusCodec.RTPCodecCapability, "sound"); err != nil {
+		if x.audioLocal, x.audioSender, err = addTrack(pc, opusCodec.RTPCodecCapability, "sound", publish); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -138,14 +142,23 @@ func (s *Server) newSession(v Viewer, c codecInfo, audio bool, release func()) (
 	return x, nil
 }
 
-// addTrack adds a sending track to pc, closing pc on failure.
-func addTrack(pc *webrtc.PeerConnection, c webrtc.RTPCodecCapability, id string) (*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender, error) {
+// addTrack adds a sending track to pc (in a send-only transceiver when
+// the session makes the offer), closing pc on failure.
+func addTrack(pc *webrtc.PeerConnection, c webrtc.RTPCodecCapability, id string, sendOnly bool) (*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender, error) {
 	local, err := webrtc.NewTrackLocalStaticRTP(c, id, "deskcast")
 	if err != nil {
 		_ = pc.Close()
 		return nil, nil, err
 	}
-	sender, err := pc.AddTrack(local)
+	var sender *webrtc.RTPSender
+	if sendOnly {
+		var tr *webrtc.RTPTransceiver
+		if tr, err = pc.AddTransceiverFromTrack(local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err == nil {
+			sender = tr.Sender()
+		}
+	} else {
+		sender, err = pc.AddTrack(local)
+	}
 	if err != nil {
 		_ = pc.Close()
 		return nil, nil, err
@@ -173,6 +186,25 @@ func (x *session) negotiate(ctx context.Context, offer string) (string, error) {
 	if err := x.pc.SetLocalDescription(ans); err != nil {
 		return "", badOffer("%v", err)
 	}
+	return x.gather(ctx, gathered)
+}
+
+// offer makes the publish session's offer, with every host candidate in it
+// (WHIP without trickle).
+func (x *session) offer(ctx context.Context) (string, error) {
+	o, err := x.pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("making the offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(x.pc)
+	if err := x.pc.SetLocalDescription(o); err != nil {
+		return "", fmt.Errorf("making the offer: %w", err)
+	}
+	return x.gather(ctx, gathered)
+}
+
+// gather waits for the candidates and returns the local description.
+func (x *session) gather(ctx context.Context, gathered <-chan struct{}) (string, error) {
 	t := time.NewTimer(gatherTimeout)
 	defer t.Stop()
 	select {
@@ -381,6 +413,12 @@ func (x *session) readRTCP(sender *webrtc.RTPSender, done chan struct{}) {
 				for _, n := range p.Nacks {
 					x.nacks.Add(uint64(len(n.PacketList())))
 				}
+			case *rtcp.ReceiverReport:
+				for _, r := range p.Reports {
+					if d := rtt(r, time.Now()); d > 0 {
+						x.rtt.Store(int64(d))
+					}
+				}
 			}
 		}
 	}
@@ -569,4 +607,20 @@ func (p *pacer) wait(ctx context.Context, n int) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// rtt is the round trip a receiver report tells (RFC 3550 6.4.1: now, less
+// the sender report it answers, less the time the receiver held it), or 0
+// when it answers none.
+func rtt(r rtcp.ReceptionReport, now time.Time) time.Duration {
+	if r.LastSenderReport == 0 {
+		return 0
+	}
+	// The middle 32 bits of the NTP time: seconds and fractions in 1/65536 s.
+	ntp := uint64(now.Unix()+2208988800)<<16 | uint64(now.Nanosecond())*65536/1e9&0xffff
+	d := uint32(ntp) - r.LastSenderReport - r.Delay
+	if int32(d) < 0 {
+		return 0
+	}
+	return time.Duration(d) * time.Second / 65536
 }

@@ -65,6 +65,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /whep", s.handleWHEP)
 	mux.HandleFunc("DELETE /whep/{id}", s.handleWHEPDelete)
 	mux.HandleFunc("GET /api/viewers", s.presenter(s.handleViewers))
+	mux.HandleFunc("GET /metrics", s.presenter(s.handleMetrics))
 	mux.HandleFunc("POST /api/viewers/{id}/{action}", s.presenter(s.handleViewerAction))
 	return securityHeaders(bodyDeadline(mux, s.cfg.BodyTimeout))
 }
@@ -503,6 +504,7 @@ type Status struct {
 	Control       ControlStatus           `json:"control"`
 	Pointer       PointerMode             `json:"pointer"` // on, off or highlight
 	WebRTC        WebRTCStatus            `json:"webrtc"`
+	Publish       *PublishStatus          `json:"publish,omitempty"` // for the presenter only (loopback), when publishing
 }
 
 // videoErr is the video's error: the hub's own, else its source's.
@@ -581,6 +583,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	st.Control = s.controlStatus(sess, isLoopback(r.RemoteAddr))
 	if isLoopback(r.RemoteAddr) {
 		st.ViewerList, _ = s.Viewers()
+		st.Publish = s.Publishing()
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(st)

@@ -90,6 +90,7 @@ type Server struct {
 	bytesSent   atomic.Uint64
 	started     time.Time
 	webrtc      atomic.Pointer[webrtcState]
+	publish     atomic.Pointer[func() PublishStatus] // the publishing status, when publishing
 }
 
 // New listens on cfg.Listen (moving up to the next free port when it is busy)

@@ -40,6 +40,10 @@ func (a *Source) open(deliver func(*media.AudioChunk)) (stream, error) {
 	return a.openPortaudio(deliver)
 }
 
+// maxBacklog is how many fragments (10 ms each) the sound server holds for a
+// record stream that reads too slowly before it drops the oldest.
+const maxBacklog = 5
+
 // pulseServer is the server string for the PulseAudio (or pipewire-pulse)
 // sockets, in libpulse's order: $PULSE_SERVER (left to the client), the
 // user's runtime directory, the runtime link in ~/.config/pulse that
@@ -147,8 +151,15 @@ func (a *Source) openPulse(name string, deliver func(*media.AudioChunk)) (stream
 	if err != nil {
 		return nil, err
 	}
+	frag := uint32(a.rate * int(chunkDur) / int(time.Second) * a.channels * 2)
 	opts := []pulse.RecordOption{pulse.RecordStereo, pulse.RecordSampleRate(a.rate),
-		pulse.RecordBufferFragmentSize(uint32(a.rate * int(chunkDur) / int(time.Second) * a.channels * 2)),
+		pulse.RecordBufferFragmentSize(frag),
+		// The server keeps at most maxBacklog fragments for us and drops
+		// the oldest past that. Left to its default (4 MB, 20 s), a moment
+		// when we read slower than the sound comes (a busy CPU) leaves a
+		// backlog that never drains, as we read no faster than it arrives:
+		// a bench run once had all its sound 0.6 s late that way.
+		pulse.RecordRawOption(func(r *proto.CreateRecordStream) { r.BufferMaxLength = maxBacklog * frag }),
 		pulse.RecordMediaName("Deskcast screen share")}
 	if name != "" {
 		src, err := c.SourceByID(name)

@@ -73,9 +73,15 @@ func Tone(freq, amp float64, d time.Duration) []byte {
 
 // Play plays 48 kHz stereo s16le pcm into the sink and returns at once; the
 // returned function stops it early (it is also stopped when the test ends).
-func (s *Sink) Play(pcm []byte) (stop func()) {
+// The player asks for 10 ms of latency.
+func (s *Sink) Play(pcm []byte) (stop func()) { return s.PlayWith(pcm, 10*time.Millisecond) }
+
+// PlayWith is Play with the player asking for the given latency: the sink
+// then runs in blocks of a fraction of it, which is how often a recorder of
+// its monitor gets data (a browser asks for a few tens of milliseconds).
+func (s *Sink) PlayWith(pcm []byte, latency time.Duration) (stop func()) {
 	cmd := exec.Command("pacat", "--playback", "--device="+s.Name, "--format=s16le", "--rate=48000",
-		"--channels=2", "--latency-msec=10", "--raw")
+		"--channels=2", fmt.Sprintf("--latency-msec=%d", latency.Milliseconds()), "--raw")
 	in, _ := cmd.StdinPipe()
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("pacat: %v", err)

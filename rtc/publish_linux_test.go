@@ -1,0 +1,281 @@
+package rtc_test
+
+import (
+	"context"
+	"image"
+	"math"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/codec/opus"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/internal/whepclient"
+	"github.com/deskcast/deskcast/rtc"
+)
+
+// waitPublish waits until the publisher's state is want and returns its status.
+func waitPublish(t *testing.T, p *rtc.Publisher, want string, within time.Duration) rtc.PublishStatus {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		st := p.Status()
+		if st.State == want {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publishing %q after %v (error %q), want %q", st.State, within, st.Error, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitOnline waits until the media server has a stream on path: its
+// reader's WHEP offers are refused until the publisher's first packets.
+func waitOnline(t *testing.T, mtx *testenv.MediaMTXServer, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := mtx.Path(path)
+		if err == nil && p.Online && len(p.Tracks) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MediaMTX's path %q not online within 10 s: %+v, %v", path, p, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// whiteAt decodes an access unit and reports whether the pixel at (x, y) is white.
+func whiteAt(t *testing.T, dec *h264.Decoder, au []byte, x, y int) bool {
+	t.Helper()
+	img, err := dec.Decode(au)
+	if err != nil {
+		t.Fatalf("decoding: %v", err)
+	}
+	if img == nil {
+		return false
+	}
+	r, g, b, _ := img.At(x, y).RGBA()
+	return r>>8 > 200 && g>>8 > 200 && b>>8 > 200
+}
+
+// lanWatches checks that a LAN viewer gets the next picture soon after a change.
+func lanWatches(t *testing.T, f *fixture, c *whepclient.Client, what string) {
+	t.Helper()
+	for len(c.Frames) > 0 {
+		<-c.Frames
+	}
+	f.screen.change <- struct{}{}
+	select {
+	case <-c.Frames:
+	case <-time.After(3 * time.Second):
+		t.Fatalf("%s: the LAN viewer got no picture within 3 s of a change", what)
+	}
+}
+
+// TestPublishToMediaMTX publishes the picture and the sound to a real
+// MediaMTX over WHIP, reads them back from MediaMTX over WHEP, and kills
+// and restarts the server: the LAN viewer never notices, and publishing
+// comes back by itself. Close ends the session on the server.
+func TestPublishToMediaMTX(t *testing.T) {
+	mtx := testenv.MediaMTX(t)
+	f, _ := newSoundFixture(t)
+	ctx := context.Background()
+	lan, _, _ := f.connect(t, ctx, whepclient.Options{Audio: true})
+	frame(t, lan, 10*time.Second)
+
+	p, err := f.srv.Publish(rtc.PublishOptions{URL: mtx.WHIPURL("deskcast"), Token: mtx.Token(),
+		Retry: 200 * time.Millisecond, MaxRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitPublish(t, p, rtc.PublishLive, 15*time.Second)
+	if n := f.srv.Sessions(); n != 1 {
+		t.Errorf("%d viewers' sessions, want 1: the media server is not a viewer", n)
+	}
+
+	// A reader on the media server: the picture as painted, following a change.
+	waitOnline(t, mtx, "deskcast")
+	r, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	dec, err := h264.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	// The screen's white square starts at x 20–59 and moves 8 px a change.
+	var first whepclient.Frame
+	for first = frame(t, r, 15*time.Second); !first.Keyframe; first = frame(t, r, 5*time.Second) {
+	}
+	if img, err := dec.Decode(first.Data); err != nil || img == nil || img.Bounds() != image.Rect(0, 0, 320, 240) {
+		t.Fatalf("the media server's first picture: %v, %v; want 320x240", img, err)
+	}
+	// Every frame is decoded in order (the decoder needs them all); the
+	// square reaches x = 100 after six to ten changes.
+	moved := false
+	for i := 0; i < 14 && !moved; i++ {
+		f.screen.change <- struct{}{}
+		wait := time.After(time.Second)
+	read:
+		for {
+			select {
+			case fr := <-r.Frames:
+				moved = moved || whiteAt(t, dec, fr.Data, 100, 60)
+			case <-wait:
+				break read
+			}
+		}
+	}
+	if !moved {
+		t.Fatal("the media server's reader never saw the square move to x = 100")
+	}
+
+	// The sound: Opus that decodes to the 440 Hz tone.
+	odec, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer odec.Close()
+	var pcm []int16
+	for len(pcm) < 48000*2 {
+		a := audioPacket(t, r)
+		out, err := odec.Decode(a.Data, 960)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pcm = append(pcm, out...)
+	}
+	want := 0.25 / math.Sqrt2
+	if at := goertzel(pcm[len(pcm)/2:], 440); math.Abs(at-want) > want/5 {
+		t.Errorf("the media server's sound: 440 Hz at %.4f, want %.4f", at, want)
+	}
+	path, err := mtx.Path("deskcast")
+	if err != nil || !path.Online || strings.Join(path.Tracks, ",") != "H264,Opus" {
+		t.Errorf("MediaMTX's path: %+v, %v; want online with H264 and Opus", path, err)
+	}
+	if st := p.Status(); st.Bytes == 0 || st.Frames == 0 || st.State != rtc.PublishLive {
+		t.Errorf("status while live: %+v", st)
+	}
+
+	// The server killed: the LAN viewer goes on, publishing says why and
+	// waits; the server back, publishing comes back by itself.
+	_ = r.Close()
+	mtx.Stop()
+	st := waitPublish(t, p, rtc.PublishReconnecting, 20*time.Second)
+	t.Logf("while the server is down: %q", st.Error)
+	lanWatches(t, f, lan, "the media server down")
+	mtx.Start()
+	waitPublish(t, p, rtc.PublishLive, 20*time.Second)
+	lanWatches(t, f, lan, "the media server back")
+	waitOnline(t, mtx, "deskcast")
+	r2, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	frame(t, r2, 15*time.Second)
+
+	// Close ends the session on the server too (DELETE).
+	p.Close()
+	if st := p.Status(); st.State != rtc.PublishStopped {
+		t.Errorf("after Close: %q", st.State)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		path, err := mtx.Path("deskcast")
+		if err == nil && !path.Online {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the media server's path still online 10 s after Close: %+v, %v", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lanWatches(t, f, lan, "after publishing stopped")
+}
+
+// TestPublishFailures: a wrong token, a server that never answers and a
+// bad URL each give a clear state, and the LAN viewer never notices.
+func TestPublishFailures(t *testing.T) {
+	f := newFixture(t, nil)
+	lan, _, _ := f.connect(t, context.Background(), whepclient.Options{})
+	frame(t, lan, 10*time.Second)
+
+	if _, err := f.srv.Publish(rtc.PublishOptions{URL: "rtmp://example.invalid/live"}); err == nil || !strings.Contains(err.Error(), "WHIP endpoint") {
+		t.Errorf("an rtmp:// URL: %v, want an error asking for the WHIP endpoint", err)
+	}
+
+	t.Run("wrong token", func(t *testing.T) {
+		mtx := testenv.MediaMTX(t)
+		p, err := f.srv.Publish(rtc.PublishOptions{URL: mtx.WHIPURL("deskcast"), Token: "deskcast:wrong", Retry: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		st := waitPublish(t, p, rtc.PublishReconnecting, 10*time.Second)
+		if !strings.Contains(st.Error, "refused the token") || !strings.Contains(st.Error, "401") {
+			t.Errorf("error %q, want the token refused (401)", st.Error)
+		}
+		if strings.Contains(st.Error, "wrong") || strings.Contains(st.URL, "wrong") {
+			t.Errorf("the token shows in the status: %+v", st)
+		}
+		lanWatches(t, f, lan, "the token refused")
+	})
+
+	t.Run("never answers", func(t *testing.T) {
+		// A server that takes the connection and the request, and never answers.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go func() {
+					defer c.Close()
+					buf := make([]byte, 4096)
+					for {
+						if _, err := c.Read(buf); err != nil {
+							return
+						}
+					}
+				}()
+			}
+		}()
+		p, err := f.srv.Publish(rtc.PublishOptions{URL: "http://" + ln.Addr().String() + "/deskcast/whip?secret=x",
+			HTTP: &httpClientWithTimeout, Retry: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := waitPublish(t, p, rtc.PublishReconnecting, 10*time.Second)
+		if !strings.Contains(st.Error, "reaching the media server") {
+			t.Errorf("error %q, want one about reaching the media server", st.Error)
+		}
+		if strings.Contains(st.URL, "secret") || strings.Contains(st.Error, "secret") {
+			t.Errorf("the URL's query shows in the status: %+v", st)
+		}
+		lanWatches(t, f, lan, "a media server that never answers")
+		closed := make(chan struct{})
+		go func() { p.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Close took over 5 s with the server not answering")
+		}
+	})
+}
+
+var httpClientWithTimeout = http.Client{Timeout: time.Second}
