@@ -38,6 +38,7 @@ type Engine interface {
 	Disconnect(id string) error
 	SetControl(access.ControlMode) error
 	SetPointer(web.PointerMode) error
+	SetPublish(engine.Publish) error
 	Grant(id string) error
 	Revoke(id string)
 	Settings() engine.Settings
@@ -351,6 +352,22 @@ func (a *App) SetShowPointer(on bool) {
 		}
 	}
 	a.setPointer(m)
+}
+
+// SetPublish publishes the share to a media server as well (its WHIP
+// endpoint and token), or stops publishing when url is "". Remembered.
+func (a *App) SetPublish(url, token string) error {
+	if err := a.eng.SetPublish(engine.Publish{URL: url, Token: token}); err != nil {
+		a.setErr(err)
+		return err
+	}
+	p := a.fa.Preferences()
+	p.SetBool(prefPublishOn, url != "")
+	if url != "" {
+		p.SetString(prefPublishURL, url)
+		p.SetString(prefPublishToken, token)
+	}
+	return nil
 }
 
 // SetHighlightPointer turns the soft ring around the pointer on the viewer

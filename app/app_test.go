@@ -34,6 +34,7 @@ type fakeEngine struct {
 	paused   bool
 	failNext error
 	viewers  []access.Viewer
+	publish  *web.PublishStatus
 }
 
 func (f *fakeEngine) Start() error {
@@ -108,6 +109,15 @@ func (f *fakeEngine) SetPointer(m web.PointerMode) error {
 	f.mu.Unlock()
 	return nil
 }
+func (f *fakeEngine) SetPublish(p engine.Publish) error {
+	if p.URL != "" && !strings.HasPrefix(p.URL, "http") {
+		return errors.New("publish URL: want the media server's WHIP endpoint")
+	}
+	f.mu.Lock()
+	f.settings.Publish = p
+	f.mu.Unlock()
+	return nil
+}
 func (f *fakeEngine) SetControl(m access.ControlMode) error {
 	f.mu.Lock()
 	f.settings.Control = m
@@ -148,6 +158,7 @@ func (f *fakeEngine) State() engine.State {
 		st.URLs = append(st.URLs, web.ViewerURL{Interface: u.iface, IP: net.ParseIP(u.ip),
 			URL: "http://" + u.ip + ":8765/?t=0123456789abcdef0123456789abcdef"})
 	}
+	st.Publish = f.publish
 	if f.paused {
 		st.Status.State = "paused"
 	}
@@ -426,5 +437,62 @@ func TestPointerSetting(t *testing.T) {
 	}
 	if fa.Preferences().Bool(prefPointerOff) || fa.Preferences().String(prefPointer) != "on" {
 		t.Fatal("the pointer setting is not remembered")
+	}
+}
+
+// TestPublishSetting: the window's "Publish to a media server", with its
+// server and token, sets the engine's publishing, shows what it is doing
+// and whose rules apply there, and is remembered; turned off, the server
+// and token stay for next time.
+func TestPublishSetting(t *testing.T) {
+	a, f, fa := newTestApp(t)
+	w := a.win
+	test.Tap(w.startBtn)
+	test.Type(w.publishURL, "http://mtx:8889/deskcast/whip")
+	test.Type(w.publishToken, "user:pass")
+	w.publish.SetChecked(true)
+	if p := f.Settings().Publish; p.URL != "http://mtx:8889/deskcast/whip" || p.Token != "user:pass" {
+		t.Fatalf("publishing %+v after ticking it", p)
+	}
+	f.mu.Lock()
+	f.publish = &web.PublishStatus{State: "reconnecting", URL: "http://mtx:8889/deskcast/whip",
+		Error: "the media server refused the token (401 Unauthorized)"}
+	f.mu.Unlock()
+	a.refresh()
+	if !w.publishState.Visible() || !strings.Contains(w.publishState.Text, "401") || !strings.Contains(w.publishState.Text, "own rules") {
+		t.Fatalf("publishing state %q (shown %v)", w.publishState.Text, w.publishState.Visible())
+	}
+	f.mu.Lock()
+	f.publish = &web.PublishStatus{State: "live", Bitrate: 2_100_000, FPS: 30, RTTMs: 3}
+	f.mu.Unlock()
+	a.refresh()
+	if !strings.Contains(w.publishState.Text, "live, 2.1 Mbit/s, 30 fps") {
+		t.Fatalf("publishing state %q", w.publishState.Text)
+	}
+
+	f2 := &fakeEngine{settings: engine.Defaults()}
+	New(fa, f2, fakeDevices, Options{})
+	if p := f2.Settings().Publish; p.URL != "http://mtx:8889/deskcast/whip" || p.Token != "user:pass" {
+		t.Fatalf("remembered publishing %+v", p)
+	}
+	f3 := &fakeEngine{settings: engine.Defaults()}
+	New(fa, f3, fakeDevices, Options{Given: map[string]bool{"publish": true}})
+	if p := f3.Settings().Publish; p.URL != "" {
+		t.Fatalf("the remembered server overrides --publish: %+v", p)
+	}
+
+	w.publish.SetChecked(false)
+	if p := f.Settings().Publish; p.URL != "" {
+		t.Fatalf("still publishing %+v after unticking", p)
+	}
+	if p := fa.Preferences(); p.Bool(prefPublishOn) || p.String(prefPublishURL) == "" || p.String(prefPublishToken) != "user:pass" {
+		t.Fatal("unticked: publishing should be off but the server and token kept")
+	}
+
+	w.publishURL.SetText("rtmp://mtx/live")
+	w.publish.SetChecked(true)
+	a.refresh()
+	if w.publish.Checked || f.Settings().Publish.URL != "" || !strings.Contains(w.status.Text, "WHIP") {
+		t.Fatalf("a bad URL: ticked %v, publishing %+v, status %q", w.publish.Checked, f.Settings().Publish, w.status.Text)
 	}
 }

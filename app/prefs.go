@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/web"
 )
 
@@ -25,6 +26,12 @@ const (
 	// the highlight back.
 	prefPointer    = "pointer"
 	prefPointerOff = "pointer_off"
+	// The media server to publish to, kept when publishing is turned off.
+	// The token is kept as Fyne keeps every preference, in a file only
+	// this user can read.
+	prefPublishOn    = "publish_on"
+	prefPublishURL   = "publish_url"
+	prefPublishToken = "publish_token"
 )
 
 // loadPrefs applies the remembered settings to the engine, except those
@@ -58,6 +65,11 @@ func (a *App) loadPrefs(given map[string]bool) {
 		}
 		if err := a.eng.SetPointer(m); err != nil {
 			a.log.Warn("remembered pointer setting", "err", err)
+		}
+	}
+	if p.Bool(prefPublishOn) && !given["publish"] {
+		if err := a.eng.SetPublish(engine.Publish{URL: p.String(prefPublishURL), Token: p.String(prefPublishToken)}); err != nil {
+			a.log.Warn("remembered media server", "err", err)
 		}
 	}
 	a.iface = p.String(prefInterface)

@@ -50,8 +50,14 @@ type window struct {
 	ctlNote  *widget.Label
 	stopCtl  *widget.Button
 	viewers  *fyne.Container
-	asks     map[string]dialog.Dialog // open "let this viewer in?" questions, by viewer ID
-	shownVs  string                   // what the viewer list shows, to rebuild it only on change
+	// Publishing to a media server: on or off, its WHIP URL and token, and
+	// what it is doing.
+	publish      *widget.Check
+	publishURL   *widget.Entry
+	publishToken *widget.Entry
+	publishState *widget.Label
+	asks         map[string]dialog.Dialog // open "let this viewer in?" questions, by viewer ID
+	shownVs      string                   // what the viewer list shows, to rebuild it only on change
 
 	updating  bool // set while update changes widgets, so their callbacks stay quiet
 	shownURL  string
@@ -174,6 +180,28 @@ func newWindow(a *App) *window {
 	w.exposure = widget.NewLabel("")
 	w.exposure.Wrapping = fyne.TextWrapWord
 	w.viewers = container.NewVBox()
+	w.publishURL = widget.NewEntry()
+	w.publishURL.SetPlaceHolder("http://server:8889/deskcast/whip")
+	w.publishToken = widget.NewPasswordEntry() // hidden: the window may be on the shared screen
+	w.publishToken.SetPlaceHolder(lang.L("token (if the server asks for one)"))
+	applyPublish := func() {
+		if w.updating {
+			return
+		}
+		url := ""
+		if w.publish.Checked {
+			url = strings.TrimSpace(w.publishURL.Text)
+		}
+		if err := a.SetPublish(url, w.publishToken.Text); err != nil {
+			w.publish.SetChecked(false)
+		}
+	}
+	w.publish = widget.NewCheck(lang.L("Publish to a media server (WHIP)"), func(bool) { applyPublish() })
+	w.publishURL.OnSubmitted = func(string) { applyPublish() }
+	w.publishToken.OnSubmitted = func(string) { applyPublish() }
+	w.publishState = widget.NewLabel("")
+	w.publishState.Wrapping = fyne.TextWrapWord
+	w.publishState.Hide()
 	// Which build this is, for bug reports; the same as --version and /api/status.
 	w.version = widget.NewLabelWithStyle("Deskcast "+version.String(), fyne.TextAlignTrailing, fyne.TextStyle{Italic: true})
 	w.version.Importance = widget.LowImportance
@@ -189,10 +217,13 @@ func newWindow(a *App) *window {
 		widget.NewFormItem("", w.approve),
 		widget.NewFormItem("", w.control),
 		widget.NewFormItem("", container.NewHBox(w.pointer, w.hilite)),
+		widget.NewFormItem("", w.publish),
+		widget.NewFormItem(lang.L("Server"), w.publishURL),
+		widget.NewFormItem(lang.L("Token"), w.publishToken),
 	)
 	urlRow := container.NewBorder(nil, nil, nil, w.copyBtn, w.url)
 	buttons := container.NewGridWithColumns(2, w.startBtn, w.pauseBtn)
-	body := container.NewVBox(w.status, w.stopCtl, w.qr, w.idle, urlRow, w.hint, buttons, form, w.ctlNote, w.exposure,
+	body := container.NewVBox(w.status, w.stopCtl, w.qr, w.idle, urlRow, w.hint, buttons, form, w.ctlNote, w.publishState, w.exposure,
 		widget.NewLabelWithStyle(lang.L("Viewers"), fyne.TextAlignLeading, fyne.TextStyle{Bold: true}), w.viewers, layout.NewSpacer(),
 		w.version)
 	w.w.SetContent(container.NewVScroll(body))
@@ -339,12 +370,49 @@ func (w *window) update(st engine.State) {
 	} else {
 		w.stopCtl.Hide()
 	}
+	w.updatePublish(st, s.Publish)
 	exp := exposure(st, s.Listen)
 	if st.Wanted != 0 { // 0 too while not sharing
 		exp = fmt.Sprintf(lang.L("Port %d is busy, so Deskcast uses port %d."), st.Wanted, st.Port) + " " + exp
 	}
 	w.exposure.SetText(exp)
 	w.updateViewers(st.Viewers)
+}
+
+// updatePublish shows the publishing setting and what it is doing.
+func (w *window) updatePublish(st engine.State, p engine.Publish) {
+	w.publish.SetChecked(p.URL != "")
+	focused := w.w.Canvas().Focused()
+	if p.URL != "" && focused != w.publishURL && focused != w.publishToken {
+		w.publishURL.SetText(p.URL)
+		w.publishToken.SetText(p.Token)
+	}
+	if w.publishURL.Text == "" && focused != w.publishURL {
+		w.publishURL.SetText(w.a.fa.Preferences().String(prefPublishURL))
+		w.publishToken.SetText(w.a.fa.Preferences().String(prefPublishToken))
+	}
+	ps := st.Publish
+	if ps == nil || p.URL == "" {
+		w.publishState.Hide()
+		return
+	}
+	var line string
+	switch ps.State {
+	case "live":
+		line = fmt.Sprintf(lang.L("Publishing: live, %.1f Mbit/s, %.0f fps, %.0f ms round trip."), float64(ps.Bitrate)/1e6, ps.FPS, ps.RTTMs)
+	case "connecting":
+		line = lang.L("Publishing: connecting to the media server…")
+	case "reconnecting":
+		line = lang.L("Publishing: trying again") + " (" + ps.Error + ")"
+	default:
+		line = lang.L("Publishing stopped") + ": " + ps.Error
+	}
+	line += " " + lang.L("The PIN and approval apply on this network; the media server's own rules decide who watches there.")
+	if ps.View != "" {
+		line += " " + lang.L("Its viewers watch at") + " " + ps.View
+	}
+	w.publishState.SetText(line)
+	w.publishState.Show()
 }
 
 // pinFocused reports whether the presenter is typing a PIN right now.

@@ -335,6 +335,30 @@ func (e *Engine) SetPointer(m web.PointerMode) error {
 	return nil
 }
 
+// SetPublish sets the media server the share is published to as well (a
+// URL of "" for none); while sharing, publishing restarts with it.
+func (e *Engine) SetPublish(p Publish) error {
+	check := e.Settings()
+	check.Publish = p
+	if err := check.check(); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.settings.Publish = p
+	var old *rtc.Publisher
+	if sh := e.share; sh != nil {
+		old, sh.pub = sh.pub, nil
+		sh.srv.SetPublish(nil)
+		e.startPublish(sh)
+	}
+	e.mu.Unlock()
+	if old != nil {
+		old.Close() // outside the lock: its DELETE may take a moment
+	}
+	e.changed()
+	return nil
+}
+
 // SetAudio switches the audio device (an ID from audio.Devices, "" for
 // none), live: listeners stay connected and hear the new device.
 func (e *Engine) SetAudio(device string) error {
@@ -439,7 +463,8 @@ type State struct {
 	URLs    []web.ViewerURL
 	Exposed []string // every address others reach the share on, "interface address"
 	Status  web.Status
-	Viewers []access.Viewer // present or waiting, oldest first
+	Viewers []access.Viewer    // present or waiting, oldest first
+	Publish *web.PublishStatus // nil when not publishing
 }
 
 // State returns the share's state and counters.
@@ -452,7 +477,8 @@ func (e *Engine) State() State {
 	paused := e.paused
 	e.mu.Unlock()
 	vs, _ := srv.Viewers()
-	return State{Sharing: true, Paused: paused, Port: srv.Port(), Wanted: srv.PortMoved(), URLs: srv.ViewerURLs(), Exposed: srv.Exposed(), Status: srv.Status(), Viewers: vs}
+	return State{Sharing: true, Paused: paused, Port: srv.Port(), Wanted: srv.PortMoved(), URLs: srv.ViewerURLs(), Exposed: srv.Exposed(),
+		Status: srv.Status(), Viewers: vs, Publish: srv.Publishing()}
 }
 
 // SetAccess changes the PIN, approval and viewer limit; live for viewers

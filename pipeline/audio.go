@@ -55,9 +55,14 @@ type AudioTrackOptions struct {
 // the receiver would take the packets after such a jump for early ones and
 // hold them back.
 //
-// Silence coded as a DTX packet (2 bytes or fewer) is published once at the
-// start of a silent spell and left out after that, as WebRTC senders do;
-// the receiver fills the gap with comfort noise.
+// Silence is published once at the start of a silent spell, as a DTX
+// packet (2 bytes or fewer), and left out after that, as WebRTC senders do;
+// the receiver fills the gap with comfort noise. Silence is a frame whose
+// samples are all within ±silenceMax (digital silence: what a monitor of a
+// sink that plays nothing gives), or one the encoder codes as DTX. The
+// Opus encoder's own DTX is best left off: libopus took a steady 440 Hz tone
+// for inactivity after half a second and sent only comfort noise, which
+// would do the same to a held note. Frames left out are not encoded.
 type AudioTrack struct {
 	// Hub is the encoded packets' fan-out.
 	Hub *fanout.Hub[*media.Frame]
@@ -177,6 +182,18 @@ func (c *cutter) add(ch *media.AudioChunk, emit func(*media.Frame)) error {
 	return nil
 }
 
+// silenceMax is the largest sample value a silent frame has (-72 dBFS).
+const silenceMax = 8
+
+func silent(pcm []int16) bool {
+	for _, v := range pcm {
+		if v > silenceMax || v < -silenceMax {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *cutter) encode(emit func(*media.Frame)) error {
 	dur := time.Duration(len(c.buf)/c.channels) * time.Second / time.Duration(c.rate)
 	if c.clock.IsZero() || c.gap {
@@ -184,12 +201,23 @@ func (c *cutter) encode(emit func(*media.Frame)) error {
 	}
 	captured := c.clock
 	c.clock = c.clock.Add(dur)
+	quiet := silent(c.buf)
+	if quiet && c.dtx {
+		c.skipped.Add(1)
+		return nil
+	}
 	t0 := time.Now()
 	pkt, err := c.enc.Encode(c.buf)
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", c.codec, err)
 	}
 	dtx := len(pkt) <= 2
+	if quiet && !dtx && len(pkt) > 0 {
+		// An Opus packet of its TOC byte alone, one frame (code 0), is an
+		// empty frame: the receiver conceals it as DTX.
+		pkt = []byte{pkt[0] &^ 3}
+		dtx = true
+	}
 	if dtx && c.dtx {
 		c.skipped.Add(1)
 		return nil

@@ -13,8 +13,8 @@ import (
 	"github.com/deskcast/deskcast/pipeline"
 )
 
-// fakeAudioEncoder codes a frame of silence as one byte (DTX) and anything
-// else as its first sample's two bytes and one more.
+// fakeAudioEncoder codes a frame of zeros as one byte (DTX) and anything
+// else as its first sample divided by 100 and two more bytes.
 type fakeAudioEncoder struct {
 	samples int
 	closed  chan struct{}
@@ -27,7 +27,7 @@ func (e *fakeAudioEncoder) Encode(pcm []int16) ([]byte, error) {
 	}
 	for _, v := range pcm {
 		if v != 0 {
-			return []byte{byte(pcm[0]), byte(pcm[0] >> 8), 0}, nil
+			return []byte{byte(pcm[0] / 100), 0, 0}, nil
 		}
 	}
 	return []byte{0}, nil
@@ -96,7 +96,7 @@ func TestAudioTrack(t *testing.T) {
 	jitter := []time.Duration{0, 3, -2, 4, 1, -3, 102, 100}
 	for i, j := range jitter {
 		arrive(t0.Add(time.Duration(i) * 10 * time.Millisecond))
-		feed.Emit(t, chunk(t0.Add(time.Duration(i)*10*time.Millisecond+j*time.Millisecond), int16(i+1)))
+		feed.Emit(t, chunk(t0.Add(time.Duration(i)*10*time.Millisecond+j*time.Millisecond), int16(100*(i+1))))
 	}
 	var prev *media.Frame
 	for i := range len(jitter) / 2 {
@@ -116,8 +116,8 @@ func TestAudioTrack(t *testing.T) {
 	// A pause in arrival (a pause, a device switch): the clock jumps to the new capture time.
 	gapAt := t0.Add(time.Second)
 	arrive(gapAt.Add(10 * time.Millisecond))
-	feed.Emit(t, chunk(gapAt, 9))
-	feed.Emit(t, chunk(gapAt.Add(10*time.Millisecond), 9))
+	feed.Emit(t, chunk(gapAt, 900))
+	feed.Emit(t, chunk(gapAt.Add(10*time.Millisecond), 900))
 	if f := next("after a gap"); !f.Captured.Equal(gapAt) {
 		t.Errorf("after a gap: captured at %v, want %v", f.Captured.Sub(t0), gapAt.Sub(t0))
 	}
@@ -125,8 +125,8 @@ func TestAudioTrack(t *testing.T) {
 	for i := range 6 {
 		feed.Emit(t, chunk(gapAt.Add(time.Duration(20+10*i)*time.Millisecond), 0))
 	}
-	feed.Emit(t, chunk(gapAt.Add(80*time.Millisecond), 5))
-	feed.Emit(t, chunk(gapAt.Add(90*time.Millisecond), 5))
+	feed.Emit(t, chunk(gapAt.Add(80*time.Millisecond), 500))
+	feed.Emit(t, chunk(gapAt.Add(90*time.Millisecond), 500))
 	if f := next("silence"); len(f.Data) != 1 {
 		t.Errorf("first silent packet: %d bytes, want the 1-byte DTX packet", len(f.Data))
 	}
@@ -136,9 +136,24 @@ func TestAudioTrack(t *testing.T) {
 	if got := track.Skipped(); got != 2 {
 		t.Errorf("skipped %d DTX packets, want 2", got)
 	}
+	// Near silence (±3) that the encoder codes in full is silence too: its
+	// first frame goes as a TOC-only packet, the next is left out; a quiet
+	// but audible frame (±50) goes in full.
+	for i, v := range []int16{3, -3, 3, -3, 50, 50} {
+		feed.Emit(t, chunk(gapAt.Add(time.Duration(100+10*i)*time.Millisecond), v))
+	}
+	if f := next("near silence"); len(f.Data) != 1 {
+		t.Errorf("first near-silent packet: %d bytes, want a 1-byte one", len(f.Data))
+	}
+	if f := next("quiet sound"); len(f.Data) != 3 {
+		t.Errorf("quiet sound: %d bytes, want the full packet", len(f.Data))
+	}
+	if got := track.Skipped(); got != 3 {
+		t.Errorf("skipped %d silent frames, want 3", got)
+	}
 	// A listener that reads nothing never holds the encoder up: it loses the oldest.
 	for i := range 20 {
-		feed.Emit(t, chunk(gapAt.Add(time.Duration(100+10*i)*time.Millisecond), 7))
+		feed.Emit(t, chunk(gapAt.Add(time.Duration(200+10*i)*time.Millisecond), 700))
 	}
 	testenv.Eventually(t, "dropped packets counted", func() bool { return sub.Stats().Dropped >= 6 })
 	// The last listener gone, the encoder and the capture stop.

@@ -55,9 +55,12 @@ type PublishStatus struct {
 	Bitrate int     `json:"bitrate"`
 	FPS     float64 `json:"fps"`
 	RTTMs   float64 `json:"rtt_ms"`
-	// Frames and Bytes count what every session sent, for /metrics.
-	Frames uint64 `json:"frames"`
-	Bytes  uint64 `json:"bytes"`
+	// Frames and Bytes count what every session sent, for /metrics;
+	// AudioPackets the sound's packets, AudioDropped those lost to a full queue.
+	Frames       uint64 `json:"frames"`
+	Bytes        uint64 `json:"bytes"`
+	AudioPackets uint64 `json:"audio_packets"`
+	AudioDropped uint64 `json:"audio_dropped"`
 }
 
 // Publisher keeps the share published to a media server over WHIP (RFC
@@ -76,6 +79,8 @@ type Publisher struct {
 	mu             sync.Mutex
 	st             PublishStatus
 	frames, bytes  uint64 // of the sessions that have ended
+	audioPackets   uint64
+	audioDropped   uint64
 	lastF, lastB   uint64 // totals at the last sample, for the rates
 	lastSampleTime time.Time
 }
@@ -185,6 +190,8 @@ func (p *Publisher) once() error {
 		p.mu.Lock()
 		p.frames += st.Frames
 		p.bytes += st.Bytes
+		p.audioPackets += st.AudioPackets
+		p.audioDropped += st.AudioDropped
 		p.mu.Unlock()
 	}()
 	offer, err := x.offer(p.ctx)
@@ -240,6 +247,7 @@ func (p *Publisher) sample(x *session, now time.Time) {
 	}
 	p.lastF, p.lastB, p.lastSampleTime = f, b, now
 	p.st.Frames, p.st.Bytes = f, b
+	p.st.AudioPackets, p.st.AudioDropped = p.audioPackets+st.AudioPackets, p.audioDropped+st.AudioDropped
 	p.st.RTTMs = float64(x.rtt.Load()) / float64(time.Millisecond)
 }
 

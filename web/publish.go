@@ -16,6 +16,9 @@ type PublishStatus struct {
 	RTTMs    float64   `json:"rtt_ms"`
 	Frames   uint64    `json:"frames"`
 	Bytes    uint64    `json:"bytes"`
+	// The sound's packets sent, and those lost to a full queue.
+	AudioPackets uint64 `json:"audio_packets"`
+	AudioDropped uint64 `json:"audio_dropped"`
 }
 
 // SetPublish sets where the publishing status comes from (nil: none).

@@ -41,8 +41,10 @@ func (a *Source) open(deliver func(*media.AudioChunk)) (stream, error) {
 }
 
 // maxBacklog is how many fragments (10 ms each) the sound server holds for a
-// record stream that reads too slowly before it drops the oldest.
-const maxBacklog = 5
+// record stream that reads too slowly before it drops the oldest: room for
+// the largest block a sink's monitor may post at once, and a bound on what a
+// stalled reader finds waiting.
+const maxBacklog = 50
 
 // pulseServer is the server string for the PulseAudio (or pipewire-pulse)
 // sockets, in libpulse's order: $PULSE_SERVER (left to the client), the
@@ -155,10 +157,7 @@ func (a *Source) openPulse(name string, deliver func(*media.AudioChunk)) (stream
 	opts := []pulse.RecordOption{pulse.RecordStereo, pulse.RecordSampleRate(a.rate),
 		pulse.RecordBufferFragmentSize(frag),
 		// The server keeps at most maxBacklog fragments for us and drops
-		// the oldest past that. Left to its default (4 MB, 20 s), a moment
-		// when we read slower than the sound comes (a busy CPU) leaves a
-		// backlog that never drains, as we read no faster than it arrives:
-		// a bench run once had all its sound 0.6 s late that way.
+		// the oldest past that, rather than its default of 4 MB (20 s).
 		pulse.RecordRawOption(func(r *proto.CreateRecordStream) { r.BufferMaxLength = maxBacklog * frag }),
 		pulse.RecordMediaName("Deskcast screen share")}
 	if name != "" {
