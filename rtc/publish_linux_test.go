@@ -166,6 +166,21 @@ func TestPublishToMediaMTX(t *testing.T) {
 		t.Errorf("status while live: %+v", st)
 	}
 
+	// Paused, the media server gets no pictures; resumed, they come again.
+	f.pipe.SetPaused(true)
+	time.Sleep(300 * time.Millisecond)
+	for len(r.Frames) > 0 {
+		<-r.Frames
+	}
+	select {
+	case <-r.Frames:
+		t.Error("the media server's reader got a picture while paused")
+	case <-time.After(time.Second):
+	}
+	f.pipe.SetPaused(false)
+	f.screen.change <- struct{}{}
+	frame(t, r, 5*time.Second)
+
 	// The server killed: the LAN viewer goes on, publishing says why and
 	// waits; the server back, publishing comes back by itself.
 	_ = r.Close()

@@ -13,6 +13,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -113,6 +114,7 @@ type Server struct {
 	stop     chan struct{}         // closed by Close: the room loop ends
 	closed   bool
 	wg       sync.WaitGroup
+	sent     atomic.Uint64 // bytes of media sent to viewers (not to a Publisher's server)
 }
 
 // codecInfo is how one media.Codec goes over RTP.
@@ -367,6 +369,9 @@ func (s *Server) End(id string) error {
 	<-sess.done
 	return nil
 }
+
+// SentBytes counts the bytes of media (RTP payloads) sent to viewers so far.
+func (s *Server) SentBytes() uint64 { return s.sent.Load() }
 
 // Sessions returns the number of open viewers' sessions (a Publisher's is
 // not one).

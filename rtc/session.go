@@ -333,6 +333,9 @@ func (x *session) sendAudio(done chan struct{}) {
 			sub.Sent(len(f.Data))
 			x.audioPackets.Add(1)
 			x.audioBytes.Add(uint64(len(f.Data)))
+			if !x.publish {
+				x.srv.sent.Add(uint64(len(f.Data)))
+			}
 		case <-sub.Done():
 			return
 		case <-x.ctx.Done():
@@ -573,6 +576,9 @@ func (w *writer) send(f *media.Frame) bool {
 		}
 		w.x.packets.Add(1)
 		w.x.bytes.Add(uint64(len(p)))
+		if !w.x.publish {
+			w.x.srv.sent.Add(uint64(len(p)))
+		}
 	}
 	return true
 }

@@ -57,9 +57,9 @@ func (s *Server) writeMetrics(w io.Writer) {
 	}
 	m.family("deskcast_state", "gauge", "The share's state: 1 for the one it is in.", states...)
 	m.family("deskcast_uptime_seconds", "gauge", "Since the share started.", one(float64(st.UptimeS)))
-	webrtc := 0
+	webrtc, webrtcBytes := 0, uint64(0)
 	if w := s.webrtc.Load(); w != nil && w.whep != nil {
-		webrtc = w.whep.Sessions()
+		webrtc, webrtcBytes = w.whep.Sessions(), w.whep.SentBytes()
 	}
 	m.family("deskcast_viewers", "gauge", "Viewers watching now, by transport (MJPEG includes players and snapshots' streams).",
 		sample{label("transport", "mjpeg"), float64(st.Viewers - webrtc)}, sample{label("transport", "webrtc"), float64(webrtc)})
@@ -68,6 +68,7 @@ func (s *Server) writeMetrics(w io.Writer) {
 	m.family("deskcast_frames_total", "counter", "Pictures encoded for MJPEG viewers.", one(float64(st.Frames)))
 	m.family("deskcast_frames_dropped_total", "counter", "Pictures MJPEG viewers were too slow to take.", one(float64(st.FramesDropped)))
 	m.family("deskcast_mjpeg_sent_bytes_total", "counter", "Bytes sent to MJPEG viewers.", one(float64(st.BytesSent)))
+	m.family("deskcast_webrtc_sent_bytes_total", "counter", "Media bytes (RTP payloads) sent to WebRTC viewers.", one(float64(webrtcBytes)))
 	m.family("deskcast_grab_seconds", "gauge", "The newest picture's grab time.", one(st.GrabMS/1000))
 	m.family("deskcast_encode_seconds", "gauge", "The newest picture's encode time.", one(st.EncodeMS/1000))
 	m.family("deskcast_frame_age_seconds", "gauge", "Since the newest picture was captured.", one(st.FrameAgeMS/1000))

@@ -30,6 +30,8 @@ type WHEP interface {
 	End(id string) error
 	// Sessions counts the sessions.
 	Sessions() int
+	// SentBytes counts the media bytes sent to viewers so far.
+	SentBytes() uint64
 }
 
 // Errors a WHEP returns (wrapped) for what the viewer got wrong.

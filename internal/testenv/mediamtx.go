@@ -289,6 +289,16 @@ func (m *MediaMTXServer) RTSPAddr() string { return fmt.Sprintf("127.0.0.1:%d", 
 // ICEAddr is the UDP address of every WebRTC session's media.
 func (m *MediaMTXServer) ICEAddr() string { return fmt.Sprintf("127.0.0.1:%d", m.icePort) }
 
+// Pid is the running server's process ID (0 while stopped), for CPU figures.
+func (m *MediaMTXServer) Pid() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.proc == nil {
+		return 0
+	}
+	return m.proc.cmd.Process.Pid
+}
+
 // APIURL is the base of MediaMTX's control API (e.g. APIURL()+"/v3/paths/list").
 func (m *MediaMTXServer) APIURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.apiPort) }
 
