@@ -152,6 +152,10 @@ func (p *Publisher) run() {
 			p.set(PublishStopped, nil)
 			return
 		}
+		if errors.Is(err, ErrClosed) { // the share's WebRTC server is gone: nothing left to publish
+			p.set(PublishStopped, err)
+			return
+		}
 		if time.Since(started) > p.opt.MaxRetry {
 			wait = p.opt.Retry // it was live a good while: this is a new failure
 		}
