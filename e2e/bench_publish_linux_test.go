@@ -51,17 +51,7 @@ func BenchmarkPublish(b *testing.B) {
 		defer lan.Close()
 		var readers []*whepclient.Client
 		if publish {
-			deadline := time.Now().Add(20 * time.Second)
-			for {
-				p, err := mtx.Path("deskcast")
-				if err == nil && p.Online {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatalf("not published within 20 s: %+v, %v", p, err)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			mtx.WaitPath("deskcast", "published", 20*time.Second, testenv.Online)
 			for range 30 {
 				r, err := whepclient.Connect(context.Background(), mtx.WHEPURL("deskcast"), whepclient.Options{})
 				if err != nil {

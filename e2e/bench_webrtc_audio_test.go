@@ -130,9 +130,6 @@ func BenchmarkSoundOverWebRTC(b *testing.B) {
 	// server started without sound: the difference is what sound costs. The
 	// first server with nobody watching is the floor.
 	steady := 30 * time.Second
-	if os.Getenv("DESKCAST_EXP_STEADY") != "" {
-		steady = 5 * time.Second
-	}
 	stopTone := sink.Play(testenv.Tone(440, 0.3, steady+10*time.Second))
 	defer stopTone()
 	time.Sleep(3 * time.Second)

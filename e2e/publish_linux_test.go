@@ -42,17 +42,9 @@ func TestPublishToMediaMTX(t *testing.T) {
 	if st.Publish.URL != mtx.WHIPURL("deskcast") || st.Publish.View != mtx.RTSPURL("deskcast") || st.Viewers != 0 {
 		t.Errorf("status while publishing: %+v, %d viewers; want the WHIP URL, the view URL, no viewer", st.Publish, st.Viewers)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p, err := mtx.Path("deskcast")
-		if err == nil && p.Online && len(p.Tracks) == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MediaMTX's path not online with two tracks: %+v, %v\n%s", p, err, mtx.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mtx.WaitPath("deskcast", "online with two tracks", 10*time.Second, func(p testenv.MediaMTXPath) bool {
+		return p.Online && len(p.Tracks) == 2
+	})
 
 	ctx := context.Background()
 	r, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{Audio: true})
@@ -120,15 +112,5 @@ func TestPublishToMediaMTX(t *testing.T) {
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(10 * time.Second)
-	for {
-		p, err := mtx.Path("deskcast")
-		if err == nil && !p.Online {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MediaMTX's path still online 10 s after Deskcast was stopped: %+v, %v", p, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mtx.WaitPath("deskcast", "offline after Deskcast was stopped", 10*time.Second, testenv.Offline)
 }

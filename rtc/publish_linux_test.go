@@ -33,23 +33,6 @@ func waitPublish(t *testing.T, p *rtc.Publisher, want string, within time.Durati
 	}
 }
 
-// waitOnline waits until the media server has a stream on path: its
-// reader's WHEP offers are refused until the publisher's first packets.
-func waitOnline(t *testing.T, mtx *testenv.MediaMTXServer, path string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p, err := mtx.Path(path)
-		if err == nil && p.Online && len(p.Tracks) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MediaMTX's path %q not online within 10 s: %+v, %v", path, p, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // whiteAt decodes an access unit and reports whether the pixel at (x, y) is white.
 func whiteAt(t *testing.T, dec *h264.Decoder, au []byte, x, y int) bool {
 	t.Helper()
@@ -101,7 +84,7 @@ func TestPublishToMediaMTX(t *testing.T) {
 	}
 
 	// A reader on the media server: the picture as painted, following a change.
-	waitOnline(t, mtx, "deskcast")
+	mtx.WaitPath("deskcast", "online", 10*time.Second, testenv.Online)
 	r, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{Audio: true})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +174,7 @@ func TestPublishToMediaMTX(t *testing.T) {
 	mtx.Start()
 	waitPublish(t, p, rtc.PublishLive, 20*time.Second)
 	lanWatches(t, f, lan, "the media server back")
-	waitOnline(t, mtx, "deskcast")
+	mtx.WaitPath("deskcast", "online", 10*time.Second, testenv.Online)
 	r2, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -204,18 +187,23 @@ func TestPublishToMediaMTX(t *testing.T) {
 	if st := p.Status(); st.State != rtc.PublishStopped {
 		t.Errorf("after Close: %q", st.State)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		path, err := mtx.Path("deskcast")
-		if err == nil && !path.Online {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the media server's path still online 10 s after Close: %+v, %v", path, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	mtx.WaitPath("deskcast", "offline after Close", 10*time.Second, testenv.Offline)
 	lanWatches(t, f, lan, "after publishing stopped")
+
+	// SentBytes counts what the viewers were sent, and keeps it when they leave.
+	sent := f.srv.SentBytes()
+	if sent == 0 {
+		t.Fatal("SentBytes is 0 with a viewer watching")
+	}
+	_ = lan.Close()
+	for deadline := time.Now().Add(15 * time.Second); f.srv.Sessions() > 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the LAN viewer's session is still open 15 s after it closed")
+		}
+	}
+	if after := f.srv.SentBytes(); after < sent {
+		t.Errorf("SentBytes went from %d to %d as the viewer left", sent, after)
+	}
 }
 
 // TestPublishFailures: a wrong token, a server that never answers and a

@@ -13,7 +13,6 @@ import (
 	"net"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -107,14 +106,14 @@ type Server struct {
 	tcp    ice.TCPMux
 	codecs []codecInfo // those of cfg.Tracks, in preference order
 
-	mu       sync.Mutex
-	sessions map[string]*session
-	bwe      cc.BandwidthEstimator // the newest PeerConnection's, handed over under mu (see newSession)
-	targets  map[media.Codec]int   // the bitrate each track was last given
-	stop     chan struct{}         // closed by Close: the room loop ends
-	closed   bool
-	wg       sync.WaitGroup
-	sent     atomic.Uint64 // bytes of media sent to viewers (not to a Publisher's server)
+	mu        sync.Mutex
+	sessions  map[string]*session
+	bwe       cc.BandwidthEstimator // the newest PeerConnection's, handed over under mu (see newSession)
+	targets   map[media.Codec]int   // the bitrate each track was last given
+	stop      chan struct{}         // closed by Close: the room loop ends
+	closed    bool
+	wg        sync.WaitGroup
+	sentEnded uint64 // media bytes sent to viewers whose sessions have ended (SentBytes)
 }
 
 // codecInfo is how one media.Codec goes over RTP.
@@ -370,8 +369,19 @@ func (s *Server) End(id string) error {
 	return nil
 }
 
-// SentBytes counts the bytes of media (RTP payloads) sent to viewers so far.
-func (s *Server) SentBytes() uint64 { return s.sent.Load() }
+// SentBytes counts the bytes of media (RTP payloads) sent to viewers so far:
+// the sessions' own counters, kept on when a session ends.
+func (s *Server) SentBytes() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.sentEnded
+	for _, x := range s.sessions {
+		if !x.publish {
+			n += x.bytes.Load() + x.audioBytes.Load()
+		}
+	}
+	return n
+}
 
 // Sessions returns the number of open viewers' sessions (a Publisher's is
 // not one).

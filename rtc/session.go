@@ -244,6 +244,9 @@ func (x *session) run() {
 		<-audioRTCPDone
 		x.srv.mu.Lock()
 		delete(x.srv.sessions, x.id)
+		if !x.publish {
+			x.srv.sentEnded += x.bytes.Load() + x.audioBytes.Load()
+		}
 		x.srv.mu.Unlock()
 		x.release()
 		close(x.done)
@@ -333,9 +336,6 @@ func (x *session) sendAudio(done chan struct{}) {
 			sub.Sent(len(f.Data))
 			x.audioPackets.Add(1)
 			x.audioBytes.Add(uint64(len(f.Data)))
-			if !x.publish {
-				x.srv.sent.Add(uint64(len(f.Data)))
-			}
 		case <-sub.Done():
 			return
 		case <-x.ctx.Done():
@@ -576,9 +576,6 @@ func (w *writer) send(f *media.Frame) bool {
 		}
 		w.x.packets.Add(1)
 		w.x.bytes.Add(uint64(len(p)))
-		if !w.x.publish {
-			w.x.srv.sent.Add(uint64(len(p)))
-		}
 	}
 	return true
 }

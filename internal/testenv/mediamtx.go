@@ -289,6 +289,28 @@ func (m *MediaMTXServer) RTSPAddr() string { return fmt.Sprintf("127.0.0.1:%d", 
 // ICEAddr is the UDP address of every WebRTC session's media.
 func (m *MediaMTXServer) ICEAddr() string { return fmt.Sprintf("127.0.0.1:%d", m.icePort) }
 
+// WaitPath polls path's state until ok holds and returns it; the test fails
+// (with the server's log) if it does not within the time given.
+func (m *MediaMTXServer) WaitPath(path, what string, within time.Duration, ok func(MediaMTXPath) bool) MediaMTXPath {
+	m.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		p, err := m.Path(path)
+		if err == nil && ok(p) {
+			return p
+		}
+		if time.Now().After(deadline) {
+			m.t.Fatalf("MediaMTX's path %q not %s within %v: %+v, %v\n%s", path, what, within, p, err, m.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Online and Offline are WaitPath's usual conditions: a publisher sending
+// (with at least one track), and none.
+func Online(p MediaMTXPath) bool  { return p.Online && len(p.Tracks) > 0 }
+func Offline(p MediaMTXPath) bool { return !p.Online }
+
 // Pid is the running server's process ID (0 while stopped), for CPU figures.
 func (m *MediaMTXServer) Pid() int {
 	m.mu.Lock()

@@ -132,22 +132,10 @@ func checkMediaMTXEndpoints(t *testing.T, m *testenv.MediaMTXServer) {
 // description over RTSP without credentials, and ends the session (DELETE).
 func checkMediaMTXPublish(t *testing.T, m *testenv.MediaMTXServer, path string) {
 	pub := whipPublish(t, m.WHIPURL(path), m.Token())
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		p, err := m.Path(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if p.Online && p.Source == "webRTCSession" && slices.Contains(p.Tracks, "H264") &&
-			slices.Contains(p.Tracks, "Opus") && p.InboundBytes > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("path %s after 15 s of publishing: %+v; want online from a webRTCSession with H264 and Opus\n%s",
-				path, p, m.Output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	m.WaitPath(path, "online from a webRTCSession with H264 and Opus", 15*time.Second, func(p testenv.MediaMTXPath) bool {
+		return p.Online && p.Source == "webRTCSession" && slices.Contains(p.Tracks, "H264") &&
+			slices.Contains(p.Tracks, "Opus") && p.InboundBytes > 0
+	})
 
 	status, sdp := rtspDescribe(t, m.RTSPURL(path))
 	if status != 200 || !strings.Contains(sdp, "H264/90000") || !strings.Contains(strings.ToLower(sdp), "opus/48000") {
@@ -166,18 +154,7 @@ func checkMediaMTXPublish(t *testing.T, m *testenv.MediaMTXServer, path string) 
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("DELETE %s: %s; want 200", pub.location, resp.Status)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		p, err := m.Path(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !p.Online {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("path %s still online 10 s after DELETE: %+v", path, p)
-		}
-	}
+	m.WaitPath(path, "offline after DELETE", 10*time.Second, testenv.Offline)
 	if status, _ := rtspDescribe(t, m.RTSPURL(path)); status != 404 {
 		t.Errorf("RTSP DESCRIBE %s after DELETE: %d; want 404", m.RTSPURL(path), status)
 	}
