@@ -50,10 +50,11 @@ func (c *countingGrabber) Changes() <-chan time.Time {
 	return nil
 }
 
-// emitted is one picture Run emitted: when, and its colour at a point.
+// emitted is one picture Run emitted: when, its size and its colour at a point.
 type emitted struct {
-	at time.Time
-	c  color.RGBA
+	at   time.Time
+	c    color.RGBA
+	size image.Point
 }
 
 // screenRun is a Screen running on the test's X server.
@@ -66,8 +67,9 @@ type screenRun struct {
 
 // runScreen runs a Screen for cfg with the given safety poll, on the
 // platform grabber wrapped in a countingGrabber, and samples each emitted
-// picture at probe (in picture coordinates). It fails the test unless the
-// grabber is told of changes by XDamage. The run ends with the test.
+// picture at probe (in picture coordinates). Unless n is ticked, it fails
+// the test if the grabber is not told of changes (by XDamage, or the
+// portal's stream). The run ends with the test.
 func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, probe image.Point) *screenRun {
 	t.Helper()
 	s, err := NewScreen(cfg)
@@ -77,9 +79,9 @@ func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, pr
 	s.poll = poll
 	r := &screenRun{emits: make(chan emitted, 1024), errc: make(chan error, 1)}
 	opened := make(chan struct{})
-	s.open = func(monitor int, region image.Rectangle) (grabber, error) {
+	s.open = func(cfg ScreenConfig) (grabber, error) {
 		defer close(opened)
-		g, err := newPlatformGrabber(monitor, region)
+		g, err := newPlatformGrabber(cfg)
 		if err != nil {
 			return nil, err
 		}
@@ -91,7 +93,7 @@ func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, pr
 	go func() {
 		r.errc <- s.Run(ctx, func(p *media.Picture) {
 			o := p.Pix[probe.Y*p.Stride+probe.X*4:]
-			e := emitted{time.Now(), color.RGBA{o[2], o[1], o[0], 255}}
+			e := emitted{time.Now(), color.RGBA{o[2], o[1], o[0], 255}, image.Pt(p.Width, p.Height)}
 			if p.Format == media.RGBA {
 				e.c = color.RGBA{o[0], o[1], o[2], 255}
 			}
@@ -113,8 +115,8 @@ func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, pr
 	if r.g == nil {
 		t.Fatalf("Run: %v", <-r.errc)
 	}
-	if xs, ok := r.g.grabber.(*xshmGrabber); n != ticked && (!ok || xs.Changes() == nil) {
-		t.Fatalf("grabber %T is not told of changes: want XShm with XDamage on Xvfb", r.g.grabber)
+	if cn, ok := r.g.grabber.(changeNotifier); n != ticked && (!ok || cn.Changes() == nil) {
+		t.Fatalf("grabber %T is not told of changes: want XShm with XDamage on Xvfb, or the portal", r.g.grabber)
 	}
 	return r
 }

@@ -8,8 +8,8 @@ import (
 	"github.com/kbinani/screenshot"
 )
 
-func newPlatformGrabber(monitor int, region image.Rectangle) (grabber, error) {
-	return newGenericGrabber(monitor, region, nil)
+func newPlatformGrabber(cfg ScreenConfig) (grabber, error) {
+	return newGenericGrabber(cfg.Monitor, cfg.Region, nil)
 }
 
 // Monitors lists the active displays; the first is the main display.

@@ -68,7 +68,11 @@ func init() {
 	xgb.Logger.SetOutput(io.Discard)
 }
 
-func newPlatformGrabber(monitor int, region image.Rectangle) (grabber, error) {
+func newPlatformGrabber(cfg ScreenConfig) (grabber, error) {
+	if UsesPortal() {
+		return newPortalGrabber(cfg)
+	}
+	monitor, region := cfg.Monitor, cfg.Region
 	g, err := newXShmGrabber(monitor, region)
 	switch {
 	case err == nil:
@@ -329,7 +333,12 @@ func monitorRect(conn *xgb.Conn, monitor int) (image.Rectangle, error) {
 
 // Monitors lists the X screen's monitors in Xinerama's order (the first is
 // shown as primary), or the whole root window when the server has no Xinerama.
+// On a Wayland session it lists one monitor without bounds: the one the
+// desktop's dialog chooses.
 func Monitors() ([]Monitor, error) {
+	if UsesPortal() {
+		return []Monitor{{Index: 0, Primary: true}}, nil
+	}
 	conn, err := xgb.NewConn()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNoDisplay, err)

@@ -74,6 +74,10 @@ var ErrRegion = errors.New("region does not fit the monitor")
 // errNoDisplay is returned when there is no screen to capture at all.
 var errNoDisplay = errors.New("no display found (is a desktop session running, is DISPLAY set?)")
 
+// PortalMonitor names the one monitor Monitors lists on a Wayland session,
+// where the desktop's dialog chooses it.
+const PortalMonitor = "the screen chosen in the system dialog"
+
 // Monitor is one display that can be shared.
 type Monitor struct {
 	Index   int             // 0-based; shown to people 1-based
@@ -82,7 +86,12 @@ type Monitor struct {
 }
 
 // String names the monitor as menus show it, e.g. "1: 1920×1080 (primary)".
+// A monitor without bounds is the one the desktop's own dialog chooses
+// (Wayland).
 func (m Monitor) String() string {
+	if m.Bounds.Empty() {
+		return fmt.Sprintf("%d: %s", m.Index+1, PortalMonitor)
+	}
 	s := fmt.Sprintf("%d: %d×%d", m.Index+1, m.Bounds.Dx(), m.Bounds.Dy())
 	if m.Primary {
 		s += " (primary)"

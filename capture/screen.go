@@ -17,6 +17,10 @@ type ScreenConfig struct {
 	Region   image.Rectangle // relative to the monitor; empty means all of it
 	FPS      int             // capture rate, frames per second
 	MaxWidth int             // downscale wider frames to this width; 0 keeps the size
+	// Portal keeps the screen-cast portal's permission between shares and
+	// says what the portal is doing, on a Wayland session; nil keeps the
+	// permission for this process only.
+	Portal *Portal
 }
 
 // Validate reports the first setting that is out of range.
@@ -37,7 +41,7 @@ func (c ScreenConfig) Validate() error {
 type Screen struct {
 	cfg ScreenConfig
 	// open is the grabber constructor; tests replace it to feed known pixels.
-	open func(monitor int, region image.Rectangle) (grabber, error)
+	open func(cfg ScreenConfig) (grabber, error)
 	// poll is how long Run, with a grabber that tells it of changes, goes
 	// without a grab before it grabs anyway, in case a notice was missed;
 	// tests lengthen it to see a still screen cost nothing.
@@ -68,7 +72,7 @@ func NewScreen(cfg ScreenConfig) (*Screen, error) {
 // it grabs at the frame rate. Either way it compares, since a change may
 // redraw the same pixels.
 func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
-	g, err := s.open(s.cfg.Monitor, s.cfg.Region)
+	g, err := s.open(s.cfg)
 	if err != nil {
 		return fmt.Errorf("starting screen capture: %w", err)
 	}

@@ -5,9 +5,10 @@
 set -euo pipefail
 
 build_pkgs=(gcc pkg-config libgl1-mesa-dev libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev
-  libxi-dev libxxf86vm-dev libxkbcommon-dev libxext-dev portaudio19-dev libturbojpeg0-dev libopenh264-dev libyuv-dev libvpx-dev libopus-dev)
+  libxi-dev libxxf86vm-dev libxkbcommon-dev libxext-dev portaudio19-dev libturbojpeg0-dev libopenh264-dev libyuv-dev libvpx-dev libopus-dev libpipewire-0.3-dev)
 test_pkgs=(xvfb xauth libgl1-mesa-dri dbus dbus-x11 pulseaudio pulseaudio-utils libasound2-plugins sox
-  chromium x11-xserver-utils xdotool firefox-esr webkit2gtk-driver nftables)
+  chromium x11-xserver-utils xdotool firefox-esr webkit2gtk-driver nftables
+  mutter pipewire wireplumber xdg-desktop-portal xdg-desktop-portal-gnome gir1.2-gtk-3.0 python3-gi python3-gi-cairo)
 
 want=("${build_pkgs[@]}")
 [ "${1:-build}" = "test" ] && want+=("${test_pkgs[@]}")

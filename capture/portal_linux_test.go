@@ -1,0 +1,126 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/media"
+)
+
+// TestPortalCapture captures a real GNOME Wayland session (mutter, headless,
+// with a 1920×1080 virtual monitor) through xdg-desktop-portal and PipeWire:
+// a GTK window's colours at full size, a change as the compositor sends it,
+// nothing on a still screen, a region, the restore token kept and used, and
+// mutter's death reported as an error.
+func TestPortalCapture(t *testing.T) {
+	wl := testenv.GnomeWayland(t, 1920, 1080)
+	win := wl.Window(red)
+	if !UsesPortal() {
+		t.Fatal("UsesPortal is false on a Wayland session")
+	}
+	if ms, err := Monitors(); err != nil || len(ms) != 1 || ms[0].String() != "1: "+PortalMonitor {
+		t.Fatalf("Monitors on Wayland = %v, %v; want the one the dialog chooses", ms, err)
+	}
+	p := NewPortal(wl.SeedScreencast(), nil, nil)
+
+	t.Run("colours and changes", func(t *testing.T) {
+		r := runScreen(t, ScreenConfig{FPS: 30, Portal: p}, time.Hour, heard, image.Pt(960, 540))
+		if e := r.until(t, 10*time.Second, red); e.size != image.Pt(1920, 1080) {
+			t.Fatalf("picture is %v, want 1920×1080", e.size)
+		}
+		if _, ok := r.g.grabber.(*portalGrabber); !ok {
+			t.Fatalf("grabber is %T, want the portal's", r.g.grabber)
+		}
+		// The portal gives a token to keep for the next share (often the same).
+		if p.restoreToken() == "" {
+			t.Fatal("no restore token kept")
+		}
+		var lat []time.Duration
+		for _, c := range []color.RGBA{blue, green, red, blue} {
+			t0 := time.Now()
+			win.Paint(c)
+			lat = append(lat, r.until(t, 5*time.Second, c).at.Sub(t0))
+		}
+		t.Logf("change to picture: %v", lat)
+		before := r.g.grabs.Load()
+		r.quiet(t, 2*time.Second)
+		if n := r.g.grabs.Load() - before; n != 0 {
+			t.Fatalf("%d grabs of a still screen in 2 s, want none", n)
+		}
+	})
+	// The token saved by the first share starts the next one without the
+	// dialog: a Waiting status would mean the dialog was up.
+	t.Run("region, with the saved token", func(t *testing.T) {
+		if p.Status() != "" {
+			t.Fatalf("status %q after a good share, want none", p.Status())
+		}
+		r := runScreen(t, ScreenConfig{FPS: 30, Portal: p, Region: image.Rect(100, 50, 740, 530)}, time.Hour, heard, image.Pt(10, 10))
+		if e := r.until(t, 10*time.Second, blue); e.size != image.Pt(640, 480) {
+			t.Fatalf("region picture is %v, want 640×480", e.size)
+		}
+		if p.Status() != "" {
+			t.Fatalf("status %q, want none: the saved token should skip the dialog", p.Status())
+		}
+	})
+	t.Run("region too big", func(t *testing.T) {
+		s, err := NewScreen(ScreenConfig{FPS: 30, Portal: p, Region: image.Rect(0, 0, 4000, 100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Run(context.Background(), func(p *media.Picture) { p.Release() }); !errors.Is(err, ErrRegion) {
+			t.Fatalf("Run with a region past the screen = %v, want ErrRegion", err)
+		}
+	})
+	t.Run("monitor 2", func(t *testing.T) {
+		s, err := NewScreen(ScreenConfig{FPS: 30, Portal: p, Monitor: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Run(context.Background(), func(p *media.Picture) { p.Release() }); !errors.Is(err, ErrNoMonitor) {
+			t.Fatalf("Run on monitor 2 = %v, want ErrNoMonitor", err)
+		}
+	})
+	t.Run("mutter killed", func(t *testing.T) {
+		s, err := NewScreen(ScreenConfig{FPS: 30, Portal: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make(chan struct{}, 1)
+		errc := make(chan error, 1)
+		go func() {
+			errc <- s.Run(context.Background(), func(p *media.Picture) {
+				p.Release()
+				select {
+				case first <- struct{}{}:
+				default:
+				}
+			})
+		}()
+		select {
+		case <-first:
+		case err := <-errc:
+			t.Fatalf("Run: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no picture within 10 s")
+		}
+		wl.Kill("mutter")
+		select {
+		case err := <-errc:
+			if err == nil {
+				t.Fatal("Run returned nil after mutter died, want an error")
+			}
+			if !strings.HasPrefix(p.Status(), PortalEnded) {
+				t.Fatalf("status %q after mutter died, want it to start %q", p.Status(), PortalEnded)
+			}
+			t.Logf("Run after mutter died: %v; status %q", err, p.Status())
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run still running 10 s after mutter died")
+		}
+	})
+}

@@ -1,0 +1,75 @@
+package capture
+
+import "sync"
+
+// Portal is where a Wayland share keeps the screen-cast portal's restore
+// token (the desktop's permission to start again without its dialog), and
+// what it tells the presenter of the portal. It outlives shares; one per
+// app. It is safe for concurrent use.
+type Portal struct {
+	mu     sync.Mutex
+	token  string
+	status string
+	save   func(token string)
+	notify func()
+}
+
+// The portal states a presenter is told of.
+const (
+	PortalWaiting = "waiting for you to choose a screen in the system dialog"
+	PortalEnded   = "the desktop ended the screen sharing"
+)
+
+// NewPortal starts from a stored token ("" for none). save, if not nil, is
+// called with each new token to store it; notify, if not nil, after each
+// status change. Neither may block.
+func NewPortal(token string, save func(token string), notify func()) *Portal {
+	return &Portal{token: token, save: save, notify: notify}
+}
+
+// Status is what the portal is doing or why it failed; "" once capture runs.
+func (p *Portal) Status() string {
+	if p == nil {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.status
+}
+
+func (p *Portal) restoreToken() string {
+	if p == nil {
+		return ""
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.token
+}
+
+func (p *Portal) setToken(tok string) {
+	if p == nil || tok == "" {
+		return
+	}
+	p.mu.Lock()
+	changed := tok != p.token
+	p.token = tok
+	save := p.save
+	p.mu.Unlock()
+	if changed && save != nil {
+		save(tok)
+	}
+}
+
+func (p *Portal) setStatus(s string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	changed := s != p.status
+	p.status = s
+	notify := p.notify
+	p.mu.Unlock()
+	if changed && notify != nil {
+		notify()
+	}
+}

@@ -1,0 +1,289 @@
+//go:build linux
+
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"fmt"
+	"image/color"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+)
+
+// Wayland is a headless GNOME Wayland session of the test's own: a private
+// session bus, PipeWire and WirePlumber, mutter with one virtual monitor
+// (software rendering, no GPU), and xdg-desktop-portal with its GNOME
+// backend. The test's environment points at it (WAYLAND_DISPLAY,
+// XDG_RUNTIME_DIR, DBUS_SESSION_BUS_ADDRESS, XDG_SESSION_TYPE), so the
+// code under test finds it as it would a desktop's.
+type Wayland struct {
+	t       testing.TB
+	Display string
+	env     []string
+	procs   map[string]*group
+	order   []string
+}
+
+// busConfig is a session bus that starts no services by itself: with the
+// system's service directories, xdg-document-portal and friends would start
+// on first call, one of them with a FUSE mount.
+const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir=%s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`
+
+// GnomeWayland starts the session with a w×h virtual monitor and stops it
+// when the test ends. It takes about a second.
+func GnomeWayland(t testing.TB, w, h int) *Wayland {
+	t.Helper()
+	Need(t, "dbus-daemon", "pipewire", "wireplumber", "mutter", "/usr/libexec/xdg-desktop-portal",
+		"/usr/libexec/xdg-desktop-portal-gnome", "/usr/libexec/xdg-permission-store")
+	dir := t.TempDir()
+	run, home := filepath.Join(dir, "run"), filepath.Join(dir, "home")
+	for _, d := range []string{run, home} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := filepath.Join(dir, "bus.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wl := &Wayland{t: t, Display: "wayland-deskcast", procs: map[string]*group{}}
+	t.Cleanup(wl.stop)
+	wl.env = []string{"XDG_RUNTIME_DIR=" + run, "HOME=" + home, "XDG_CURRENT_DESKTOP=GNOME",
+		"XDG_SESSION_TYPE=wayland", "GSETTINGS_BACKEND=memory", "GTK_A11Y=none", "NO_AT_BRIDGE=1",
+		"WAYLAND_DISPLAY=" + wl.Display, "PATH=" + os.Getenv("PATH")}
+
+	addr := make(chan string, 1)
+	wl.start("dbus-daemon", []string{"--config-file=" + conf, "--nofork", "--print-address=1"}, func(l string) bool {
+		addr <- strings.TrimSpace(l)
+		return true
+	})
+	select {
+	case a := <-addr:
+		wl.env = append(wl.env, "DBUS_SESSION_BUS_ADDRESS="+a)
+	case <-time.After(10 * time.Second):
+		t.Fatal("dbus-daemon printed no address within 10 s")
+	}
+	wl.start("pipewire", nil, nil)
+	wl.waitFile(filepath.Join(run, "pipewire-0"))
+	wl.start("wireplumber", nil, nil)
+	wl.start("mutter", []string{"--headless", "--wayland", "--no-x11", "--wayland-display=" + wl.Display,
+		"--virtual-monitor", fmt.Sprintf("%dx%d", w, h)}, nil)
+	wl.waitName("org.gnome.Mutter.ScreenCast")
+	wl.start("/usr/libexec/xdg-permission-store", nil, nil)
+	wl.waitName("org.freedesktop.impl.portal.PermissionStore")
+	wl.start("/usr/libexec/xdg-desktop-portal-gnome", nil, nil)
+	wl.waitName("org.freedesktop.impl.portal.desktop.gnome")
+	wl.start("/usr/libexec/xdg-desktop-portal", nil, nil)
+	wl.waitName("org.freedesktop.portal.Desktop")
+
+	for _, kv := range wl.env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k != "PATH" && k != "HOME" {
+			t.Setenv(k, v)
+		}
+	}
+	t.Setenv("DISPLAY", "")
+	return wl
+}
+
+// start runs a program of the session with its environment.
+func (wl *Wayland) start(prog string, args []string, watch func(string) bool) {
+	wl.t.Helper()
+	cmd := exec.Command(prog, args...)
+	cmd.Env = wl.env
+	g, err := startGroup(cmd, watch)
+	if err != nil {
+		wl.t.Fatalf("starting %s: %v", prog, err)
+	}
+	name := filepath.Base(prog)
+	wl.procs[name] = g
+	wl.order = append(wl.order, name)
+}
+
+// Kill ends one of the session's programs at once (SIGKILL), as a crash
+// would: "mutter", "pipewire", "xdg-desktop-portal"…
+func (wl *Wayland) Kill(name string) {
+	if g := wl.procs[name]; g != nil {
+		_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+		<-g.exited
+	}
+}
+
+func (wl *Wayland) stop() {
+	for i := len(wl.order) - 1; i >= 0; i-- {
+		g := wl.procs[wl.order[i]]
+		_ = g.cmd.Process.Signal(syscall.SIGTERM)
+		g.stop(2 * time.Second)
+	}
+	if wl.t.Failed() {
+		for _, name := range wl.order {
+			wl.t.Logf("%s's last output:\n%s", name, wl.procs[name].out)
+		}
+	}
+}
+
+func (wl *Wayland) waitFile(path string) {
+	wl.t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+	}
+	wl.t.Fatalf("%s did not appear within 10 s", path)
+}
+
+// Bus connects to the session's bus; the connection closes when the test ends.
+func (wl *Wayland) Bus() *dbus.Conn {
+	wl.t.Helper()
+	conn, err := dbus.Connect(wl.Getenv("DBUS_SESSION_BUS_ADDRESS"))
+	if err != nil {
+		wl.t.Fatalf("connecting to the session bus: %v", err)
+	}
+	wl.t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// Getenv returns a variable of the session's environment.
+func (wl *Wayland) Getenv(key string) string {
+	for _, kv := range wl.env {
+		if k, v, _ := strings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// waitName waits until a program has taken its well-known name on the bus.
+func (wl *Wayland) waitName(name string) {
+	wl.t.Helper()
+	conn := wl.Bus()
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		var has bool
+		if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has); err == nil && has {
+			return
+		}
+	}
+	wl.t.Fatalf("%s did not appear on the session bus within 15 s", name)
+}
+
+// SeedScreencast grants the screen-cast permission for mutter's virtual
+// monitor in the permission store, as the GNOME dialog would have after
+// "Remember this selection", and returns the restore token to present:
+// a portal start with it shows no dialog.
+func (wl *Wayland) SeedScreencast() string {
+	wl.t.Helper()
+	type stream struct {
+		ID, Type uint32
+		Data     dbus.Variant
+	}
+	type gnome struct {
+		Created, Used int64
+		Streams       []stream
+	}
+	type restore struct {
+		Provider string
+		Version  uint32
+		Data     dbus.Variant
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	id := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	now := time.Now().UnixMicro()
+	data := dbus.MakeVariant(restore{"GNOME", 1, dbus.MakeVariant(gnome{now, now,
+		[]stream{{0, 1, dbus.MakeVariant("MetaVendor:MetaVirtualMonitor:0x00")}}})})
+	err := wl.Bus().Object("org.freedesktop.impl.portal.PermissionStore", "/org/freedesktop/impl/portal/PermissionStore").
+		Call("org.freedesktop.impl.portal.PermissionStore.Set", 0, "screencast", true, id,
+			map[string][]string{"": {"yes"}}, data).Err
+	if err != nil {
+		wl.t.Fatalf("seeding the screen-cast permission: %v", err)
+	}
+	return id
+}
+
+//go:embed wayland_window.py
+var waylandWindow []byte
+
+// WaylandWindow is a full-screen GTK window of one colour on the session.
+type WaylandWindow struct {
+	t      testing.TB
+	in     io.WriteCloser
+	events chan string
+	g      *group
+}
+
+// Window opens a full-screen window painted c and waits until it is shown.
+func (wl *Wayland) Window(c color.RGBA) *WaylandWindow {
+	wl.t.Helper()
+	script := filepath.Join(wl.t.TempDir(), "window.py")
+	if err := os.WriteFile(script, waylandWindow, 0o700); err != nil {
+		wl.t.Fatal(err)
+	}
+	// Debian's python3, which has gi; a python3 earlier on PATH may not.
+	cmd := exec.Command("/usr/bin/python3", script)
+	cmd.Env = append(wl.env, "GDK_BACKEND=wayland")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		wl.t.Fatal(err)
+	}
+	w := &WaylandWindow{t: wl.t, in: in, events: make(chan string, 64)}
+	w.g, err = startGroup(cmd, func(l string) bool {
+		w.events <- l
+		return false
+	})
+	if err != nil {
+		wl.t.Fatalf("starting the GTK window: %v", err)
+	}
+	wl.t.Cleanup(func() { in.Close(); w.g.stop(2 * time.Second) })
+	w.wait("ready")
+	w.Paint(c)
+	return w
+}
+
+// Paint repaints the window c and waits until GTK has drawn it.
+func (w *WaylandWindow) Paint(c color.RGBA) {
+	w.t.Helper()
+	if _, err := fmt.Fprintf(w.in, "%d %d %d\n", c.R, c.G, c.B); err != nil {
+		w.t.Fatalf("painting the window: %v", err)
+	}
+	w.wait(fmt.Sprintf("painted %d %d %d", c.R, c.G, c.B))
+}
+
+func (w *WaylandWindow) wait(line string) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		select {
+		case l := <-w.events:
+			if l == line {
+				return
+			}
+		case <-w.g.exited:
+			w.t.Fatalf("the GTK window exited:\n%s", w.g.out)
+		case <-ctx.Done():
+			w.t.Fatalf("the GTK window did not say %q within 15 s:\n%s", line, w.g.out)
+		}
+	}
+}
