@@ -63,6 +63,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if s.Publish.Token == "" {
 		s.Publish.Token = os.Getenv("DESKCAST_PUBLISH_TOKEN") // read after parsing: --help never shows it
 	}
+	// For automation and tests: the Wayland portal's permission to start
+	// without its dialog (see docs/testing.md); the app stores its own.
+	s.PortalToken = os.Getenv("DESKCAST_PORTAL_RESTORE_TOKEN")
 	if *printVersion {
 		fmt.Fprintln(stdout, "deskcast", version.String())
 		return 0

@@ -39,6 +39,7 @@ type Engine interface {
 	SetControl(access.ControlMode) error
 	SetPointer(web.PointerMode) error
 	SetPublish(engine.Publish) error
+	SetPortalToken(string)
 	Grant(id string) error
 	Revoke(id string)
 	Settings() engine.Settings
@@ -474,6 +475,7 @@ func (a *App) refresh() {
 	a.mu.Lock()
 	a.state = st
 	a.mu.Unlock()
+	a.rememberPortalToken()
 	a.win.update(st)
 	if a.tray {
 		a.updateTray(st)
@@ -490,6 +492,8 @@ func (a *App) statusLine(st engine.State, bitrate float64) string {
 		return lang.L("Error") + ": " + errText
 	case !st.Sharing:
 		return lang.L("Stopped")
+	case st.Portal != "":
+		return lang.L("Screen") + ": " + st.Portal
 	case st.Status.State == "error":
 		return lang.L("Screen capture problem") + ": " + st.Status.Error
 	}

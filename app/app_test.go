@@ -109,6 +109,12 @@ func (f *fakeEngine) SetPointer(m web.PointerMode) error {
 	f.mu.Unlock()
 	return nil
 }
+func (f *fakeEngine) SetPortalToken(tok string) {
+	f.mu.Lock()
+	f.settings.PortalToken = tok
+	f.mu.Unlock()
+}
+
 func (f *fakeEngine) SetPublish(p engine.Publish) error {
 	if p.URL != "" && !strings.HasPrefix(p.URL, "http") {
 		return errors.New("publish URL: want the media server's WHIP endpoint")

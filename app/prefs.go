@@ -32,6 +32,9 @@ const (
 	prefPublishOn    = "publish_on"
 	prefPublishURL   = "publish_url"
 	prefPublishToken = "publish_token"
+	// prefPortalToken is the desktop's permission to share the screen
+	// without its dialog (Wayland): the ScreenCast portal's restore token.
+	prefPortalToken = "portal_restore_token"
 )
 
 // loadPrefs applies the remembered settings to the engine, except those
@@ -72,6 +75,10 @@ func (a *App) loadPrefs(given map[string]bool) {
 			a.log.Warn("remembered media server", "err", err)
 		}
 	}
+	// A token given in the environment (automation) wins over the stored one.
+	if tok := p.String(prefPortalToken); tok != "" && a.eng.Settings().PortalToken == "" {
+		a.eng.SetPortalToken(tok)
+	}
 	a.iface = p.String(prefInterface)
 	acc := a.eng.Settings().Access
 	if pin := p.String(prefPIN); pin != "" && !given["pin"] && access.ValidPIN(pin) == nil {
@@ -82,6 +89,15 @@ func (a *App) loadPrefs(given map[string]bool) {
 	}
 	if err := a.eng.SetAccess(acc); err != nil {
 		a.log.Warn("remembered access settings", "err", err)
+	}
+}
+
+// rememberPortalToken stores a new permission the portal gave, so that the
+// next run shares without the dialog.
+func (a *App) rememberPortalToken() {
+	p := a.fa.Preferences()
+	if tok := a.eng.Settings().PortalToken; tok != "" && tok != p.String(prefPortalToken) {
+		p.SetString(prefPortalToken, tok)
 	}
 }
 

@@ -3,7 +3,7 @@
 package capture
 
 import (
-	"image"
+	"context"
 
 	"github.com/kbinani/screenshot"
 )
@@ -25,3 +25,10 @@ func Monitors() ([]Monitor, error) {
 	}
 	return ms, nil
 }
+
+// UsesPortal reports whether the screen is captured through a desktop
+// portal: only on Linux Wayland sessions.
+func UsesPortal() bool { return false }
+
+// Ask does nothing: only Wayland has a portal to ask.
+func (p *Portal) Ask(context.Context) error { return nil }

@@ -67,14 +67,10 @@ func newPortalGrabber(cfg ScreenConfig) (grabber, error) {
 	st := cfg.Portal
 	ctx, cancel := context.WithTimeout(context.Background(), portalStartTimeout)
 	defer cancel()
-	token := st.restoreToken()
-	sess, err := portal.Open(ctx, portal.Options{RestoreToken: token, Cursor: portal.CursorEmbedded,
-		Waiting: func() { st.setStatus(PortalWaiting) }})
+	sess, err := st.open(ctx)
 	if err != nil {
-		st.setStatus(portalProblem(err))
-		return nil, fmt.Errorf("asking the desktop for the screen: %w", err)
+		return nil, err
 	}
-	st.setToken(sess.RestoreToken)
 	g := &portalGrabber{sess: sess, state: st, region: cfg.Region, size: 1920 * 1080 * 4, changes: make(chan time.Time, 1),
 		stop: make(chan struct{}), watched: make(chan struct{})}
 	fd, err := sess.OpenPipeWireRemote()
@@ -100,6 +96,39 @@ func newPortalGrabber(cfg ScreenConfig) (grabber, error) {
 	g.watching = true
 	go g.watch()
 	return g, nil
+}
+
+// open starts a portal session with the stored token, the dialog's wait
+// and failures told in the status, and keeps the token it brings back.
+// A nil Portal keeps nothing.
+func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
+	if p != nil {
+		p.opening.Lock()
+		defer p.opening.Unlock()
+	}
+	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.restoreToken(), Cursor: portal.CursorEmbedded,
+		Waiting: func() { p.setStatus(PortalWaiting) }})
+	if err != nil {
+		p.setStatus(portalProblem(err))
+		return nil, fmt.Errorf("asking the desktop for the screen: %w", err)
+	}
+	p.setToken(sess.RestoreToken)
+	p.setStatus("")
+	return sess, nil
+}
+
+// Ask gets the desktop's permission now, if none is stored: the dialog
+// shows when sharing starts, not when the first viewer comes. It returns
+// at once when a token is stored (a stale one shows the dialog later).
+func (p *Portal) Ask(ctx context.Context) error {
+	if p.restoreToken() != "" {
+		return nil
+	}
+	sess, err := p.open(ctx)
+	if err != nil {
+		return err
+	}
+	return sess.Close()
 }
 
 // portalProblem is what the presenter is told of a failed portal start.

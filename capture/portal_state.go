@@ -7,6 +7,11 @@ import "sync"
 // what it tells the presenter of the portal. It outlives shares; one per
 // app. It is safe for concurrent use.
 type Portal struct {
+	// opening is held while a portal session starts, the user's time in
+	// the dialog included, so that two starts never show two dialogs: the
+	// second waits and uses the token the first brought back.
+	opening sync.Mutex
+
 	mu     sync.Mutex
 	token  string
 	status string
@@ -25,6 +30,14 @@ const (
 // status change. Neither may block.
 func NewPortal(token string, save func(token string), notify func()) *Portal {
 	return &Portal{token: token, save: save, notify: notify}
+}
+
+// Reset replaces the stored token (a remembered one, or "" to ask again)
+// without calling save.
+func (p *Portal) Reset(token string) {
+	p.mu.Lock()
+	p.token = token
+	p.mu.Unlock()
 }
 
 // Status is what the portal is doing or why it failed; "" once capture runs.

@@ -4,6 +4,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -40,6 +41,11 @@ type Settings struct {
 	Control  access.ControlMode // remote control from viewers; off by default
 	Pointer  web.PointerMode    // how viewers see the presenter's pointer; "" means on
 	Publish  Publish            // a media server to publish to as well; none when its URL is ""
+	// PortalToken is the desktop's permission to share the screen again
+	// without its dialog, on a Wayland session (the ScreenCast portal's
+	// restore token); "" to ask. The engine updates it as the portal
+	// hands out new ones.
+	PortalToken string
 }
 
 // Publish is where the share is published as well as served: a media
@@ -96,6 +102,9 @@ type Engine struct {
 	paused   bool
 	share    *share // nil when not sharing
 	inj      *injector
+	// portal keeps the screen-cast permission on Wayland; its token is
+	// copied into settings.PortalToken as it changes.
+	portal *capture.Portal
 }
 
 // share is what one Start builds and Stop takes down.
@@ -113,6 +122,9 @@ type share struct {
 	rtc         *rtc.Server          // nil when WebRTC is off
 	opus        *pipeline.AudioTrack // the WebRTC listeners' sound; nil when WebRTC or libopus is off
 	pub         *rtc.Publisher       // nil when not publishing
+	// stopAsk ends the portal's dialog, if Start asked and it is still up,
+	// and waits for it.
+	stopAsk func()
 }
 
 // New returns a stopped engine with the given settings.
@@ -123,7 +135,18 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 	if err := s.check(); err != nil {
 		return nil, err
 	}
-	return &Engine{settings: s, log: log, changes: make(chan struct{}, 1)}, nil
+	e := &Engine{settings: s, log: log, changes: make(chan struct{}, 1)}
+	e.portal = capture.NewPortal(s.PortalToken, e.savePortalToken, e.changed)
+	return e, nil
+}
+
+// savePortalToken keeps a token the portal handed out, for Settings and the
+// next run (the app stores it).
+func (e *Engine) savePortalToken(tok string) {
+	e.mu.Lock()
+	e.settings.PortalToken = tok
+	e.mu.Unlock()
+	e.changed()
 }
 
 // Changes returns a channel that receives a value soon after the share
@@ -142,8 +165,10 @@ func (e *Engine) changed() {
 }
 
 // screenSource checks s's screen settings and returns its grab loop's source.
-func screenSource(s Settings) (pipeline.Source, error) {
-	scr, err := capture.NewScreen(s.screen())
+func (e *Engine) screenSource(s Settings) (pipeline.Source, error) {
+	cfg := s.screen()
+	cfg.Portal = e.portal
+	scr, err := capture.NewScreen(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +228,7 @@ func (e *Engine) Start() error {
 	if e.share != nil {
 		return nil
 	}
-	src, err := screenSource(e.settings)
+	src, err := e.screenSource(e.settings)
 	if err != nil {
 		return err
 	}
@@ -227,6 +252,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	sh.srv.SetMeta(e.meta())
+	sh.stopAsk = e.askPortal()
 	e.startWebRTC(sh)
 	e.startPublish(sh)
 	if why := input.Available(); why != nil {
@@ -239,6 +265,34 @@ func (e *Engine) Start() error {
 	}
 	e.changed()
 	return nil
+}
+
+// askPortal asks the desktop for the screen now on a Wayland session with
+// no permission stored, so that its dialog comes with Start sharing rather
+// than with the first viewer. The returned func cancels and waits.
+func (e *Engine) askPortal() func() {
+	if !capture.UsesPortal() {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := e.portal.Ask(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("the desktop did not give the screen", "err", err)
+		}
+		e.changed()
+	}()
+	return func() { cancel(); <-done }
+}
+
+// SetPortalToken sets the remembered permission to share the screen on
+// Wayland (the portal's restore token), "" to ask again.
+func (e *Engine) SetPortalToken(tok string) {
+	e.mu.Lock()
+	e.settings.PortalToken = tok
+	e.mu.Unlock()
+	e.portal.Reset(tok)
 }
 
 // applyPauseLocked stops whatever is not shared: both while paused, the
@@ -264,6 +318,7 @@ func (e *Engine) Stop() {
 	e.paused = false
 	e.mu.Unlock()
 	if sh != nil {
+		sh.stopAsk()
 		if sh.pub != nil {
 			sh.pub.Close() // first: its session ends with a DELETE, not as the server goes
 		}
@@ -394,7 +449,7 @@ func (e *Engine) SetQuality(fps, quality, maxWidth int) error {
 // applyLocked makes s the settings, live: a new screen source for the grab
 // loop and, for another quality, a new JPEG encoder.
 func (e *Engine) applyLocked(s Settings) error {
-	src, err := screenSource(s)
+	src, err := e.screenSource(s)
 	if err != nil {
 		return err
 	}
@@ -465,6 +520,10 @@ type State struct {
 	Status  web.Status
 	Viewers []access.Viewer    // present or waiting, oldest first
 	Publish *web.PublishStatus // nil when not publishing
+	// Portal is what the desktop's screen-sharing portal is doing or why it
+	// failed (Wayland): waiting for the presenter in its dialog, permission
+	// denied, the session ended; "" when all is well or on X11.
+	Portal string
 }
 
 // State returns the share's state and counters.
@@ -478,7 +537,7 @@ func (e *Engine) State() State {
 	e.mu.Unlock()
 	vs, _ := srv.Viewers()
 	return State{Sharing: true, Paused: paused, Port: srv.Port(), Wanted: srv.PortMoved(), URLs: srv.ViewerURLs(), Exposed: srv.Exposed(),
-		Status: srv.Status(), Viewers: vs, Publish: srv.Publishing()}
+		Status: srv.Status(), Viewers: vs, Publish: srv.Publishing(), Portal: e.portal.Status()}
 }
 
 // SetAccess changes the PIN, approval and viewer limit; live for viewers

@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/deskcast/deskcast/access"
+	"github.com/deskcast/deskcast/capture"
 	"github.com/deskcast/deskcast/internal/termqr"
 )
 
@@ -56,6 +57,22 @@ func (e *Engine) RunHeadless(ctx context.Context, w io.Writer) error {
 		}
 		fmt.Fprintf(w, "); its state in  curl 'http://127.0.0.1:%d/api/status?t=%s'\n", srv.Port(), srv.Token())
 	}
-	<-ctx.Done()
-	return nil
+	if capture.UsesPortal() {
+		fmt.Fprintln(w, "screen: through the desktop's screen-sharing portal (Wayland); it may ask which screen to share")
+	}
+	// The portal's state as it changes: its dialog waiting, a refusal, the end.
+	said := ""
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-e.Changes():
+			if s := e.portal.Status(); s != said {
+				said = s
+				if s != "" {
+					fmt.Fprintf(w, "screen: %s\n", s)
+				}
+			}
+		}
+	}
 }

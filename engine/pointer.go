@@ -14,7 +14,12 @@ import (
 )
 
 // pointerSource is the presenter's pointer over what s shares.
+// On Wayland the compositor draws the pointer into the portal's pictures,
+// and X11 (XWayland) would report another pointer: there is none.
 func pointerSource(s Settings) fanout.Source[*media.Pointer] {
+	if capture.UsesPortal() {
+		return nil
+	}
 	p, err := capture.NewPointer(capture.PointerConfig{Monitor: s.Monitor, Region: s.Region})
 	if err != nil {
 		return nil // the screen's own checks report the setting

@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"image"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/internal/whepclient"
+	"github.com/deskcast/deskcast/web"
+)
+
+// lines is a headless deskcast's stdout, kept line by line.
+type lines struct {
+	mu  sync.Mutex
+	all []string
+}
+
+// startHeadlessLines runs the binary with --headless, its environment plus
+// env, and collects its stdout; it is killed when the test ends.
+func startHeadlessLines(t *testing.T, env []string, args ...string) (*exec.Cmd, *lines) {
+	t.Helper()
+	cmd := exec.Command(appBinary(t), append([]string{"--headless"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	l := &lines{}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			l.mu.Lock()
+			l.all = append(l.all, sc.Text())
+			l.mu.Unlock()
+		}
+	}()
+	return cmd, l
+}
+
+// wait waits until a line starts with prefix and returns it.
+func (l *lines) wait(t *testing.T, prefix string, within time.Duration) string {
+	t.Helper()
+	for end := time.Now().Add(within); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		l.mu.Lock()
+		for _, s := range l.all {
+			if strings.HasPrefix(s, prefix) {
+				l.mu.Unlock()
+				return s
+			}
+		}
+		l.mu.Unlock()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t.Fatalf("no line %q within %v; stdout:\n%s", prefix, within, strings.Join(l.all, "\n"))
+	return ""
+}
+
+// TestWaylandShare shares a real GNOME Wayland session (headless mutter)
+// as a user would on Wayland: the binary, with the desktop's permission
+// stored (DESKCAST_PORTAL_RESTORE_TOKEN, as the app stores it), captures
+// through the ScreenCast portal and PipeWire; an MJPEG viewer and a WebRTC
+// viewer see a GTK window's colour and its change; when the compositor dies
+// the share says so in its status and keeps serving.
+func TestWaylandShare(t *testing.T) {
+	wl := testenv.GnomeWayland(t, 1920, 1080)
+	win := wl.Window(red)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd, out := startHeadlessLines(t, []string{"DESKCAST_PORTAL_RESTORE_TOKEN=" + wl.SeedScreencast()},
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token)
+	out.wait(t, "screen: through the desktop's screen-sharing portal", 10*time.Second)
+
+	m := openMJPEG(t, base+"/stream.mjpg?t="+token)
+	defer m.Close()
+	centre := func(c image.Image) func(image.Image) bool {
+		return func(img image.Image) bool {
+			return img.Bounds().Dx() == 1920 && near(img.At(960, 540), c.At(0, 0))
+		}
+	}
+	m.waitFor(t, 15*time.Second, "the red window at 1920×1080", centre(image.NewUniform(red)))
+	win.Paint(blue)
+	m.waitFor(t, 5*time.Second, "the window turn blue", centre(image.NewUniform(blue)))
+
+	if err := h264.Available(); err == nil {
+		r, err := whepclient.Connect(context.Background(), base+"/whep?t="+token, whepclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		dec, err := h264.NewDecoder()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dec.Close()
+		win.Paint(green)
+		sees := func() bool {
+			for deadline := time.After(15 * time.Second); ; {
+				select {
+				case f := <-r.Frames:
+					if img, err := dec.Decode(f.Data); err == nil && img != nil && centre(image.NewUniform(green))(img) {
+						return true
+					}
+				case <-deadline:
+					return false
+				}
+			}
+		}
+		if !sees() {
+			t.Fatal("the WebRTC viewer never decoded the green window")
+		}
+	}
+
+	wl.Kill("mutter")
+	st := waitStatus(t, base, "the capture problem after mutter died", func(st web.Status) bool { return st.State == "error" })
+	t.Logf("status after mutter died: %q", st.Error)
+	if cmd.ProcessState != nil {
+		t.Fatal("deskcast exited after the compositor died")
+	}
+}
+
+// TestWaylandAsksAtStart: with no permission stored, Start sharing asks the
+// desktop at once (its dialog is up, and the share says so), not when the
+// first viewer comes; stopping then closes the dialog and exits promptly.
+func TestWaylandAsksAtStart(t *testing.T) {
+	testenv.GnomeWayland(t, 1280, 720)
+	port := freePort(t)
+	cmd, out := startHeadlessLines(t, nil, "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--token", token)
+	out.wait(t, "screen: waiting for you to choose a screen in the system dialog", 10*time.Second)
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still running 5 s after SIGINT with the dialog up")
+	}
+}
