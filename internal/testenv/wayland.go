@@ -225,7 +225,8 @@ func (wl *Wayland) SeedScreencast() string {
 //go:embed wayland_window.py
 var waylandWindow []byte
 
-// WaylandWindow is a full-screen GTK window of one colour on the session.
+// WaylandWindow is a full-screen GTK window of one colour, on the Wayland
+// session or an X server.
 type WaylandWindow struct {
 	t      testing.TB
 	in     io.WriteCloser
@@ -236,29 +237,61 @@ type WaylandWindow struct {
 // Window opens a full-screen window painted c and waits until it is shown.
 func (wl *Wayland) Window(c color.RGBA) *WaylandWindow {
 	wl.t.Helper()
-	script := filepath.Join(wl.t.TempDir(), "window.py")
+	return gtkWindow(wl.t, append(wl.env, "GDK_BACKEND=wayland"), c)
+}
+
+// GTKWindow opens the same full-screen GTK window on the test's X server
+// (DISPLAY), so that the X11 path is measured against the same client.
+func GTKWindow(t testing.TB, c color.RGBA) *WaylandWindow {
+	t.Helper()
+	return gtkWindow(t, append(os.Environ(), "GDK_BACKEND=x11", "GTK_A11Y=none", "NO_AT_BRIDGE=1"), c)
+}
+
+func gtkWindow(t testing.TB, env []string, c color.RGBA) *WaylandWindow {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "window.py")
 	if err := os.WriteFile(script, waylandWindow, 0o700); err != nil {
-		wl.t.Fatal(err)
+		t.Fatal(err)
 	}
 	// Debian's python3, which has gi; a python3 earlier on PATH may not.
 	cmd := exec.Command("/usr/bin/python3", script)
-	cmd.Env = append(wl.env, "GDK_BACKEND=wayland")
+	cmd.Env = env
 	in, err := cmd.StdinPipe()
 	if err != nil {
-		wl.t.Fatal(err)
+		t.Fatal(err)
 	}
-	w := &WaylandWindow{t: wl.t, in: in, events: make(chan string, 64)}
+	w := &WaylandWindow{t: t, in: in, events: make(chan string, 64)}
 	w.g, err = startGroup(cmd, func(l string) bool {
-		w.events <- l
+		select {
+		case w.events <- l:
+		default: // nobody waits for it (an animation's lines)
+		}
 		return false
 	})
 	if err != nil {
-		wl.t.Fatalf("starting the GTK window: %v", err)
+		t.Fatalf("starting the GTK window: %v", err)
 	}
-	wl.t.Cleanup(func() { in.Close(); w.g.stop(2 * time.Second) })
+	t.Cleanup(func() { in.Close(); w.g.stop(2 * time.Second) })
 	w.wait("ready")
 	w.Paint(c)
 	return w
+}
+
+// Animate repaints the window perSecond times a second in changing
+// colours, until the next Paint or Animate(0).
+func (w *WaylandWindow) Animate(perSecond int) {
+	w.t.Helper()
+	if _, err := fmt.Fprintf(w.in, "animate %d\n", perSecond); err != nil {
+		w.t.Fatalf("animating the window: %v", err)
+	}
+}
+
+// Pid is the process id of one of the session's programs ("mutter"…).
+func (wl *Wayland) Pid(name string) int {
+	if g := wl.procs[name]; g != nil {
+		return g.cmd.Process.Pid
+	}
+	return 0
 }
 
 // Paint repaints the window c and waits until GTK has drawn it.

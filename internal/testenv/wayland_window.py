@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-# A full-screen GTK 3 window on Wayland in one colour, for the portal tests:
-# each line "R G B" on stdin repaints it; it prints "ready" once shown and
-# "painted R G B" after each repaint has been drawn.
+# A full-screen GTK 3 window in one colour, for the capture tests (Wayland or
+# X11, as GDK_BACKEND says): each line "R G B" on stdin repaints it; it
+# prints "ready" once shown and "painted R G B" after each repaint has been
+# drawn. "animate N" repaints it N times a second in changing colours until
+# the next line ("animate 0" stops).
 import sys
 import gi
 gi.require_version("Gtk", "3.0")
-from gi.repository import Gtk, GLib
+from gi.repository import Gdk, Gtk, GLib
 
 color = [0.0, 0.0, 0.0]
 pending = []
@@ -17,11 +19,28 @@ def draw(widget, cr):
         print("painted %s" % pending.pop(0), flush=True)
     return False
 
+anim = {"id": 0, "n": 0}
+
+def step():
+    anim["n"] += 1
+    k = anim["n"]
+    color[:] = [(k * 37 % 256) / 255.0, (k * 91 % 256) / 255.0, (k * 151 % 256) / 255.0]
+    area.queue_draw()
+    return True
+
 def on_line(source, cond):
     line = sys.stdin.readline()
     if not line:
         Gtk.main_quit()
         return False
+    if anim["id"]:
+        GLib.source_remove(anim["id"])
+        anim["id"] = 0
+    if line.startswith("animate"):
+        n = int(line.split()[1])
+        if n > 0:
+            anim["id"] = GLib.timeout_add(max(1, 1000 // n), step)
+        return True
     r, g, b = (int(v) for v in line.split())
     color[:] = [r / 255.0, g / 255.0, b / 255.0]
     pending.append("%d %d %d" % (r, g, b))
@@ -34,6 +53,11 @@ area = Gtk.DrawingArea()
 area.connect("draw", draw)
 win.add(area)
 win.connect("destroy", Gtk.main_quit)
+# Full screen under a window manager (mutter); sized to the monitor where
+# there is none (a bare Xvfb).
+geo = Gdk.Display.get_default().get_monitor(0).get_geometry()
+win.set_default_size(geo.width, geo.height)
+win.move(0, 0)
 win.fullscreen()
 win.show_all()
 GLib.io_add_watch(sys.stdin, GLib.IO_IN | GLib.IO_HUP, on_line)

@@ -35,6 +35,9 @@ type X struct {
 	t       testing.TB
 }
 
+// Pid is the X server's process id.
+func (x *X) Pid() int { return x.proc.Pid }
+
 // Need fails the test with the install command when a program is missing:
 // make test installs everything, so a missing program is a broken setup.
 func Need(t testing.TB, programs ...string) {
