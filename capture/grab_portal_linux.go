@@ -106,7 +106,13 @@ func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
 		p.opening.Lock()
 		defer p.opening.Unlock()
 	}
-	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.restoreToken(), Cursor: portal.CursorEmbedded,
+	// The pointer beside the frames, for the pointer source to follow,
+	// where there is a Portal to pass it on; else drawn into them.
+	cursor := uint32(portal.CursorEmbedded)
+	if p != nil {
+		cursor = portal.CursorMetadata
+	}
+	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.restoreToken(), Cursor: cursor,
 		Waiting: func() { p.setStatus(PortalWaiting) }})
 	if err != nil {
 		p.setStatus(portalProblem(err))
@@ -144,9 +150,16 @@ func portalProblem(err error) string {
 	return err.Error()
 }
 
-// watch posts a change notice for each frame and stops at the session's end.
+// watch posts a change notice for each new frame, publishes the pointer
+// when it changes (cursor metadata) and stops at the session's end.
 func (g *portalGrabber) watch() {
 	defer close(g.watched)
+	var (
+		frames, moves uint64 // the last frame and pointer seen
+		serial        uint64 // the pointer image's
+		shape         *media.PointerShape
+		rgba          = make([]byte, 256*256*4)
+	)
 	for {
 		select {
 		case <-g.stop:
@@ -156,9 +169,49 @@ func (g *portalGrabber) watch() {
 			g.notice()
 			return
 		case <-g.st.Changes():
+		}
+		f, _, _ := g.st.Copy(0, nil) // the layout only: nothing is taken
+		if f.Seq != frames {
+			frames = f.Seq
 			g.notice()
 		}
+		if g.sess.Cursor != portal.CursorMetadata {
+			continue
+		}
+		c := g.st.Cursor(serial, rgba)
+		if c.Seq == moves {
+			continue
+		}
+		moves = c.Seq
+		if c.Serial != serial && c.W > 0 {
+			serial = c.Serial
+			var err error
+			if shape, err = shapeFromRGBA(rgba[:c.W*c.H*4], c.W, c.H, c.HotX, c.HotY, uint32(c.Serial)); err != nil {
+				slog.Debug("pointer image from the compositor", "err", err)
+			}
+		}
+		pc := portalCursor{x: c.X, y: c.Y, rect: image.Rect(0, 0, f.Width, f.Height)}
+		if !g.region.Empty() {
+			pc.rect = g.region
+		}
+		if c.Visible {
+			pc.shape = shape
+		} else {
+			pc.x, pc.y = -1, -1
+		}
+		g.state.setCursor(pc)
 	}
+}
+
+// shapeFromRGBA builds a pointer shape from the compositor's straight-alpha
+// RGBA bitmap.
+func shapeFromRGBA(rgba []byte, w, h, hotX, hotY int, serial uint32) (*media.PointerShape, error) {
+	argb := make([]uint32, w*h)
+	for i := range argb {
+		r, gr, b, a := uint32(rgba[4*i]), uint32(rgba[4*i+1]), uint32(rgba[4*i+2]), uint32(rgba[4*i+3])
+		argb[i] = a<<24 | (r*a/255)<<16 | (gr*a/255)<<8 | b*a/255
+	}
+	return newPointerShape(argb, w, h, hotX, hotY, serial)
 }
 
 func (g *portalGrabber) notice() {

@@ -20,6 +20,9 @@ type PointerConfig struct {
 	Monitor int             // 0-based monitor index, as ScreenConfig
 	Region  image.Rectangle // relative to the monitor; empty means all of it
 	Rate    int             // position polls a second (60 when 0)
+	// Portal is the screen's portal state on a Wayland session: the
+	// pointer comes from its stream's cursor metadata.
+	Portal *Portal
 }
 
 // Pointer follows the presenter's mouse pointer over the shared monitor or

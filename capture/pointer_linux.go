@@ -20,7 +20,14 @@ import (
 // changes, and GetCursorImage fetches the new one. It returns an error when
 // the X server cannot be reached or goes away (a hub retries); on a server
 // without XFixes it reports the pointer as hidden and waits.
+//
+// On a Wayland session it follows the pointer the compositor reports beside
+// the screen's frames instead (the portal's cursor metadata), while the
+// screen is captured.
 func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
+	if UsesPortal() {
+		return p.runPortal(ctx, emit)
+	}
 	conn, err := xgb.NewConn()
 	if err != nil {
 		return fmt.Errorf("connecting to X server: %w", err)
@@ -86,6 +93,28 @@ func (p *Pointer) Run(ctx context.Context, emit func(*media.Pointer)) error {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
+		}
+	}
+}
+
+// runPortal emits the portal stream's pointer as it changes. Without a
+// Portal (or where the desktop draws the pointer into the frames) nothing
+// comes, and the pointer is not shown over the picture.
+func (p *Pointer) runPortal(ctx context.Context, emit func(*media.Pointer)) error {
+	if p.cfg.Portal == nil {
+		<-ctx.Done()
+		return nil
+	}
+	var st pointerState
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.cfg.Portal.cursorNew:
+		}
+		c := p.cfg.Portal.latestCursor()
+		if ptr := st.next(c.rect, c.x, c.y, c.shape); ptr != nil {
+			emit(ptr)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -123,4 +124,61 @@ func TestPortalCapture(t *testing.T) {
 			t.Fatal("Run still running 10 s after mutter died")
 		}
 	})
+}
+
+// TestPortalPointer follows the pointer the compositor reports beside the
+// frames (the portal's cursor metadata) as mutter's pointer moves, with its
+// shape, in fractions of the picture, and of a region; a move alone sends
+// no picture.
+func TestPortalPointer(t *testing.T) {
+	wl := testenv.GnomeWayland(t, 1280, 720)
+	wl.Window(red)
+	p := NewPortal(wl.SeedScreencast(), nil, nil)
+	for _, tc := range []struct {
+		name   string
+		region image.Rectangle
+		at     image.Point // where the pointer is put, in screen pixels
+		want   [2]float64  // fractions of the picture
+		area   image.Point // AreaW, AreaH
+	}{
+		{"whole screen", image.Rectangle{}, image.Pt(960, 540), [2]float64{0.75, 0.75}, image.Pt(1280, 720)},
+		{"region", image.Rect(640, 360, 1280, 720), image.Pt(960, 540), [2]float64{0.5, 0.5}, image.Pt(640, 360)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runScreen(t, ScreenConfig{FPS: 30, Portal: p, Region: tc.region}, time.Hour, heard, image.Pt(10, 10))
+			r.until(t, 10*time.Second, red)
+			ptrs := runPointer(t, PointerConfig{Portal: p, Region: tc.region})
+			wl.MovePointer(-5000, -5000) // to the top left corner, wherever it was
+			wl.MovePointer(float64(tc.at.X), float64(tc.at.Y))
+			deadline := time.After(5 * time.Second)
+			for {
+				select {
+				case ptr := <-ptrs:
+					if !ptr.Visible || math.Abs(ptr.X-tc.want[0]) > 0.01 || math.Abs(ptr.Y-tc.want[1]) > 0.01 {
+						continue
+					}
+					if ptr.Shape == nil || ptr.Shape.W == 0 || len(ptr.Shape.PNG) == 0 {
+						t.Fatalf("pointer at (%.3f, %.3f) without a shape", ptr.X, ptr.Y)
+					}
+					if got := image.Pt(ptr.AreaW, ptr.AreaH); got != tc.area {
+						t.Fatalf("pointer area %v, want %v", got, tc.area)
+					}
+					// The pointer travels beside the frames: moving it sends no
+					// picture. (Headless mutter has no hardware cursor, so it
+					// redraws and sends the unchanged frame with each move;
+					// Run's compare drops it. With a cursor plane mutter sends
+					// the cursor alone.)
+					drain(r)
+					for i := range 10 {
+						wl.MovePointer(float64(10+i), 5)
+						time.Sleep(50 * time.Millisecond)
+					}
+					r.quiet(t, 200*time.Millisecond)
+					return
+				case <-deadline:
+					t.Fatalf("no visible pointer at (%.2f, %.2f) within 5 s", tc.want[0], tc.want[1])
+				}
+			}
+		})
+	}
 }

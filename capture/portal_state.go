@@ -1,6 +1,11 @@
 package capture
 
-import "sync"
+import (
+	"image"
+	"sync"
+
+	"github.com/deskcast/deskcast/media"
+)
 
 // Portal is where a Wayland share keeps the screen-cast portal's restore
 // token (the desktop's permission to start again without its dialog), and
@@ -17,6 +22,19 @@ type Portal struct {
 	status string
 	save   func(token string)
 	notify func()
+	// cursor is the newest pointer the compositor reported beside the
+	// frames (cursor metadata); cursorNew has a value when it changed.
+	cursor    portalCursor
+	cursorNew chan struct{}
+}
+
+// portalCursor is the pointer in a portal stream: its hotspot at (x, y)
+// in rect's coordinates (the stream's pixels, or the shared region of
+// them), its shape nil while hidden.
+type portalCursor struct {
+	x, y  int
+	shape *media.PointerShape
+	rect  image.Rectangle
 }
 
 // The portal states a presenter is told of.
@@ -29,7 +47,28 @@ const (
 // called with each new token to store it; notify, if not nil, after each
 // status change. Neither may block.
 func NewPortal(token string, save func(token string), notify func()) *Portal {
-	return &Portal{token: token, save: save, notify: notify}
+	return &Portal{token: token, save: save, notify: notify, cursorNew: make(chan struct{}, 1)}
+}
+
+// setCursor publishes the pointer; it never blocks.
+func (p *Portal) setCursor(c portalCursor) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.cursor = c
+	p.mu.Unlock()
+	select {
+	case p.cursorNew <- struct{}{}:
+	default:
+	}
+}
+
+// latestCursor returns the newest pointer.
+func (p *Portal) latestCursor() portalCursor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cursor
 }
 
 // Reset replaces the stored token (a remembered one, or "" to ask again)

@@ -470,7 +470,7 @@ func (e *Engine) applyLocked(s Settings) error {
 			}
 		}
 		sh.pipe.SetSource(src)
-		sh.pointer.SetSource(pointerSource(s))
+		sh.pointer.SetSource(pointerSource(s, e.portal))
 		sh.srv.SetMeta(e.meta())
 		if e.inj != nil {
 			if r, err := sharedRect(s); err == nil {

@@ -14,13 +14,9 @@ import (
 )
 
 // pointerSource is the presenter's pointer over what s shares.
-// On Wayland the compositor draws the pointer into the portal's pictures,
-// and X11 (XWayland) would report another pointer: there is none.
-func pointerSource(s Settings) fanout.Source[*media.Pointer] {
-	if capture.UsesPortal() {
-		return nil
-	}
-	p, err := capture.NewPointer(capture.PointerConfig{Monitor: s.Monitor, Region: s.Region})
+// On Wayland it comes from the screen's portal stream.
+func pointerSource(s Settings, portal *capture.Portal) fanout.Source[*media.Pointer] {
+	p, err := capture.NewPointer(capture.PointerConfig{Monitor: s.Monitor, Region: s.Region, Portal: portal})
 	if err != nil {
 		return nil // the screen's own checks report the setting
 	}
@@ -31,7 +27,7 @@ func pointerSource(s Settings) fanout.Source[*media.Pointer] {
 // update carries the shape, so only positions are ever lost), the newest
 // replayed to a viewer that joins, each update's message built once.
 func (e *Engine) newPointerHub(s Settings) *fanout.Hub[*media.Pointer] {
-	return fanout.New(pointerSource(s), fanout.Options[*media.Pointer]{Logger: e.log,
+	return fanout.New(pointerSource(s, e.portal), fanout.Options[*media.Pointer]{Logger: e.log,
 		Queue: web.PointerQueue, Replay: true, Prepare: web.PointerPrepare, OnChange: e.changed})
 }
 

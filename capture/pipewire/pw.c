@@ -282,7 +282,9 @@ static void on_param_changed(void *data, uint32_t id, const struct spa_pod *para
 		SPA_PARAM_META_type, SPA_POD_Id(SPA_META_Header),
 		SPA_PARAM_META_size, SPA_POD_Int(sizeof(struct spa_meta_header)));
 	size_t cs = sizeof(struct spa_meta_cursor) + sizeof(struct spa_meta_bitmap) + 64 * 64 * 4;
-	size_t cmax = sizeof(struct spa_meta_cursor) + sizeof(struct spa_meta_bitmap) + CURSOR_MAX * CURSOR_MAX * 4;
+	// Offer room for up to 1024×1024, as compositors ask for large ones
+	// (mutter 384×384); bitmaps past CURSOR_MAX are left out on our side.
+	size_t cmax = sizeof(struct spa_meta_cursor) + sizeof(struct spa_meta_bitmap) + 1024 * 1024 * 4;
 	params[2] = spa_pod_builder_add_object(&b, SPA_TYPE_OBJECT_ParamMeta, SPA_PARAM_Meta,
 		SPA_PARAM_META_type, SPA_POD_Id(SPA_META_Cursor),
 		SPA_PARAM_META_size, SPA_POD_CHOICE_RANGE_Int(cs, sizeof(struct spa_meta_cursor), cmax));

@@ -32,6 +32,7 @@ type Wayland struct {
 	env     []string
 	procs   map[string]*group
 	order   []string
+	input   dbus.BusObject // mutter's own remote-desktop session, once MovePointer made it
 }
 
 // busConfig is a session bus that starts no services by itself: with the
@@ -283,6 +284,30 @@ func (w *WaylandWindow) Animate(perSecond int) {
 	w.t.Helper()
 	if _, err := fmt.Fprintf(w.in, "animate %d\n", perSecond); err != nil {
 		w.t.Fatalf("animating the window: %v", err)
+	}
+}
+
+// MovePointer moves the session's pointer by (dx, dy) through mutter's own
+// remote-desktop API (the backend the portal uses; no dialog on this side),
+// as a user's mouse would.
+func (wl *Wayland) MovePointer(dx, dy float64) {
+	wl.t.Helper()
+	if wl.input == nil {
+		conn := wl.Bus()
+		var path dbus.ObjectPath
+		err := conn.Object("org.gnome.Mutter.RemoteDesktop", "/org/gnome/Mutter/RemoteDesktop").
+			Call("org.gnome.Mutter.RemoteDesktop.CreateSession", 0).Store(&path)
+		if err != nil {
+			wl.t.Fatalf("creating mutter's remote-desktop session: %v", err)
+		}
+		s := conn.Object("org.gnome.Mutter.RemoteDesktop", path)
+		if err := s.Call("org.gnome.Mutter.RemoteDesktop.Session.Start", 0).Err; err != nil {
+			wl.t.Fatalf("starting mutter's remote-desktop session: %v", err)
+		}
+		wl.input = s
+	}
+	if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyPointerMotionRelative", 0, dx, dy).Err; err != nil {
+		wl.t.Fatalf("moving the pointer: %v", err)
 	}
 }
 
