@@ -204,15 +204,27 @@ func parseStreams(v dbus.Variant) ([]Stream, error) {
 	ss := make([]Stream, len(raw))
 	for i, r := range raw {
 		ss[i].NodeID = r.Node
-		var p [2]int32
-		if err := dbus.Store([]any{r.Props["position"].Value()}, &p); err == nil {
-			ss[i].Position = image.Pt(int(p[0]), int(p[1]))
-		}
-		if err := dbus.Store([]any{r.Props["size"].Value()}, &p); err == nil {
-			ss[i].Size = image.Pt(int(p[0]), int(p[1]))
-		}
+		ss[i].Position = pair(r.Props["position"])
+		ss[i].Size = pair(r.Props["size"])
 	}
 	return ss, nil
+}
+
+// pair reads an (ii) property of a stream, such as position and size; the
+// zero point when the portal does not tell it. godbus decodes a struct as
+// []any; dbus.Store cannot put that into an array, and it panics on an
+// absent property.
+func pair(v dbus.Variant) image.Point {
+	f, _ := v.Value().([]any)
+	if len(f) != 2 {
+		return image.Point{}
+	}
+	x, okX := f[0].(int32)
+	y, okY := f[1].(int32)
+	if !okX || !okY {
+		return image.Point{}
+	}
+	return image.Pt(int(x), int(y))
 }
 
 // request calls a portal method that answers through a Request object's
@@ -233,6 +245,9 @@ func (s *Session) request(ctx context.Context, method string, args func(tok stri
 
 	var handle dbus.ObjectPath
 	if err := s.conn.Object(busName, objectPath).CallWithContext(ctx, method, 0, args(tok)...).Store(&handle); err != nil {
+		if ctx.Err() != nil { // we gave up waiting; the portal refused nothing
+			return nil, ctx.Err()
+		}
 		return nil, fmt.Errorf("%w: %w", ErrDenied, err)
 	}
 	if handle != path { // portals before version 0.9 chose the path themselves

@@ -35,23 +35,6 @@ type Wayland struct {
 	input   dbus.BusObject // mutter's own remote-desktop session, once MovePointer made it
 }
 
-// busConfig is a session bus that starts no services by itself: with the
-// system's service directories, xdg-document-portal and friends would start
-// on first call, one of them with a FUSE mount.
-const busConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:dir=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`
-
 // GnomeWayland starts the session with a w×h virtual monitor and stops it
 // when the test ends. It takes about a second.
 func GnomeWayland(t testing.TB, w, h int) *Wayland {
@@ -65,10 +48,7 @@ func GnomeWayland(t testing.TB, w, h int) *Wayland {
 			t.Fatal(err)
 		}
 	}
-	conf := filepath.Join(dir, "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, busConfig, dir), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeBusConfig(t, dir)
 	wl := &Wayland{t: t, Display: "wayland-deskcast", procs: map[string]*group{}}
 	t.Cleanup(wl.stop)
 	wl.env = []string{"XDG_RUNTIME_DIR=" + run, "HOME=" + home, "XDG_CURRENT_DESKTOP=GNOME",
