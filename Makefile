@@ -93,6 +93,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./web/
 	$(GO) test -run '^$$' -fuzz '^FuzzWHEPOffer$$' -fuzztime $(FUZZTIME) ./rtc/
+	$(GO) test -run '^$$' -fuzz '^FuzzICELinks$$' -fuzztime $(FUZZTIME) ./rtc/
 
 ## fuzz-short: each fuzz target for 20 s, the short run in make test
 fuzz-short:

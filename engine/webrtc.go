@@ -179,6 +179,6 @@ func (e *Engine) startPublish(sh *share) {
 		st := pub.Status()
 		return web.PublishStatus{State: st.State, URL: st.URL, View: p.View, Error: st.Error, Since: st.Since, Attempts: st.Attempts,
 			Bitrate: st.Bitrate, FPS: st.FPS, RTTMs: st.RTTMs, Frames: st.Frames, Bytes: st.Bytes,
-			AudioPackets: st.AudioPackets, AudioDropped: st.AudioDropped}
+			AudioPackets: st.AudioPackets, AudioDropped: st.AudioDropped, ICEServers: st.ICEServers, Candidate: st.Candidate}
 	})
 }

@@ -61,6 +61,14 @@ type PublishStatus struct {
 	Bytes        uint64 `json:"bytes"`
 	AudioPackets uint64 `json:"audio_packets"`
 	AudioDropped uint64 `json:"audio_dropped"`
+	// ICEServers are the STUN and TURN servers of the last attempt, which
+	// the media server named in its Link headers (RFC 9725 §4.6), as URLs:
+	// their usernames and credentials are never shown nor logged.
+	ICEServers []string `json:"ice_servers,omitempty"`
+	// Candidate is, while live, the kind of this end's ICE candidate in the
+	// selected pair: "host" (straight to the server), "srflx" or "prflx"
+	// (through a NAT), or "relay" (through a TURN server).
+	Candidate string `json:"candidate,omitempty"`
 }
 
 // Publisher keeps the share published to a media server over WHIP (RFC
@@ -75,6 +83,9 @@ type Publisher struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ice are the STUN and TURN servers the media server named last (in
+	// an answer to OPTIONS or in a 201): run's goroutine alone uses them.
+	ice []webrtc.ICEServer
 
 	mu             sync.Mutex
 	st             PublishStatus
@@ -133,7 +144,7 @@ func (p *Publisher) set(state string, err error) {
 		p.st.Error = err.Error()
 	}
 	if state != PublishLive {
-		p.st.Bitrate, p.st.FPS, p.st.RTTMs = 0, 0, 0
+		p.st.Bitrate, p.st.FPS, p.st.RTTMs, p.st.Candidate = 0, 0, 0, ""
 	}
 	p.mu.Unlock()
 	if changed && p.opt.OnChange != nil {
@@ -179,11 +190,18 @@ func (p *Publisher) once() error {
 	if len(p.s.codecs) == 0 {
 		return errors.New("no track to publish")
 	}
+	servers, err := p.iceServers()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.st.ICEServers = iceServerURLs(servers)
+	p.mu.Unlock()
 	// H.264 where the server has it: every media server takes it.
 	c := p.s.codecs[0]
 	host := p.target.Host
 	x, err := p.s.newSession(Viewer{ID: "publish", Addr: host, UserAgent: "media server", Since: time.Now()}, c,
-		p.s.cfg.Audio != nil, true, func() {})
+		p.s.cfg.Audio != nil, true, servers, func() {})
 	if err != nil {
 		return err
 	}
@@ -202,9 +220,19 @@ func (p *Publisher) once() error {
 	if err != nil {
 		return err
 	}
-	answer, location, err := p.post(offer)
+	answer, location, later, err := p.post(offer)
 	if err != nil {
 		return err
+	}
+	if len(later) > 0 {
+		// Without trickle ICE the offer is final: servers named only now
+		// serve the next attempt (which this one failing to connect
+		// without them brings about).
+		if len(servers) == 0 {
+			p.s.log.Info("the media server names ICE servers in its answer only: the next attempt uses them",
+				"servers", iceServerURLs(later))
+		}
+		p.ice = later
 	}
 	if location != nil {
 		defer p.delete(location)
@@ -222,7 +250,12 @@ func (p *Publisher) once() error {
 	case <-p.ctx.Done():
 		return nil
 	}
-	p.s.log.Info("publishing", "url", p.Status().URL, "codec", c.codec, "audio", x.audioLocal != nil)
+	cand := x.candidate()
+	p.s.log.Info("publishing", "url", p.Status().URL, "codec", c.codec, "audio", x.audioLocal != nil,
+		"ice_servers", len(servers), "candidate", cand)
+	p.mu.Lock()
+	p.st.Candidate = cand
+	p.mu.Unlock()
 	p.set(PublishLive, nil)
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -241,6 +274,7 @@ func (p *Publisher) once() error {
 // sample updates the live rates from the session's counters.
 func (p *Publisher) sample(x *session, now time.Time) {
 	st := x.stats()
+	cand := x.candidate()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	f, b := p.frames+st.Frames, p.bytes+st.Bytes
@@ -253,27 +287,45 @@ func (p *Publisher) sample(x *session, now time.Time) {
 	p.st.Frames, p.st.Bytes = f, b
 	p.st.AudioPackets, p.st.AudioDropped = p.audioPackets+st.AudioPackets, p.audioDropped+st.AudioDropped
 	p.st.RTTMs = float64(x.rtt.Load()) / float64(time.Millisecond)
+	p.st.Candidate = cand
 }
 
-// post sends the offer and returns the answer and the session's resource.
-func (p *Publisher) post(offer string) (string, *url.URL, error) {
-	req, err := http.NewRequestWithContext(p.ctx, http.MethodPost, p.target.String(), strings.NewReader(offer))
+// iceServers asks the media server for its STUN and TURN servers (WHIP's
+// OPTIONS, RFC 9725 §4.6) and returns those the attempt uses: the ones it
+// names now, else the ones it named last (some servers name them only in
+// the 201). A server that does not take OPTIONS (404, 405, 403 or any
+// other error) names none. One that cannot be reached, or that answers 401
+// (the token, which the POST carries too, is not taken), ends the attempt
+// here, as the POST would.
+func (p *Publisher) iceServers() ([]webrtc.ICEServer, error) {
+	resp, _, err := p.do(p.ctx, http.MethodOptions, p.target, "", nil)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/sdp")
-	p.authorize(req)
-	resp, err := p.opt.HTTP.Do(req)
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, refused(resp)
+	}
+	if resp.StatusCode/100 == 2 {
+		if s := parseICELinks(resp.Header.Values("Link")); len(s) > 0 {
+			p.ice = s
+		}
+	}
+	return p.ice, nil
+}
+
+// post sends the offer and returns the answer, the session's resource and
+// the ICE servers the answer names.
+func (p *Publisher) post(offer string) (string, *url.URL, []webrtc.ICEServer, error) {
+	resp, body, err := p.do(p.ctx, http.MethodPost, p.target, "application/sdp", strings.NewReader(offer))
 	if err != nil {
-		return "", nil, fmt.Errorf("reaching the media server: %w", unwrapURLError(err))
+		return "", nil, nil, err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<10))
+	if err := refused(resp); err != nil {
+		return "", nil, nil, err
+	}
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
-		return "", nil, fmt.Errorf("the media server refused the token (%s)", resp.Status)
 	case resp.StatusCode == http.StatusNotFound:
-		return "", nil, fmt.Errorf("no WHIP endpoint at this URL (%s)", resp.Status)
+		return "", nil, nil, fmt.Errorf("no WHIP endpoint at this URL (%s)", resp.Status)
 	case resp.StatusCode != http.StatusCreated:
 		why := strings.TrimSpace(string(bytes.SplitN(body, []byte("\n"), 2)[0]))
 		if len(why) > 200 {
@@ -282,18 +334,18 @@ func (p *Publisher) post(offer string) (string, *url.URL, error) {
 		if why != "" {
 			why = ": " + why
 		}
-		return "", nil, fmt.Errorf("the media server answered %s%s", resp.Status, why)
+		return "", nil, nil, fmt.Errorf("the media server answered %s%s", resp.Status, why)
 	}
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/sdp") {
-		return "", nil, fmt.Errorf("the media server answered with %q, not an SDP answer", ct)
+		return "", nil, nil, fmt.Errorf("the media server answered with %q, not an SDP answer", ct)
 	}
 	var loc *url.URL
 	if l := resp.Header.Get("Location"); l != "" {
 		if loc, err = p.target.Parse(l); err != nil {
-			return "", nil, fmt.Errorf("the media server's Location %q: %w", l, err)
+			return "", nil, nil, fmt.Errorf("the media server's Location %q: %w", l, err)
 		}
 	}
-	return string(body), loc, nil
+	return string(body), loc, parseICELinks(resp.Header.Values("Link")), nil
 }
 
 // delete ends the session on the server (WHIP's DELETE), briefly: the
@@ -301,20 +353,37 @@ func (p *Publisher) post(offer string) (string, *url.URL, error) {
 func (p *Publisher) delete(loc *url.URL) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, loc.String(), nil)
-	if err != nil {
-		return
-	}
-	p.authorize(req)
-	if resp, err := p.opt.HTTP.Do(req); err == nil {
-		resp.Body.Close()
-	}
+	_, _, _ = p.do(ctx, http.MethodDelete, loc, "", nil)
 }
 
-func (p *Publisher) authorize(req *http.Request) {
+// do makes one request to the media server, with the token if there is
+// one, and returns the answer with up to 256 KB of its body.
+func (p *Publisher) do(ctx context.Context, method string, u *url.URL, contentType string, body io.Reader) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	if p.opt.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+p.opt.Token)
 	}
+	resp, err := p.opt.HTTP.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reaching the media server: %w", unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 256<<10))
+	return resp, b, nil
+}
+
+// refused says so when the media server refused the token.
+func refused(resp *http.Response) error {
+	if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		return fmt.Errorf("the media server refused the token (%s)", resp.Status)
+	}
+	return nil
 }
 
 // unwrapURLError drops net/http's "Post \"URL\":" prefix, which would

@@ -2,11 +2,15 @@ package rtc_test
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,35 +65,11 @@ func lanWatches(t *testing.T, f *fixture, c *whepclient.Client, what string) {
 	}
 }
 
-// TestPublishToMediaMTX publishes the picture and the sound to a real
-// MediaMTX over WHIP, reads them back from MediaMTX over WHEP, and kills
-// and restarts the server: the LAN viewer never notices, and publishing
-// comes back by itself. Close ends the session on the server.
-func TestPublishToMediaMTX(t *testing.T) {
-	mtx := testenv.MediaMTX(t)
-	f, _ := newSoundFixture(t)
-	ctx := context.Background()
-	lan, _, _ := f.connect(t, ctx, whepclient.Options{Audio: true})
-	frame(t, lan, 10*time.Second)
-
-	p, err := f.srv.Publish(rtc.PublishOptions{URL: mtx.WHIPURL("deskcast"), Token: mtx.Token(),
-		Retry: 200 * time.Millisecond, MaxRetry: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	waitPublish(t, p, rtc.PublishLive, 15*time.Second)
-	if n := f.srv.Sessions(); n != 1 {
-		t.Errorf("%d viewers' sessions, want 1: the media server is not a viewer", n)
-	}
-
-	// A reader on the media server: the picture as painted, following a change.
-	mtx.WaitPath("deskcast", "online", 10*time.Second, testenv.Online)
-	r, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{Audio: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+// followsSquare decodes what r receives from its first keyframe on (the
+// whole 320x240 picture) while the screen changes, until it shows the
+// square moved to x = 100.
+func followsSquare(t *testing.T, f *fixture, r *whepclient.Client) {
+	t.Helper()
 	dec, err := h264.NewDecoder()
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +101,38 @@ func TestPublishToMediaMTX(t *testing.T) {
 	if !moved {
 		t.Fatal("the media server's reader never saw the square move to x = 100")
 	}
+}
+
+// TestPublishToMediaMTX publishes the picture and the sound to a real
+// MediaMTX over WHIP, reads them back from MediaMTX over WHEP, and kills
+// and restarts the server: the LAN viewer never notices, and publishing
+// comes back by itself. Close ends the session on the server.
+func TestPublishToMediaMTX(t *testing.T) {
+	mtx := testenv.MediaMTX(t)
+	f, _ := newSoundFixture(t)
+	ctx := context.Background()
+	lan, _, _ := f.connect(t, ctx, whepclient.Options{Audio: true})
+	frame(t, lan, 10*time.Second)
+
+	p, err := f.srv.Publish(rtc.PublishOptions{URL: mtx.WHIPURL("deskcast"), Token: mtx.Token(),
+		Retry: 200 * time.Millisecond, MaxRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	waitPublish(t, p, rtc.PublishLive, 15*time.Second)
+	if n := f.srv.Sessions(); n != 1 {
+		t.Errorf("%d viewers' sessions, want 1: the media server is not a viewer", n)
+	}
+
+	// A reader on the media server: the picture as painted, following a change.
+	mtx.WaitPath("deskcast", "online", 10*time.Second, testenv.Online)
+	r, err := whepclient.Connect(ctx, mtx.WHEPURL("deskcast"), whepclient.Options{Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	followsSquare(t, f, r)
 
 	// The sound: Opus that decodes to the 440 Hz tone.
 	odec, err := opus.NewDecoder()
@@ -206,8 +218,9 @@ func TestPublishToMediaMTX(t *testing.T) {
 	}
 }
 
-// TestPublishFailures: a wrong token, a server that never answers and a
-// bad URL each give a clear state, and the LAN viewer never notices.
+// TestPublishFailures: a wrong token, a server that never answers, a bad
+// URL and a server without WHIP each give a clear state, and the LAN viewer
+// never notices.
 func TestPublishFailures(t *testing.T) {
 	f := newFixture(t, nil)
 	lan, _, _ := f.connect(t, context.Background(), whepclient.Options{})
@@ -232,6 +245,35 @@ func TestPublishFailures(t *testing.T) {
 			t.Errorf("the token shows in the status: %+v", st)
 		}
 		lanWatches(t, f, lan, "the token refused")
+	})
+
+	t.Run("no OPTIONS", func(t *testing.T) {
+		// Not WHIP at all: OPTIONS not allowed, which is no failure (no ICE
+		// servers then), and the POST finds nothing.
+		var methods []string
+		var mu sync.Mutex
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			methods = append(methods, r.Method)
+			mu.Unlock()
+			if r.Method == http.MethodOptions {
+				http.Error(w, "no", http.StatusMethodNotAllowed)
+				return
+			}
+			http.NotFound(w, r)
+		}))
+		defer srv.Close()
+		p, err := f.srv.Publish(rtc.PublishOptions{URL: srv.URL + "/whip", Retry: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		st := waitPublish(t, p, rtc.PublishReconnecting, 10*time.Second)
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(st.Error, "no WHIP endpoint") || !slices.Equal(methods, []string{http.MethodOptions, http.MethodPost}) {
+			t.Errorf("error %q after %q; want OPTIONS refused, then POST finding no WHIP endpoint", st.Error, methods)
+		}
 	})
 
 	t.Run("never answers", func(t *testing.T) {
@@ -282,3 +324,41 @@ func TestPublishFailures(t *testing.T) {
 }
 
 var httpClientWithTimeout = http.Client{Timeout: time.Second}
+
+// TestPublishLinkServersFromAnswer: a media server that names its ICE
+// servers in the 201 only (the test's transport hides them from the answer
+// to OPTIONS) has them used from the next attempt on. Here the server is a
+// STUN server that never answers (a free port of 127.0.0.1): that attempt
+// offers its host candidates after gatherTimeout and goes live all the same.
+func TestPublishLinkServersFromAnswer(t *testing.T) {
+	dead := fmt.Sprintf("stun:127.0.0.1:%d", testenv.FreePorts(t, "udp", 1)[0])
+	mtx := testenv.MediaMTXWith(t, testenv.MediaMTXOptions{ICEServers: []testenv.MediaMTXICEServer{{URL: dead}}})
+	f := newFixture(t, nil)
+	rec := &httpRecorder{hideOptionsLinks: true}
+	p, err := f.srv.Publish(rtc.PublishOptions{URL: mtx.WHIPURL("deskcast"), Token: mtx.Token(),
+		HTTP: &http.Client{Transport: rec, Timeout: 10 * time.Second}, Retry: 200 * time.Millisecond, MaxRetry: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if st := waitPublish(t, p, rtc.PublishLive, 15*time.Second); len(st.ICEServers) != 0 || st.Candidate != "host" {
+		t.Errorf("the first attempt: ICE servers %q, candidate %q; want none and host", st.ICEServers, st.Candidate)
+	}
+	calls := rec.calls()
+	if post := calls[len(calls)-1]; post.method != http.MethodPost || len(post.links) != 1 {
+		t.Fatalf("the first POST: %+v; want the 201 naming the STUN server", post)
+	}
+
+	// The server restarted: the next attempt gathers from the STUN server
+	// (in vain) and still goes live.
+	mtx.Stop()
+	waitPublish(t, p, rtc.PublishReconnecting, 20*time.Second)
+	start := time.Now()
+	mtx.Start()
+	st := waitPublish(t, p, rtc.PublishLive, 30*time.Second)
+	t.Logf("live again %v after the server came back", time.Since(start).Round(time.Millisecond))
+	if want := []string{dead}; !slices.Equal(st.ICEServers, want) {
+		t.Errorf("the next attempt's ICE servers: %q, want %q", st.ICEServers, want)
+	}
+	mtx.WaitPath("deskcast", "online", 10*time.Second, testenv.Online)
+}

@@ -245,7 +245,11 @@ func New(cfg Config) (*Server, error) {
 	se.SetNetworkTypes(networks)
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	// A LAN needs no STUN or TURN: host candidates, and the viewers' mDNS
-	// ones resolved. A viewer gone silent is dropped within 10 s.
+	// ones resolved. A publish session may be given the media server's
+	// STUN and TURN servers (its PeerConnection's configuration): pion
+	// gathers srflx and relay candidates on sockets of their own, beside
+	// the muxes' host candidates (pion/ice gather.go), so the same settings
+	// serve it. A viewer gone silent is dropped within 10 s.
 	se.SetICETimeouts(4*time.Second, 10*time.Second, 2*time.Second)
 	s.api = webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 	s.wg.Add(1)
@@ -333,7 +337,7 @@ func (s *Server) Offer(ctx context.Context, offer string, v Viewer, release func
 			c = k
 		}
 	}
-	sess, err := s.newSession(v, c, audio, false, release)
+	sess, err := s.newSession(v, c, audio, false, nil, release)
 	if err != nil {
 		release()
 		return "", "", err

@@ -27,8 +27,9 @@ const (
 	// one viewer's PLIs and FIRs pass on to the shared encoder: a viewer on
 	// a lossy link must not make a storm of IDRs for everyone.
 	keyframeEvery = 500 * time.Millisecond
-	// gatherTimeout bounds the answer's wait for host candidates (local
-	// interfaces and the muxes: no STUN, so it is quick).
+	// gatherTimeout bounds the wait for candidates: an answer's are host
+	// candidates (local interfaces and the muxes: quick); a publish
+	// session's offer may have STUN and TURN servers' too.
 	gatherTimeout = 5 * time.Second
 	// connectTimeout is how long a viewer has from its answer to a
 	// connection (ICE and DTLS) before the session is dropped.
@@ -93,15 +94,16 @@ type session struct {
 // newSession makes the PeerConnection with its outgoing tracks (the
 // picture in codec c unless c is zero, and the sound if audio), and starts
 // the goroutine that owns its lifetime. A publish session offers them
-// send-only to a media server; a viewer's answers the viewer's offer.
-func (s *Server) newSession(v Viewer, c codecInfo, audio, publish bool, release func()) (*session, error) {
+// send-only to a media server, gathering candidates from the STUN and TURN
+// servers given too; a viewer's answers the viewer's offer.
+func (s *Server) newSession(v Viewer, c codecInfo, audio, publish bool, servers []webrtc.ICEServer, release func()) (*session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, ErrClosed
 	}
 	s.bwe = nil
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: servers})
 	bwe := s.bwe // set by the congestion-control interceptor as pc was made
 	s.bwe = nil
 	if err != nil {
@@ -186,11 +188,12 @@ func (x *session) negotiate(ctx context.Context, offer string) (string, error) {
 	if err := x.pc.SetLocalDescription(ans); err != nil {
 		return "", badOffer("%v", err)
 	}
-	return x.gather(ctx, gathered)
+	return x.gather(ctx, gathered, false)
 }
 
-// offer makes the publish session's offer, with every host candidate in it
-// (WHIP without trickle).
+// offer makes the publish session's offer, with every candidate gathered
+// in it (WHIP without trickle): host candidates, and those of the STUN and
+// TURN servers that answer within gatherTimeout.
 func (x *session) offer(ctx context.Context) (string, error) {
 	o, err := x.pc.CreateOffer(nil)
 	if err != nil {
@@ -200,16 +203,24 @@ func (x *session) offer(ctx context.Context) (string, error) {
 	if err := x.pc.SetLocalDescription(o); err != nil {
 		return "", fmt.Errorf("making the offer: %w", err)
 	}
-	return x.gather(ctx, gathered)
+	return x.gather(ctx, gathered, true)
 }
 
-// gather waits for the candidates and returns the local description.
-func (x *session) gather(ctx context.Context, gathered <-chan struct{}) (string, error) {
+// gather waits for the candidates and returns the local description. With
+// partial, it returns what has been gathered when gatherTimeout runs out: a
+// STUN or TURN server that does not answer holds gathering up for longer
+// (pion gives up on a STUN query after 5 s, on a TURN allocation after ~8 s).
+func (x *session) gather(ctx context.Context, gathered <-chan struct{}, partial bool) (string, error) {
 	t := time.NewTimer(gatherTimeout)
 	defer t.Stop()
 	select {
 	case <-gathered:
 	case <-t.C:
+		if partial {
+			x.srv.log.Info("offering the candidates gathered so far: a STUN or TURN server has not answered",
+				"id", x.id, "within", gatherTimeout)
+			break
+		}
 		return "", errors.New("gathering candidates took too long")
 	case <-ctx.Done():
 		return "", ctx.Err()
@@ -217,6 +228,20 @@ func (x *session) gather(ctx context.Context, gathered <-chan struct{}) (string,
 		return "", ErrClosed
 	}
 	return x.pc.LocalDescription().SDP, nil
+}
+
+// candidate is the kind of this end's candidate in the selected pair
+// ("host", "srflx", "prflx", "relay"), "" until a pair is selected.
+func (x *session) candidate() string {
+	for _, s := range []*webrtc.RTPSender{x.sender, x.audioSender} {
+		if s == nil {
+			continue
+		}
+		if p, err := s.Transport().ICETransport().GetSelectedCandidatePair(); err == nil && p != nil && p.Local != nil {
+			return p.Local.Typ.String()
+		}
+	}
+	return ""
 }
 
 // close starts ending the session; done is closed once it has ended.

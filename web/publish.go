@@ -19,6 +19,11 @@ type PublishStatus struct {
 	// The sound's packets sent, and those lost to a full queue.
 	AudioPackets uint64 `json:"audio_packets"`
 	AudioDropped uint64 `json:"audio_dropped"`
+	// The STUN and TURN servers the media server named (URLs only, never
+	// their credentials), and while live the kind of candidate carrying the
+	// stream: host, srflx, prflx or relay.
+	ICEServers []string `json:"ice_servers,omitempty"`
+	Candidate  string   `json:"candidate,omitempty"`
 }
 
 // SetPublish sets where the publishing status comes from (nil: none).

@@ -25,16 +25,18 @@ const MediaMTXVersion = "v1.20.1"
 
 // MediaMTXServer is a real MediaMTX media server on loopback, for the tests
 // that publish over WHIP: WebRTC (WHIP and WHEP, ICE over one UDP port), RTSP
-// (TCP only) and its control API, each on a free port of 127.0.0.1, with
-// HLS, RTMP, SRT and MoQ off. Any path takes a publisher; publishing needs
-// User and Pass (as Basic, or as Token in an Authorization: Bearer header),
-// reading needs nothing.
+// (TCP only) and its control API, each on a free port of 127.0.0.1 (or of
+// the address MediaMTXOptions give), with HLS, RTMP, SRT and MoQ off. Any
+// path takes a publisher; publishing needs User and Pass (as Basic, or as
+// Token in an Authorization: Bearer header), reading needs nothing.
 type MediaMTXServer struct {
 	// User and Pass are the one publisher's credentials.
 	User, Pass string
 
 	t                   testing.TB
 	bin, dir, conf      string
+	ns, host            string
+	ice                 []MediaMTXICEServer
 	webrtcPort, icePort int
 	rtspPort, apiPort   int
 
@@ -51,6 +53,23 @@ type MediaMTXPath struct {
 	InboundBytes uint64
 }
 
+// MediaMTXOptions run a MediaMTXServer elsewhere than on this namespace's
+// loopback, and have it name ICE servers; the zero value is MediaMTX's.
+type MediaMTXOptions struct {
+	// NS is a network namespace to run the server in (a Link's NS; root
+	// and ip are needed then), and Host its address there: the server
+	// listens on Host, and offers it as its ICE candidate. A new namespace
+	// has every port free, so those picked here do.
+	NS, Host string
+	// ICEServers are what the server names to WHIP and WHEP clients in
+	// Link headers, answering OPTIONS and in the 201 (webrtcICEServers2,
+	// clientOnly: it does not gather candidates through them itself).
+	ICEServers []MediaMTXICEServer
+}
+
+// MediaMTXICEServer is one STUN or TURN server, with its credentials for TURN.
+type MediaMTXICEServer struct{ URL, User, Pass string }
+
 // mediamtxBinary is scripts/mediamtx.sh's answer, once per test binary.
 var mediamtxBinary struct {
 	once sync.Once
@@ -65,12 +84,22 @@ var mediamtxBinary struct {
 // program does (Need): make check and make test provide it.
 func MediaMTX(t testing.TB) *MediaMTXServer {
 	t.Helper()
+	return MediaMTXWith(t, MediaMTXOptions{})
+}
+
+// MediaMTXWith is MediaMTX with options.
+func MediaMTXWith(t testing.TB, opt MediaMTXOptions) *MediaMTXServer {
+	t.Helper()
 	bin := mediamtxBin(t)
+	if opt.Host == "" {
+		opt.Host = "127.0.0.1"
+	}
 	// rand.Text is base32 (A-Z, 2-7), within what MediaMTX takes as a plain password.
-	m := &MediaMTXServer{t: t, bin: bin, dir: t.TempDir(), User: "deskcast", Pass: rand.Text()}
-	tcp := freePorts(t, "tcp", 3)
+	m := &MediaMTXServer{t: t, bin: bin, dir: t.TempDir(), User: "deskcast", Pass: rand.Text(),
+		ns: opt.NS, host: opt.Host, ice: opt.ICEServers}
+	tcp := FreePorts(t, "tcp", 3)
 	m.webrtcPort, m.rtspPort, m.apiPort = tcp[0], tcp[1], tcp[2]
-	m.icePort = freePorts(t, "udp", 1)[0]
+	m.icePort = FreePorts(t, "udp", 1)[0]
 	m.conf = filepath.Join(m.dir, "mediamtx.yml")
 	if err := os.WriteFile(m.conf, []byte(m.config()), 0o600); err != nil {
 		t.Fatal(err)
@@ -129,10 +158,18 @@ func repoFile(rel string) (string, error) {
 	}
 }
 
-// config is the server's mediamtx.yml. Every listener is on 127.0.0.1; the
-// only ICE candidate offered is 127.0.0.1 at the UDP port (no interface
-// addresses, no STUN), so nothing leaves the machine.
+// config is the server's mediamtx.yml. Every listener is on 127.0.0.1 (or
+// the Host given); the only ICE candidate offered is that address at the UDP
+// port (no interface addresses, no STUN), so nothing leaves the machine.
 func (m *MediaMTXServer) config() string {
+	ice := "[]"
+	if len(m.ice) > 0 {
+		ice = ""
+		for _, s := range m.ice {
+			ice += fmt.Sprintf("\n  - url: %s\n    username: %s\n    password: %s\n    clientOnly: true",
+				strconv.Quote(s.URL), strconv.Quote(s.User), strconv.Quote(s.Pass))
+		}
+	}
 	return fmt.Sprintf(`logLevel: info
 logDestinations: [stdout]
 authMethod: internal
@@ -154,29 +191,29 @@ authInternalUsers:
       - action: api
       - action: metrics
 api: true
-apiAddress: 127.0.0.1:%[3]d
+apiAddress: %[3]s
 metrics: false
 pprof: false
 playback: false
 rtsp: true
 rtspTransports: [tcp]
 rtspEncryption: "no"
-rtspAddress: 127.0.0.1:%[4]d
+rtspAddress: %[4]s
 rtmp: false
 hls: false
 webrtc: true
-webrtcAddress: 127.0.0.1:%[5]d
+webrtcAddress: %[5]s
 webrtcEncryption: false
-webrtcLocalUDPAddress: 127.0.0.1:%[6]d
+webrtcLocalUDPAddress: %[6]s
 webrtcLocalTCPAddress: ""
 webrtcIPsFromInterfaces: false
-webrtcAdditionalHosts: [127.0.0.1]
-webrtcICEServers2: []
+webrtcAdditionalHosts: [%[7]s]
+webrtcICEServers2: %[8]s
 srt: false
 moq: false
 paths:
   all_others:
-`, m.User, m.Pass, m.apiPort, m.rtspPort, m.webrtcPort, m.icePort)
+`, m.User, m.Pass, m.addr(m.apiPort), m.addr(m.rtspPort), m.addr(m.webrtcPort), m.addr(m.icePort), m.host, ice)
 }
 
 // Start starts the server (again, after Stop) on the same ports and
@@ -189,6 +226,9 @@ func (m *MediaMTXServer) Start() {
 		m.t.Fatal("MediaMTX: Start while running")
 	}
 	cmd := exec.Command(m.bin, m.conf)
+	if m.ns != "" {
+		cmd = Command(m.ns, m.bin, m.conf)
+	}
 	cmd.Dir = m.dir
 	// MTX_* variables would override the configuration file.
 	for _, kv := range os.Environ() {
@@ -214,8 +254,8 @@ func (m *MediaMTXServer) Start() {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			m.t.Fatalf("MediaMTX did not answer on 127.0.0.1:%d (WebRTC), :%d (RTSP), :%d (API) within 30 s:\n%s",
-				m.webrtcPort, m.rtspPort, m.apiPort, g.out)
+			m.t.Fatalf("MediaMTX did not answer on %s (WebRTC), %s (RTSP), %s (API) within 30 s:\n%s",
+				m.addr(m.webrtcPort), m.addr(m.rtspPort), m.addr(m.apiPort), g.out)
 		}
 	}
 }
@@ -224,7 +264,7 @@ func (m *MediaMTXServer) Start() {
 // servers answer HTTP, RTSP accepts a TCP connection.
 func (m *MediaMTXServer) answers(c *http.Client) bool {
 	for _, port := range []int{m.webrtcPort, m.apiPort} {
-		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		resp, err := c.Get("http://" + m.addr(port) + "/")
 		if err != nil {
 			return false
 		}
@@ -269,12 +309,12 @@ func (m *MediaMTXServer) Token() string { return m.User + ":" + m.Pass }
 
 // WHIPURL is the WHIP endpoint that publishes to path (e.g. "deskcast").
 func (m *MediaMTXServer) WHIPURL(path string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s/whip", m.webrtcPort, path)
+	return fmt.Sprintf("http://%s/%s/whip", m.addr(m.webrtcPort), path)
 }
 
 // WHEPURL is the WHEP endpoint that reads path.
 func (m *MediaMTXServer) WHEPURL(path string) string {
-	return fmt.Sprintf("http://127.0.0.1:%d/%s/whep", m.webrtcPort, path)
+	return fmt.Sprintf("http://%s/%s/whep", m.addr(m.webrtcPort), path)
 }
 
 // RTSPURL is path's RTSP URL; the server takes RTSP over TCP only (ffmpeg:
@@ -284,10 +324,13 @@ func (m *MediaMTXServer) RTSPURL(path string) string {
 }
 
 // RTSPAddr is the RTSP listener's address.
-func (m *MediaMTXServer) RTSPAddr() string { return fmt.Sprintf("127.0.0.1:%d", m.rtspPort) }
+func (m *MediaMTXServer) RTSPAddr() string { return m.addr(m.rtspPort) }
 
 // ICEAddr is the UDP address of every WebRTC session's media.
-func (m *MediaMTXServer) ICEAddr() string { return fmt.Sprintf("127.0.0.1:%d", m.icePort) }
+func (m *MediaMTXServer) ICEAddr() string { return m.addr(m.icePort) }
+
+// addr is the server's address at port.
+func (m *MediaMTXServer) addr(port int) string { return net.JoinHostPort(m.host, strconv.Itoa(port)) }
 
 // WaitPath polls path's state until ok holds and returns it; the test fails
 // (with the server's log) if it does not within the time given.
@@ -322,24 +365,11 @@ func (m *MediaMTXServer) Pid() int {
 }
 
 // APIURL is the base of MediaMTX's control API (e.g. APIURL()+"/v3/paths/list").
-func (m *MediaMTXServer) APIURL() string { return fmt.Sprintf("http://127.0.0.1:%d", m.apiPort) }
+func (m *MediaMTXServer) APIURL() string { return "http://" + m.addr(m.apiPort) }
 
 // Path asks the control API about path; a path nobody publishes or reads
 // is not online and has no error.
 func (m *MediaMTXServer) Path(path string) (MediaMTXPath, error) {
-	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(m.APIURL() + "/v3/paths/get/" + path)
-	if err != nil {
-		return MediaMTXPath{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return MediaMTXPath{}, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return MediaMTXPath{}, fmt.Errorf("MediaMTX API: %s: %s", resp.Status, b)
-	}
 	var p struct {
 		Online bool `json:"online"`
 		Source *struct {
@@ -351,8 +381,8 @@ func (m *MediaMTXServer) Path(path string) (MediaMTXPath, error) {
 		Readers      []json.RawMessage `json:"readers"`
 		InboundBytes uint64            `json:"inboundBytes"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return MediaMTXPath{}, fmt.Errorf("MediaMTX API: %w", err)
+	if found, err := m.api("/v3/paths/get/"+path, &p); err != nil || !found {
+		return MediaMTXPath{}, err
 	}
 	out := MediaMTXPath{Online: p.Online, Readers: len(p.Readers), InboundBytes: p.InboundBytes}
 	if p.Source != nil {
@@ -364,9 +394,51 @@ func (m *MediaMTXServer) Path(path string) (MediaMTXPath, error) {
 	return out, nil
 }
 
-// freePorts returns n distinct ports of 127.0.0.1 that were free a moment
+// MediaMTXSession is what MediaMTX's API says of one WebRTC session.
+type MediaMTXSession struct {
+	Path  string `json:"path"`
+	State string `json:"state"` // "publish" (WHIP) or "read" (WHEP)
+	// LocalCandidate and RemoteCandidate are the server's and the client's
+	// ends of the selected candidate pair, as "type/protocol/address/port"
+	// (e.g. "relay/udp/198.18.1.1/50000"), "" until one is selected.
+	LocalCandidate  string `json:"localCandidate"`
+	RemoteCandidate string `json:"remoteCandidate"`
+}
+
+// WebRTCSessions lists the server's WebRTC sessions.
+func (m *MediaMTXServer) WebRTCSessions() ([]MediaMTXSession, error) {
+	var l struct {
+		Items []MediaMTXSession `json:"items"`
+	}
+	_, err := m.api("/v3/webrtcsessions/list", &l)
+	return l.Items, err
+}
+
+// api GETs path from the control API into v; a 404 is no error, and leaves
+// v as it was.
+func (m *MediaMTXServer) api(path string, v any) (found bool, err error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(m.APIURL() + path)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return false, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return false, fmt.Errorf("MediaMTX API: %s: %s", resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return false, fmt.Errorf("MediaMTX API: %w", err)
+	}
+	return true, nil
+}
+
+// FreePorts returns n distinct ports of 127.0.0.1 that were free a moment
 // ago, for network "tcp" or "udp".
-func freePorts(t testing.TB, network string, n int) []int {
+func FreePorts(t testing.TB, network string, n int) []int {
 	t.Helper()
 	var ports []int
 	var closers []io.Closer
@@ -391,7 +463,7 @@ func freePorts(t testing.TB, network string, n int) []int {
 			}
 			closers, addr = append(closers, c), c.LocalAddr()
 		default:
-			t.Fatalf("freePorts: network %q", network)
+			t.Fatalf("FreePorts: network %q", network)
 		}
 		_, port, _ := net.SplitHostPort(addr.String())
 		p, _ := strconv.Atoi(port)

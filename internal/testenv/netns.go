@@ -47,6 +47,7 @@ type Link struct {
 	ServerIP string // the server's address as seen from NS
 	ViewerIP string // NS's address
 	dev      string // the server side of the veth, where tbf shapes what the server sends
+	subnet   string // the link's /30
 }
 
 // AddViewers makes a viewer namespace whose link carries rate from the
@@ -61,7 +62,7 @@ func (n *Net) AddViewers(t testing.TB, rate string) *Link {
 	l := &Link{NS: fmt.Sprintf("dcv%s-%d", n.id, i),
 		// 198.18.i.0/30 for link i: .1 the server, .2 the viewers.
 		ServerIP: fmt.Sprintf("198.18.%d.1", i), ViewerIP: fmt.Sprintf("198.18.%d.2", i),
-		dev: fmt.Sprintf("vs%s%d", n.id, i)}
+		dev: fmt.Sprintf("vs%s%d", n.id, i), subnet: fmt.Sprintf("198.18.%d.0/30", i)}
 	peer := fmt.Sprintf("vv%s%d", n.id, i)
 	run(t, "ip", "netns", "add", l.NS)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", l.NS).Run() })
@@ -100,6 +101,18 @@ func settled(t testing.TB, ns string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Route makes the server namespace a router between links a and b: IPv4
+// forwarding on there, and in each of a's and b's namespaces a route to the
+// other link through it. Those two then reach each other and both of the
+// server's addresses, still nothing beyond (no default route); a Firewall
+// in the server's namespace (its forward hook) decides what crosses.
+func (n *Net) Route(t testing.TB, a, b *Link) {
+	t.Helper()
+	run(t, "ip", "netns", "exec", n.Server, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	run(t, "ip", "-n", a.NS, "route", "add", b.subnet, "via", a.ServerIP)
+	run(t, "ip", "-n", b.NS, "route", "add", a.subnet, "via", b.ServerIP)
 }
 
 // SetRate changes what the link carries from the server.

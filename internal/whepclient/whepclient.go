@@ -31,6 +31,8 @@ type Options struct {
 	Codecs  []webrtc.RTPCodecParameters
 	// Audio receives sound too (Opus); NoVideo receives sound alone.
 	Audio, NoVideo bool
+	// ICEServers are STUN and TURN servers to gather candidates from.
+	ICEServers []webrtc.ICEServer
 }
 
 // AudioPacket is one received Opus packet.
@@ -125,7 +127,7 @@ func New(opt Options) (*Client, string, error) {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: opt.ICEServers})
 	if err != nil {
 		return nil, "", err
 	}
