@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/deskcast/deskcast/access"
 	"github.com/deskcast/deskcast/codec/h264"
+	"github.com/deskcast/deskcast/engine"
 	"github.com/deskcast/deskcast/internal/testenv"
 	"github.com/deskcast/deskcast/internal/whepclient"
 	"github.com/deskcast/deskcast/web"
@@ -151,4 +155,45 @@ func TestWaylandAsksAtStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("still running 5 s after SIGINT with the dialog up")
 	}
+}
+
+// TestWaylandControl is remote control on a real GNOME Wayland session: with
+// control on for every viewer, Start sharing asks the desktop through its
+// RemoteDesktop portal at once; the presenter allows remote interaction in
+// the dialog; a viewer's moves, clicks, wheel, keys and text then reach a
+// GTK window where the picture says, at the desktop's own coordinates.
+func TestWaylandControl(t *testing.T) {
+	wl := testenv.GnomeWayland(t, 1280, 720)
+	win := wl.Window(red)
+	_, base := startEngine(t, engine.Settings{FPS: 30, Quality: 80, Control: access.ControlAll,
+		PortalToken: wl.SeedScreencast()})
+	wl.AcceptRemoteDesktop(1280, 720, true)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws/control?t="+token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	send := func(msg string, want ...string) {
+		t.Helper()
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range want {
+			win.Expect(t, w)
+		}
+	}
+	// Fractions of the picture: (0.5, 0.5) is pixel (640, 360) of 1280×720.
+	send(`{"t":"move","x":0.5,"y":0.5}`, "motion 640 360")
+	send(`{"t":"move","x":0.25,"y":0.75}`, "motion 320 540")
+	send(`{"t":"down","x":0.25,"y":0.75,"b":0}`, "press 1")
+	send(`{"t":"up","x":0.25,"y":0.75,"b":0}`, "release 1")
+	send(`{"t":"down","x":0.25,"y":0.75,"b":2}`, "press 3")
+	send(`{"t":"up","x":0.25,"y":0.75,"b":2}`, "release 3")
+	send(`{"t":"wheel","x":0.25,"y":0.75,"dy":1}`, "scroll down")
+	send(`{"t":"key","k":"Enter","down":true}`, "keydown Return")
+	send(`{"t":"key","k":"Enter","down":false}`, "keyup Return")
+	send(`{"t":"text","s":"xY"}`, "keydown x", "keydown Y")
 }

@@ -19,12 +19,19 @@ type injector struct {
 	mu   sync.Mutex
 	in   *input.Injector
 	rect image.Rectangle // the shared monitor or region, in screen pixels
+	// region is the shared region on Wayland, where rect is empty: the
+	// screen is the desktop's remote-desktop session's (input's Area).
+	region image.Rectangle
 }
 
 var _ web.Injector = (*injector)(nil)
 
-// sharedRect is the monitor or region s shares, in screen pixels.
+// sharedRect is the monitor or region s shares, in screen pixels; empty on
+// Wayland, where the screen is the one the desktop's dialog chose.
 func sharedRect(s Settings) (image.Rectangle, error) {
+	if capture.UsesPortal() {
+		return image.Rectangle{}, nil
+	}
 	ms, err := capture.Monitors()
 	if err != nil {
 		return image.Rectangle{}, err
@@ -43,9 +50,9 @@ func sharedRect(s Settings) (image.Rectangle, error) {
 	return r, nil
 }
 
-func (j *injector) setRect(r image.Rectangle) {
+func (j *injector) setRect(r, region image.Rectangle) {
 	j.mu.Lock()
-	j.rect = r
+	j.rect, j.region = r, region
 	j.mu.Unlock()
 }
 
@@ -78,9 +85,18 @@ func (j *injector) do(f func(*input.Injector) error) error {
 	return nil
 }
 
-// point maps fractions of the picture to a screen pixel inside the rectangle.
-func (j *injector) point(x, y float64) (int, int, error) {
+// point maps fractions of the picture to a screen pixel inside the
+// rectangle: the shared one, or on Wayland the region of the input's area.
+func (j *injector) point(in *input.Injector, x, y float64) (int, int, error) {
 	r := j.rect
+	if r.Empty() {
+		if a := in.Area(); !a.Empty() {
+			r = a
+			if !j.region.Empty() {
+				r = j.region.Add(a.Min).Intersect(a)
+			}
+		}
+	}
 	if r.Empty() {
 		return 0, 0, errors.New("no shared area to control")
 	}
@@ -91,7 +107,7 @@ func (j *injector) point(x, y float64) (int, int, error) {
 
 func (j *injector) Move(x, y float64) error {
 	return j.do(func(in *input.Injector) error {
-		px, py, err := j.point(x, y)
+		px, py, err := j.point(in, x, y)
 		if err != nil {
 			return err
 		}
@@ -115,6 +131,12 @@ func (j *injector) Scroll(dx, dy int) error {
 
 func (j *injector) Key(name string, down bool) error {
 	return j.do(func(in *input.Injector) error { return in.Key(input.Key(name), down) })
+}
+
+// warm opens the desktop's input now; a failure is tried again at the
+// first event.
+func (j *injector) warm() {
+	_ = j.do(func(*input.Injector) error { return nil })
 }
 
 func (j *injector) Text(s string) error {
@@ -178,7 +200,12 @@ func (e *Engine) setControlLocked(mode access.ControlMode) error {
 	if err != nil {
 		return fmt.Errorf("remote control: %w", err)
 	}
-	e.inj.setRect(r)
+	e.inj.setRect(r, e.settings.Region)
+	if capture.UsesPortal() {
+		// The desktop asks in its dialog: now, while the presenter is at
+		// it, rather than at a viewer's first move.
+		go e.inj.warm()
+	}
 	return srv.SetControl(mode, e.inj)
 }
 

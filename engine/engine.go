@@ -474,7 +474,7 @@ func (e *Engine) applyLocked(s Settings) error {
 		sh.srv.SetMeta(e.meta())
 		if e.inj != nil {
 			if r, err := sharedRect(s); err == nil {
-				e.inj.setRect(r)
+				e.inj.setRect(r, s.Region)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ package input
 import (
 	"errors"
 	"fmt"
+	"image"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -57,6 +58,19 @@ func Open() (*Injector, error) {
 }
 
 var errInputClosed = errors.New("input closed")
+
+// Area is the space Move's coordinates are in, where the desktop says so:
+// on Wayland the remote-desktop session's screen, from (0, 0) in its logical
+// pixels. It is empty where Move takes the desktop's own coordinates (X11,
+// Windows, macOS).
+func (in *Injector) Area() image.Rectangle {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if a, ok := any(in.sys).(interface{ area() image.Rectangle }); ok && in.sys != nil {
+		return a.area()
+	}
+	return image.Rectangle{}
+}
 
 // Move puts the pointer at (x, y) in virtual-screen pixels: the X root
 // window, the Windows virtual desktop, or macOS's global display space (in

@@ -5,6 +5,7 @@ package input
 import (
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"os"
 	"time"
@@ -13,6 +14,8 @@ import (
 	"github.com/jezek/xgb"
 	"github.com/jezek/xgb/xproto"
 	"github.com/jezek/xgb/xtest"
+
+	"github.com/deskcast/deskcast/capture/portal"
 )
 
 const (
@@ -32,6 +35,10 @@ const (
 // inputSys injects events with XTEST over one X connection. Injector's mutex
 // guards it.
 type inputSys struct {
+	// portal, when set, is a Wayland session's injector, and the rest
+	// is unused.
+	portal *portalSys
+
 	conn    *xgb.Conn
 	root    xproto.Window
 	km      keymap
@@ -62,6 +69,12 @@ type spareKey struct {
 }
 
 func controlAvailable() error {
+	if waylandSession() {
+		if err := portal.RemoteAvailable(); err != nil {
+			return fmt.Errorf("%w: this is a Wayland session, and %w", ErrUnavailable, err)
+		}
+		return nil
+	}
 	s, err := openInputSys()
 	if err != nil {
 		return err
@@ -69,20 +82,27 @@ func controlAvailable() error {
 	return s.close()
 }
 
-func openInputSys() (*inputSys, error) {
-	// A Wayland session says so in XDG_SESSION_TYPE; started outside a login
-	// session (a script, a terminal multiplexer) that may be unset, and then
-	// WAYLAND_DISPLAY alone tells. Only an explicit X11 session with a
-	// WAYLAND_DISPLAY (a nested compositor for testing) is taken as X11.
+// waylandSession reports a Wayland session, where input goes through the
+// desktop's RemoteDesktop portal: XTEST would reach only X11 (Xwayland)
+// windows. The session says so in XDG_SESSION_TYPE; started outside a login
+// session (a script, a terminal multiplexer) that may be unset, and then
+// WAYLAND_DISPLAY tells. Only an explicit X11 session with a WAYLAND_DISPLAY
+// (a nested compositor for testing) is taken as X11.
+func waylandSession() bool {
 	session := os.Getenv("XDG_SESSION_TYPE")
-	if session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != "" && os.Getenv("DISPLAY") != "" {
-		return nil, fmt.Errorf("%w: this is a Wayland session, where X11 input injection reaches only X11 (Xwayland) windows; log in to an X11 session to allow control", ErrUnavailable)
+	return session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != ""
+}
+
+func openInputSys() (*inputSys, error) {
+	if waylandSession() {
+		p, err := openPortalSys()
+		if err != nil {
+			return nil, err
+		}
+		return &inputSys{portal: p}, nil
 	}
 	wayland := os.Getenv("WAYLAND_DISPLAY") != ""
 	if os.Getenv("DISPLAY") == "" {
-		if wayland {
-			return nil, fmt.Errorf("%w: this is a Wayland session without an X display; log in to an X11 session to allow control", ErrUnavailable)
-		}
 		return nil, fmt.Errorf("%w: no X display (DISPLAY is not set)", ErrUnavailable)
 	}
 	conn, err := xgb.NewConn()
@@ -264,7 +284,17 @@ func (s *inputSys) drain() {
 	}
 }
 
+func (s *inputSys) area() image.Rectangle {
+	if s.portal != nil {
+		return s.portal.area()
+	}
+	return image.Rectangle{}
+}
+
 func (s *inputSys) move(x, y int) error {
+	if s.portal != nil {
+		return s.portal.move(x, y)
+	}
 	if x < math.MinInt16 || x > math.MaxInt16 || y < math.MinInt16 || y > math.MaxInt16 {
 		return errors.New("outside the X coordinate range")
 	}
@@ -274,6 +304,9 @@ func (s *inputSys) move(x, y int) error {
 }
 
 func (s *inputSys) button(b MouseButton, down bool) error {
+	if s.portal != nil {
+		return s.portal.button(b, down)
+	}
 	s.drain()
 	s.click(byte(b), down)
 	return s.flush()
@@ -289,6 +322,9 @@ func (s *inputSys) click(button byte, down bool) {
 
 // scroll clicks X's wheel buttons: 4 up, 5 down, 6 left, 7 right.
 func (s *inputSys) scroll(dx, dy int) error {
+	if s.portal != nil {
+		return s.portal.scroll(dx, dy)
+	}
 	s.drain()
 	notch := func(n int, neg, pos byte) {
 		b := pos
@@ -306,6 +342,9 @@ func (s *inputSys) scroll(dx, dy int) error {
 }
 
 func (s *inputSys) key(c keyCode, down bool) error {
+	if s.portal != nil {
+		return s.portal.key(c, down)
+	}
 	s.drain()
 	if err := s.fresh(); err != nil {
 		return err
@@ -335,6 +374,9 @@ func (s *inputSys) fresh() error {
 }
 
 func (s *inputSys) typeText(text string) error {
+	if s.portal != nil {
+		return s.portal.typeText(text)
+	}
 	s.drain()
 	if err := s.fresh(); err != nil {
 		return err
@@ -403,6 +445,9 @@ func (s *inputSys) borrow(sym xproto.Keysym) (*spareKey, error) {
 // close gives borrowed keycodes back (unless someone else has remapped them
 // meanwhile) and disconnects.
 func (s *inputSys) close() error {
+	if s.portal != nil {
+		return s.portal.close()
+	}
 	defer s.conn.Close()
 	err := s.flush()
 	s.drain()

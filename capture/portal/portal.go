@@ -63,6 +63,10 @@ type Options struct {
 	// Waiting, when set, is called once if the portal has not answered Start
 	// within a moment: the desktop is showing its dialog.
 	Waiting func()
+	// Devices, when not 0, makes the session a remote-desktop one (the
+	// RemoteDesktop interface) that may also send input to these devices
+	// (DeviceKeyboard, DevicePointer), through the Notify methods.
+	Devices uint32
 }
 
 // Stream is one PipeWire stream the portal opened for us.
@@ -82,6 +86,9 @@ type Session struct {
 	RestoreToken string
 	// Cursor is the cursor mode the portal agreed to.
 	Cursor uint32
+	// Devices are the input devices a remote-desktop session may drive, as
+	// the user allowed them in the dialog (0: none).
+	Devices uint32
 
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -122,12 +129,21 @@ func (s *Session) open(ctx context.Context, opt Options) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	version, _ := v.Value().(uint32)
+	// A remote-desktop session is made and started on its own interface,
+	// and its sources chosen on the screen-cast one.
+	iface := screenCastIf
+	if opt.Devices != 0 {
+		iface = remoteIf
+		if _, err := desk.GetProperty(remoteIf + ".version"); err != nil {
+			return fmt.Errorf("%w: no remote-desktop portal: %w", ErrUnavailable, err)
+		}
+	}
 	cursors := uint32(CursorEmbedded)
 	if v, err := desk.GetProperty(screenCastIf + ".AvailableCursorModes"); err == nil {
 		cursors, _ = v.Value().(uint32)
 	}
 
-	res, err := s.request(ctx, screenCastIf+".CreateSession", func(tok string) []any {
+	res, err := s.request(ctx, iface+".CreateSession", func(tok string) []any {
 		return []any{map[string]dbus.Variant{
 			"handle_token":         dbus.MakeVariant(tok),
 			"session_handle_token": dbus.MakeVariant(token()),
@@ -146,6 +162,12 @@ func (s *Session) open(ctx context.Context, opt Options) error {
 		return fmt.Errorf("watching the session: %w", err)
 	}
 
+	if opt.Devices != 0 {
+		if err := s.selectDevices(ctx, opt); err != nil {
+			return err
+		}
+	}
+
 	s.Cursor = pickCursor(opt.Cursor, cursors)
 	sel := map[string]dbus.Variant{
 		"types":    dbus.MakeVariant(uint32(SourceMonitor)),
@@ -154,7 +176,7 @@ func (s *Session) open(ctx context.Context, opt Options) error {
 	if s.Cursor != 0 {
 		sel["cursor_mode"] = dbus.MakeVariant(s.Cursor)
 	}
-	if version >= 4 {
+	if version >= 4 && opt.Devices == 0 { // a remote-desktop session persists through SelectDevices
 		sel["persist_mode"] = dbus.MakeVariant(uint32(persistUntilRevoked))
 		if opt.RestoreToken != "" {
 			sel["restore_token"] = dbus.MakeVariant(opt.RestoreToken)
@@ -167,13 +189,14 @@ func (s *Session) open(ctx context.Context, opt Options) error {
 		return fmt.Errorf("choosing the screen: %w", err)
 	}
 
-	res, err = s.request(ctx, screenCastIf+".Start", func(tok string) []any {
+	res, err = s.request(ctx, iface+".Start", func(tok string) []any {
 		return []any{s.handle, "", map[string]dbus.Variant{"handle_token": dbus.MakeVariant(tok)}}
 	}, opt.Waiting)
 	if err != nil {
 		return fmt.Errorf("starting: %w", err)
 	}
 	s.RestoreToken, _ = res["restore_token"].Value().(string)
+	s.Devices, _ = res["devices"].Value().(uint32)
 	s.Streams, err = parseStreams(res["streams"])
 	if err != nil {
 		return fmt.Errorf("starting: %w", err)

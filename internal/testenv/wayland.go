@@ -267,10 +267,64 @@ func (w *WaylandWindow) Animate(perSecond int) {
 	}
 }
 
+// Click moves the pointer to (x, y) on the screen and clicks the left
+// button, through mutter's own remote-desktop API, as a user would.
+func (wl *Wayland) Click(x, y int) {
+	wl.t.Helper()
+	wl.MovePointer(-1e5, -1e5) // to the top left corner, wherever it was
+	wl.MovePointer(float64(x), float64(y))
+	time.Sleep(100 * time.Millisecond) // the pointer's arrival first: GTK takes a click on entry for focus
+	const btnLeft = 0x110              // BTN_LEFT, Linux's evdev code
+	for _, down := range []bool{true, false} {
+		if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyPointerButton", 0, int32(btnLeft), down).Err; err != nil {
+			wl.t.Fatalf("clicking at %d,%d: %v", x, y, err)
+		}
+	}
+}
+
+// AcceptRemoteDesktop answers the remote-desktop portal's dialog of
+// GNOME 43 (xdg-desktop-portal-gnome) as a presenter would: it waits for
+// it, turns "Allow remote interaction" on when allow says so, then clicks
+// "Share". The dialog is centred on the w×h monitor with one monitor listed.
+func (wl *Wayland) AcceptRemoteDesktop(w, h int, allow bool) {
+	wl.t.Helper()
+	time.Sleep(time.Second) // the dialog up: it takes GTK 4 a few hundred ms
+	cx, cy := w/2, h/2
+	// Apart enough not to make a double click.
+	wl.Click(cx, cy+110) // a blank part of it: the first click focuses the dialog
+	time.Sleep(400 * time.Millisecond)
+	if allow {
+		wl.Click(cx+190, cy+72) // the switch
+		time.Sleep(400 * time.Millisecond)
+	}
+	wl.Click(cx+213, cy-128) // Share
+}
+
+// PressKey presses and releases the key of an X keysym through mutter's
+// own remote-desktop API, as a user's keyboard would.
+func (wl *Wayland) PressKey(keysym uint32) {
+	wl.t.Helper()
+	wl.inputSession()
+	for _, down := range []bool{true, false} {
+		if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyKeyboardKeysym", 0, keysym, down).Err; err != nil {
+			wl.t.Fatalf("pressing key %#x: %v", keysym, err)
+		}
+	}
+}
+
 // MovePointer moves the session's pointer by (dx, dy) through mutter's own
 // remote-desktop API (the backend the portal uses; no dialog on this side),
 // as a user's mouse would.
 func (wl *Wayland) MovePointer(dx, dy float64) {
+	wl.t.Helper()
+	wl.inputSession()
+	if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyPointerMotionRelative", 0, dx, dy).Err; err != nil {
+		wl.t.Fatalf("moving the pointer: %v", err)
+	}
+}
+
+// inputSession starts mutter's own remote-desktop session once.
+func (wl *Wayland) inputSession() {
 	wl.t.Helper()
 	if wl.input == nil {
 		conn := wl.Bus()
@@ -285,9 +339,11 @@ func (wl *Wayland) MovePointer(dx, dy float64) {
 			wl.t.Fatalf("starting mutter's remote-desktop session: %v", err)
 		}
 		wl.input = s
-	}
-	if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyPointerMotionRelative", 0, dx, dy).Err; err != nil {
-		wl.t.Fatalf("moving the pointer: %v", err)
+		// mutter makes the session's virtual keyboard on its first event
+		// and drops that event: a Shift tap now, so that no key is lost.
+		for _, down := range []bool{true, false} {
+			_ = s.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyKeyboardKeysym", 0, uint32(0xffe1), down).Err
+		}
 	}
 }
 
@@ -308,8 +364,21 @@ func (w *WaylandWindow) Paint(c color.RGBA) {
 	w.wait(fmt.Sprintf("painted %d %d %d", c.R, c.G, c.B))
 }
 
+// Expect waits until the window prints line (one of its input reports:
+// "motion X Y", "press 1", "keydown a"…), skipping others, and fails t
+// after 15 s.
+func (w *WaylandWindow) Expect(t testing.TB, line string) {
+	t.Helper()
+	w.waitT(t, line)
+}
+
 func (w *WaylandWindow) wait(line string) {
 	w.t.Helper()
+	w.waitT(w.t, line)
+}
+
+func (w *WaylandWindow) waitT(t testing.TB, line string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for {
@@ -319,9 +388,9 @@ func (w *WaylandWindow) wait(line string) {
 				return
 			}
 		case <-w.g.exited:
-			w.t.Fatalf("the GTK window exited:\n%s", w.g.out)
+			t.Fatalf("the GTK window exited:\n%s", w.g.out)
 		case <-ctx.Done():
-			w.t.Fatalf("the GTK window did not say %q within 15 s:\n%s", line, w.g.out)
+			t.Fatalf("the GTK window did not say %q within 15 s:\n%s", line, w.g.out)
 		}
 	}
 }
