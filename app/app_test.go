@@ -35,6 +35,7 @@ type fakeEngine struct {
 	failNext error
 	viewers  []access.Viewer
 	publish  *web.PublishStatus
+	portal   string // the Wayland portal's status
 }
 
 func (f *fakeEngine) Start() error {
@@ -165,6 +166,7 @@ func (f *fakeEngine) State() engine.State {
 			URL: "http://" + u.ip + ":8765/?t=0123456789abcdef0123456789abcdef"})
 	}
 	st.Publish = f.publish
+	st.Portal = f.portal
 	if f.paused {
 		st.Status.State = "paused"
 	}
@@ -500,5 +502,45 @@ func TestPublishSetting(t *testing.T) {
 	a.refresh()
 	if w.publish.Checked || f.Settings().Publish.URL != "" || !strings.Contains(w.status.Text, "WHIP") {
 		t.Fatalf("a bad URL: ticked %v, publishing %+v, status %q", w.publish.Checked, f.Settings().Publish, w.status.Text)
+	}
+}
+
+// TestWaylandPortal: the portal's state shows in the status line while the
+// desktop's dialog waits, and the permission (restore token) the portal
+// gives is remembered and handed to the engine at the next run, unless one
+// came from the environment.
+func TestWaylandPortal(t *testing.T) {
+	a, f, fa := newTestApp(t)
+	a.Start()
+	f.mu.Lock()
+	f.portal = capture.PortalWaiting
+	f.mu.Unlock()
+	a.refresh()
+	if want := "Screen: " + capture.PortalWaiting; a.win.status.Text != want {
+		t.Fatalf("status %q while the dialog waits, want %q", a.win.status.Text, want)
+	}
+	f.mu.Lock()
+	f.portal, f.settings.PortalToken = "", "token-1"
+	f.mu.Unlock()
+	a.refresh()
+	if !strings.HasPrefix(a.win.status.Text, "Sharing") {
+		t.Fatalf("status %q once capture runs, want Sharing…", a.win.status.Text)
+	}
+	if got := fa.Preferences().String(prefPortalToken); got != "token-1" {
+		t.Fatalf("remembered token %q, want token-1", got)
+	}
+
+	// The next run: the stored token goes to the engine…
+	f2 := &fakeEngine{settings: engine.Defaults()}
+	New(fa, f2, fakeDevices, Options{})
+	if got := f2.Settings().PortalToken; got != "token-1" {
+		t.Fatalf("engine's token %q at the next run, want the stored token-1", got)
+	}
+	// …unless the environment gave one (DESKCAST_PORTAL_RESTORE_TOKEN).
+	f3 := &fakeEngine{settings: engine.Defaults()}
+	f3.settings.PortalToken = "from-env"
+	New(fa, f3, fakeDevices, Options{})
+	if got := f3.Settings().PortalToken; got != "from-env" {
+		t.Fatalf("engine's token %q with one from the environment, want from-env", got)
 	}
 }
