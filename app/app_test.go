@@ -505,7 +505,8 @@ func TestPublishSetting(t *testing.T) {
 	}
 }
 
-// TestWaylandPortal: the portal's state shows in the status line while the
+// TestWaylandPortal: the portal's state shows in the status line and the
+// tray menu while the
 // desktop's dialog waits, and the permission (restore token) the portal
 // gives is remembered and handed to the engine at the next run, unless one
 // came from the environment.
@@ -519,12 +520,18 @@ func TestWaylandPortal(t *testing.T) {
 	if want := "Screen: " + capture.PortalWaiting; a.win.status.Text != want {
 		t.Fatalf("status %q while the dialog waits, want %q", a.win.status.Text, want)
 	}
+	if it := a.trayMenu(f.State()).Items[0]; it.Label != "Screen: "+capture.PortalWaiting || !it.Disabled {
+		t.Fatalf("the tray menu's first item %q (disabled %v), want the portal's state, disabled", it.Label, it.Disabled)
+	}
 	f.mu.Lock()
 	f.portal, f.settings.PortalToken = "", "token-1"
 	f.mu.Unlock()
 	a.refresh()
 	if !strings.HasPrefix(a.win.status.Text, "Sharing") {
 		t.Fatalf("status %q once capture runs, want Sharing…", a.win.status.Text)
+	}
+	if it := a.trayMenu(f.State()).Items[0]; it.Label != "Stop sharing" {
+		t.Fatalf("the tray menu starts with %q once capture runs, want Stop sharing", it.Label)
 	}
 	if got := fa.Preferences().String(prefPortalToken); got != "token-1" {
 		t.Fatalf("remembered token %q, want token-1", got)

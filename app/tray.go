@@ -81,7 +81,10 @@ func (a *App) updateTray(st engine.State) {
 		icon = iconSharing
 	}
 	tip := "Deskcast — " + lang.L("Stopped")
-	if st.Sharing {
+	switch {
+	case st.Sharing && st.Portal != "":
+		tip = "Deskcast — " + lang.L("Screen") + ": " + st.Portal
+	case st.Sharing:
 		tip = "Deskcast — " + lang.N("{{.Count}} viewers", st.Status.Viewers, map[string]any{"Count": st.Status.Viewers})
 	}
 	if key != a.trayShown.menu {
@@ -101,6 +104,13 @@ func (a *App) updateTray(st engine.State) {
 func (a *App) trayMenu(st engine.State) *fyne.Menu {
 	s := a.eng.Settings()
 	var items []*fyne.MenuItem
+	if st.Sharing && st.Portal != "" {
+		// What the desktop's screen-sharing portal is doing (Wayland): its
+		// dialog waiting for the presenter, a refusal, the end.
+		it := fyne.NewMenuItem(lang.L("Screen")+": "+st.Portal, nil)
+		it.Disabled = true
+		items = append(items, it)
+	}
 	if st.Sharing {
 		items = append(items, fyne.NewMenuItem(lang.L("Stop sharing"), a.Stop))
 		pause := fyne.NewMenuItem(lang.L("Pause"), a.TogglePause)
