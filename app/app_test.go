@@ -506,10 +506,9 @@ func TestPublishSetting(t *testing.T) {
 }
 
 // TestWaylandPortal: the portal's state shows in the status line and the
-// tray menu while the
-// desktop's dialog waits, and the permission (restore token) the portal
-// gives is remembered and handed to the engine at the next run, unless one
-// came from the environment.
+// tray menu while the desktop's dialog waits, and the permission (restore
+// token) the portal gives is remembered and handed to the engine at the
+// next run, unless one came from the environment.
 func TestWaylandPortal(t *testing.T) {
 	a, f, fa := newTestApp(t)
 	a.Start()
