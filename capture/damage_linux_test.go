@@ -79,9 +79,9 @@ func runScreen(t testing.TB, cfg ScreenConfig, poll time.Duration, n notices, pr
 	s.poll = poll
 	r := &screenRun{emits: make(chan emitted, 1024), errc: make(chan error, 1)}
 	opened := make(chan struct{})
-	s.open = func(cfg ScreenConfig) (grabber, error) {
+	s.open = func(ctx context.Context, cfg ScreenConfig) (grabber, error) {
 		defer close(opened)
-		g, err := newPlatformGrabber(cfg)
+		g, err := newPlatformGrabber(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/kbinani/screenshot"
 )
 
-func newPlatformGrabber(cfg ScreenConfig) (grabber, error) {
+func newPlatformGrabber(_ context.Context, cfg ScreenConfig) (grabber, error) {
 	return newGenericGrabber(cfg.Monitor, cfg.Region, nil)
 }
 

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -19,16 +18,8 @@ import (
 
 // UsesPortal reports whether the screen is captured through the desktop's
 // ScreenCast portal: on a Wayland session, where X11 sees only XWayland's
-// windows. DESKCAST_CAPTURE=x11 or =portal overrides it.
-func UsesPortal() bool {
-	switch os.Getenv("DESKCAST_CAPTURE") {
-	case "x11":
-		return false
-	case "portal":
-		return true
-	}
-	return portal.Available()
-}
+// windows (portal.Available; DESKCAST_CAPTURE=x11 or =portal overrides it).
+func UsesPortal() bool { return portal.Available() }
 
 // portalStartTimeout bounds a portal start, the user's time in the dialog
 // included.
@@ -57,7 +48,7 @@ type portalGrabber struct {
 	free [][]byte // frame buffers back from released pictures
 }
 
-func newPortalGrabber(cfg ScreenConfig) (grabber, error) {
+func newPortalGrabber(ctx context.Context, cfg ScreenConfig) (grabber, error) {
 	if cfg.Monitor != 0 {
 		return nil, fmt.Errorf("monitor %d: %w (on Wayland the system dialog chooses the screen)", cfg.Monitor+1, ErrNoMonitor)
 	}
@@ -65,7 +56,7 @@ func newPortalGrabber(cfg ScreenConfig) (grabber, error) {
 		return nil, err
 	}
 	st := cfg.Portal
-	ctx, cancel := context.WithTimeout(context.Background(), portalStartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, portalStartTimeout)
 	defer cancel()
 	sess, err := st.open(ctx)
 	if err != nil {
@@ -103,8 +94,15 @@ func newPortalGrabber(cfg ScreenConfig) (grabber, error) {
 // A nil Portal keeps nothing.
 func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
 	if p != nil {
-		p.opening.Lock()
-		defer p.opening.Unlock()
+		select {
+		case p.opening <- struct{}{}:
+			defer func() { <-p.opening }()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	if err := p.haltedBy(); err != nil {
+		return nil, fmt.Errorf("not asking the desktop again until sharing starts anew: %w", err)
 	}
 	// The pointer beside the frames, for the pointer source to follow,
 	// where there is a Portal to pass it on; else drawn into them.
@@ -114,8 +112,13 @@ func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
 	}
 	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.restoreToken(), Cursor: cursor,
 		Waiting: func() { p.setStatus(PortalWaiting) }})
-	if err != nil {
+	switch {
+	case errors.Is(err, portal.ErrCancelled), errors.Is(err, portal.ErrDenied), errors.Is(err, portal.ErrClosed):
+		p.halt(err, portalProblem(err))
+	case err != nil:
 		p.setStatus(portalProblem(err))
+	}
+	if err != nil {
 		return nil, fmt.Errorf("asking the desktop for the screen: %w", err)
 	}
 	p.setToken(sess.RestoreToken)
@@ -165,7 +168,7 @@ func (g *portalGrabber) watch() {
 		case <-g.stop:
 			return
 		case <-g.sess.Closed():
-			g.state.setStatus(PortalEnded)
+			g.state.halt(portal.ErrClosed, PortalEnded)
 			g.notice()
 			return
 		case <-g.st.Changes():
@@ -228,12 +231,12 @@ func (g *portalGrabber) Changes() <-chan time.Time { return g.changes }
 func (g *portalGrabber) Grab() (*media.Picture, error) {
 	select {
 	case <-g.sess.Closed():
-		g.state.setStatus(PortalEnded)
+		g.state.halt(portal.ErrClosed, PortalEnded)
 		return nil, portal.ErrClosed
 	default:
 	}
 	if _, err := g.st.State(); err != nil {
-		g.state.setStatus(PortalEnded + ": " + err.Error())
+		g.state.halt(portal.ErrClosed, PortalEnded+": "+err.Error())
 		return nil, fmt.Errorf("screen capture stream: %w", err)
 	}
 	buf := g.buffer(0)

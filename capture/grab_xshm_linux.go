@@ -3,6 +3,7 @@
 package capture
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -68,9 +69,9 @@ func init() {
 	xgb.Logger.SetOutput(io.Discard)
 }
 
-func newPlatformGrabber(cfg ScreenConfig) (grabber, error) {
+func newPlatformGrabber(ctx context.Context, cfg ScreenConfig) (grabber, error) {
 	if UsesPortal() {
-		return newPortalGrabber(cfg)
+		return newPortalGrabber(ctx, cfg)
 	}
 	monitor, region := cfg.Monitor, cfg.Region
 	g, err := newXShmGrabber(monitor, region)

@@ -119,6 +119,13 @@ func TestPortalCapture(t *testing.T) {
 			if !strings.HasPrefix(p.Status(), PortalEnded) {
 				t.Fatalf("status %q after mutter died, want it to start %q", p.Status(), PortalEnded)
 			}
+			// Ended is ended: capture does not ask again by itself (that
+			// could resume sharing the user stopped) until Rearm.
+			s2, _ := NewScreen(ScreenConfig{FPS: 30, Portal: p})
+			if err := s2.Run(context.Background(), func(p *media.Picture) { p.Release() }); err == nil ||
+				!strings.Contains(err.Error(), "not asking the desktop again") {
+				t.Fatalf("Run after the end = %v, want a refusal to ask again", err)
+			}
 			t.Logf("Run after mutter died: %v; status %q", err, p.Status())
 		case <-time.After(10 * time.Second):
 			t.Fatal("Run still running 10 s after mutter died")
@@ -180,5 +187,17 @@ func TestPortalPointer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPortalLargeScreen: a monitor larger than the grabber's first buffer
+// (2560×1440) comes whole from the first frame on.
+func TestPortalLargeScreen(t *testing.T) {
+	wl := testenv.GnomeWayland(t, 2560, 1440)
+	wl.Window(green)
+	p := NewPortal(wl.SeedScreencast(), nil, nil)
+	r := runScreen(t, ScreenConfig{FPS: 30, Portal: p}, time.Hour, heard, image.Pt(2500, 1400))
+	if e := r.until(t, 10*time.Second, green); e.size != image.Pt(2560, 1440) {
+		t.Fatalf("picture is %v, want 2560×1440", e.size)
 	}
 }

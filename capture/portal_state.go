@@ -12,14 +12,21 @@ import (
 // what it tells the presenter of the portal. It outlives shares; one per
 // app. It is safe for concurrent use.
 type Portal struct {
-	// opening is held while a portal session starts, the user's time in
-	// the dialog included, so that two starts never show two dialogs: the
-	// second waits and uses the token the first brought back.
-	opening sync.Mutex
+	// opening has a value while a portal session starts, the user's time
+	// in the dialog included, so that two starts never show two dialogs:
+	// the second waits (or gives up with its ctx) and uses the token the
+	// first brought back.
+	opening chan struct{}
 
 	mu     sync.Mutex
 	token  string
 	status string
+	// halted says why capture must not ask the portal again until the
+	// presenter starts sharing anew (Rearm): the user cancelled or refused
+	// in the dialog, or ended the sharing from the desktop. Asking again by
+	// itself would put the dialog back every few seconds, or resume
+	// sharing with the stored permission against the user's wish.
+	halted error
 	save   func(token string)
 	notify func()
 	// cursor is the newest pointer the compositor reported beside the
@@ -47,7 +54,42 @@ const (
 // called with each new token to store it; notify, if not nil, after each
 // status change. Neither may block.
 func NewPortal(token string, save func(token string), notify func()) *Portal {
-	return &Portal{token: token, save: save, notify: notify, cursorNew: make(chan struct{}, 1)}
+	return &Portal{token: token, save: save, notify: notify, cursorNew: make(chan struct{}, 1),
+		opening: make(chan struct{}, 1)}
+}
+
+// Token is the stored restore token ("" for none).
+func (p *Portal) Token() string { return p.restoreToken() }
+
+// Rearm lets capture ask the portal again after a refusal or an end: the
+// presenter started sharing anew.
+func (p *Portal) Rearm() {
+	p.mu.Lock()
+	p.halted = nil
+	p.mu.Unlock()
+	p.setStatus("")
+}
+
+// halt stops capture from asking again until Rearm, telling why.
+func (p *Portal) halt(err error, status string) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	if p.halted == nil {
+		p.halted = err
+	}
+	p.mu.Unlock()
+	p.setStatus(status)
+}
+
+func (p *Portal) haltedBy() error {
+	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.halted
 }
 
 // setCursor publishes the pointer; it never blocks.

@@ -83,7 +83,7 @@ func TestRunOwnership(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &fakeGrabber{w: 64, h: 32, values: values}
 			s := &Screen{cfg: ScreenConfig{FPS: 120, MaxWidth: tc.maxWidth},
-				open: func(ScreenConfig) (grabber, error) { return g, nil }}
+				open: func(context.Context, ScreenConfig) (grabber, error) { return g, nil }}
 			type held struct {
 				p *media.Picture
 				v byte

@@ -41,7 +41,8 @@ func (c ScreenConfig) Validate() error {
 type Screen struct {
 	cfg ScreenConfig
 	// open is the grabber constructor; tests replace it to feed known pixels.
-	open func(cfg ScreenConfig) (grabber, error)
+	// Its ctx is Run's: a start that waits (the portal's dialog) ends with it.
+	open func(ctx context.Context, cfg ScreenConfig) (grabber, error)
 	// poll is how long Run, with a grabber that tells it of changes, goes
 	// without a grab before it grabs anyway, in case a notice was missed;
 	// tests lengthen it to see a still screen cost nothing.
@@ -72,7 +73,7 @@ func NewScreen(cfg ScreenConfig) (*Screen, error) {
 // it grabs at the frame rate. Either way it compares, since a change may
 // redraw the same pixels.
 func (s *Screen) Run(ctx context.Context, emit func(*media.Picture)) error {
-	g, err := s.open(s.cfg)
+	g, err := s.open(ctx, s.cfg)
 	if err != nil {
 		return fmt.Errorf("starting screen capture: %w", err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -15,7 +16,15 @@ import (
 // injector carries viewers' input to the shared part of the desktop: it maps
 // the page's fractions onto the shared rectangle, whatever the page's size
 // or the stream's downscale, and opens the desktop's input on first use.
+//
+// Opening may wait for the presenter in the desktop's dialog (Wayland): it
+// runs outside mu, one at a time (opening), so that ReleaseAll and the
+// engine never wait for the dialog, and ends when the share stops (ctx).
 type injector struct {
+	ctx     context.Context // ends when the share stops: an open waiting for the dialog gives up
+	stop    context.CancelFunc
+	opening chan struct{} // a value while an open runs
+
 	mu   sync.Mutex
 	in   *input.Injector
 	rect image.Rectangle // the shared monitor or region, in screen pixels
@@ -23,6 +32,14 @@ type injector struct {
 	// screen is the desktop's remote-desktop session's (input's Area).
 	region image.Rectangle
 }
+
+func newInjector() *injector {
+	ctx, stop := context.WithCancel(context.Background())
+	return &injector{ctx: ctx, stop: stop, opening: make(chan struct{}, 1)}
+}
+
+// errNoArea: the picture has no place on the desktop yet.
+var errNoArea = errors.New("no shared area to control")
 
 var _ web.Injector = (*injector)(nil)
 
@@ -56,28 +73,58 @@ func (j *injector) setRect(r, region image.Rectangle) {
 	j.mu.Unlock()
 }
 
-// input returns the open desktop input; under j.mu.
-func (j *injector) inputLocked() (*input.Injector, error) {
-	if j.in == nil {
-		in, err := input.Open()
-		if err != nil {
-			return nil, err
-		}
-		j.in = in
+// input returns the open desktop input, opening it if need be (outside
+// j.mu: on Wayland the desktop's dialog waits for the presenter first).
+func (j *injector) input() (*input.Injector, error) {
+	j.mu.Lock()
+	in := j.in
+	j.mu.Unlock()
+	if in != nil {
+		return in, nil
 	}
-	return j.in, nil
+	select {
+	case j.opening <- struct{}{}:
+		defer func() { <-j.opening }()
+	case <-j.ctx.Done():
+		return nil, j.ctx.Err()
+	}
+	j.mu.Lock()
+	in = j.in // opened while this one waited its turn
+	j.mu.Unlock()
+	if in != nil {
+		return in, nil
+	}
+	in, err := input.OpenContext(j.ctx)
+	if err != nil {
+		return nil, err
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.ctx.Err() != nil { // the share stopped meanwhile
+		_ = in.Close()
+		return nil, j.ctx.Err()
+	}
+	j.in = in
+	return in, nil
 }
 
 func (j *injector) do(f func(*input.Injector) error) error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	in, err := j.inputLocked()
+	in, err := j.input()
 	if err != nil {
 		return err
 	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.in != in {
+		return errors.New("the desktop's input was closed")
+	}
 	if err := f(in); err != nil {
-		// The connection may be dead (the X server restarted): start over
-		// with a new one at the next event rather than fail for ever.
+		if errors.Is(err, input.ErrInvalid) || errors.Is(err, errNoArea) {
+			return err // refused before anything was sent: the input is fine
+		}
+		// The connection may be dead (the X server restarted, the desktop
+		// ended the session): start over with a new one at the next event
+		// rather than fail for ever.
 		_ = in.Close()
 		j.in = nil
 		return err
@@ -98,7 +145,7 @@ func (j *injector) point(in *input.Injector, x, y float64) (int, int, error) {
 		}
 	}
 	if r.Empty() {
-		return 0, 0, errors.New("no shared area to control")
+		return 0, 0, errNoArea
 	}
 	px := r.Min.X + min(int(x*float64(r.Dx())), r.Dx()-1)
 	py := r.Min.Y + min(int(y*float64(r.Dy())), r.Dy()-1)
@@ -143,9 +190,28 @@ func (j *injector) Text(s string) error {
 	return j.do(func(in *input.Injector) error { return in.Type(s) })
 }
 
-// ReleaseAll lets go of whatever the viewers held, by closing the desktop
-// input; the next event opens it again.
+// ReleaseAll lets go of whatever the viewers held. On X11 it closes the
+// desktop input (the next event opens it again, with the keyboard mapping
+// read anew); on Wayland it keeps the remote-desktop session, as a new one
+// would mean the desktop's dialog again.
 func (j *injector) ReleaseAll() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.in == nil {
+		return nil
+	}
+	if capture.UsesPortal() {
+		return j.in.ReleaseHeld()
+	}
+	err := j.in.Close()
+	j.in = nil
+	return err
+}
+
+// close ends the share's control: an open waiting for the dialog gives up,
+// and what is open is released and closed.
+func (j *injector) close() error {
+	j.stop()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.in == nil {
@@ -191,22 +257,32 @@ func (e *Engine) applyControlLocked() error {
 func (e *Engine) setControlLocked(mode access.ControlMode) error {
 	srv := e.share.srv
 	if mode == access.ControlOff {
-		return srv.SetControl(access.ControlOff, nil)
+		err := srv.SetControl(access.ControlOff, nil)
+		if e.inj != nil && capture.UsesPortal() {
+			// Nothing is kept open on Wayland with control off: the
+			// desktop shows its remote-desktop indicator while it is.
+			go e.inj.close()
+			e.inj = nil
+		}
+		return err
 	}
 	if e.inj == nil {
-		e.inj = &injector{}
+		e.inj = newInjector()
 	}
 	r, err := sharedRect(e.settings)
 	if err != nil {
 		return fmt.Errorf("remote control: %w", err)
 	}
 	e.inj.setRect(r, e.settings.Region)
+	if err := srv.SetControl(mode, e.inj); err != nil {
+		return err
+	}
 	if capture.UsesPortal() {
 		// The desktop asks in its dialog: now, while the presenter is at
 		// it, rather than at a viewer's first move.
 		go e.inj.warm()
 	}
-	return srv.SetControl(mode, e.inj)
+	return nil
 }
 
 // Grant gives remote control to the viewer id (taking it from anyone else).

@@ -140,14 +140,11 @@ func New(s Settings, log *slog.Logger) (*Engine, error) {
 	return e, nil
 }
 
-// savePortalToken keeps a token the portal handed out, for Settings and the
-// next run (the app stores it).
-func (e *Engine) savePortalToken(tok string) {
-	e.mu.Lock()
-	e.settings.PortalToken = tok
-	e.mu.Unlock()
-	e.changed()
-}
+// savePortalToken says a new token was handed out: Settings reads it from
+// the Portal, and the app stores it. It takes no lock of the engine's: the
+// portal is opened by the grab loop, which the engine waits for under e.mu
+// when it swaps the source or pauses.
+func (e *Engine) savePortalToken(string) { e.changed() }
 
 // Changes returns a channel that receives a value soon after the share
 // changes: started, stopped, paused, a setting, a viewer arriving, waiting,
@@ -252,6 +249,7 @@ func (e *Engine) Start() error {
 		return fmt.Errorf("starting the server: %w", err)
 	}
 	sh.srv.SetMeta(e.meta())
+	e.portal.Rearm() // a new share may ask again, after a refusal or an end
 	sh.stopAsk = e.askPortal()
 	e.startWebRTC(sh)
 	e.startPublish(sh)
@@ -288,12 +286,7 @@ func (e *Engine) askPortal() func() {
 
 // SetPortalToken sets the remembered permission to share the screen on
 // Wayland (the portal's restore token), "" to ask again.
-func (e *Engine) SetPortalToken(tok string) {
-	e.mu.Lock()
-	e.settings.PortalToken = tok
-	e.mu.Unlock()
-	e.portal.Reset(tok)
-}
+func (e *Engine) SetPortalToken(tok string) { e.portal.Reset(tok) }
 
 // applyPauseLocked stops whatever is not shared: both while paused, the
 // screen in audio-only mode and the sound in screen-only mode.
@@ -317,6 +310,9 @@ func (e *Engine) Stop() {
 	e.share, e.inj = nil, nil
 	e.paused = false
 	e.mu.Unlock()
+	if inj != nil {
+		inj.stop() // a control handler waiting for the desktop's dialog gives up, so the server can close
+	}
 	if sh != nil {
 		sh.stopAsk()
 		if sh.pub != nil {
@@ -336,7 +332,7 @@ func (e *Engine) Stop() {
 	}
 	// After the server: no control handler can reopen the input now.
 	if inj != nil {
-		_ = inj.ReleaseAll()
+		_ = inj.close()
 	}
 }
 
@@ -493,6 +489,7 @@ func (e *Engine) Settings() Settings {
 // Access and Control.
 func (e *Engine) liveLocked() Settings {
 	s := e.settings
+	s.PortalToken = e.portal.Token()
 	if sh := e.share; sh != nil {
 		s.Mode, s.Access, s.Control, s.Pointer = sh.srv.Mode(), sh.srv.Access(), sh.srv.ControlMode(), sh.srv.PointerMode()
 	}

@@ -3,6 +3,7 @@
 package input
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -49,8 +50,12 @@ func Available() error {
 
 // Open connects to the desktop for injecting input. Errors that mean
 // control cannot work here wrap ErrUnavailable.
-func Open() (*Injector, error) {
-	sys, err := openInputSys()
+func Open() (*Injector, error) { return OpenContext(context.Background()) }
+
+// OpenContext is Open, giving up when ctx ends: on Wayland the desktop asks
+// the presenter in a dialog first.
+func OpenContext(ctx context.Context) (*Injector, error) {
+	sys, err := openInputSys(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -58,6 +63,11 @@ func Open() (*Injector, error) {
 }
 
 var errInputClosed = errors.New("input closed")
+
+// ErrInvalid is wrapped by the errors for input refused before anything was
+// sent (an unknown key or button, too many wheel notches, bad text): the
+// desktop's input is fine.
+var ErrInvalid = errors.New("invalid input")
 
 // Area is the space Move's coordinates are in, where the desktop says so:
 // on Wayland the remote-desktop session's screen, from (0, 0) in its logical
@@ -108,7 +118,7 @@ func (in *Injector) Button(b MouseButton, down bool) error {
 func (in *Injector) Scroll(dx, dy int) error {
 	const maxNotches = 100 // a bound on one call's work, far beyond any real wheel
 	if dx < -maxNotches || dx > maxNotches || dy < -maxNotches || dy > maxNotches {
-		return fmt.Errorf("scrolling %d,%d: more than %d notches", dx, dy, maxNotches)
+		return fmt.Errorf("%w: scrolling %d,%d: more than %d notches", ErrInvalid, dx, dy, maxNotches)
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -168,23 +178,46 @@ func (in *Injector) Close() error {
 	if in.sys == nil {
 		return nil
 	}
-	var errs []error
-	for b, down := range in.buttons {
-		if down {
-			errs = append(errs, in.sys.button(b, false))
-		}
-	}
-	for k, down := range in.keys {
-		if down {
-			errs = append(errs, in.sys.key(keyCodes[k], false))
-		}
-	}
+	errs := in.releaseLocked()
 	errs = append(errs, in.sys.close())
 	in.sys = nil
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("closing input: %w", err)
 	}
 	return nil
+}
+
+// ReleaseHeld lets go of every button and key still held through this
+// Injector, and stays open: on Wayland a new session would mean the
+// desktop's dialog again.
+func (in *Injector) ReleaseHeld() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.sys == nil {
+		return nil
+	}
+	if err := errors.Join(in.releaseLocked()...); err != nil {
+		return fmt.Errorf("releasing held input: %w", err)
+	}
+	return nil
+}
+
+// releaseLocked releases what is held; under in.mu.
+func (in *Injector) releaseLocked() []error {
+	var errs []error
+	for b, down := range in.buttons {
+		if down {
+			errs = append(errs, in.sys.button(b, false))
+			in.buttons[b] = false
+		}
+	}
+	for k, down := range in.keys {
+		if down {
+			errs = append(errs, in.sys.key(keyCodes[k], false))
+			in.keys[k] = false
+		}
+	}
+	return errs
 }
 
 // keyCode is a key's code on each platform, so that every platform accepts
@@ -220,14 +253,14 @@ var keyCodes = map[Key]keyCode{
 func lookupKey(k Key) (keyCode, error) {
 	c, ok := keyCodes[k]
 	if !ok {
-		return keyCode{}, fmt.Errorf("unknown key %q", string(k))
+		return keyCode{}, fmt.Errorf("%w: unknown key %q", ErrInvalid, string(k))
 	}
 	return c, nil
 }
 
 func checkButton(b MouseButton) error {
 	if b < ButtonLeft || b > ButtonRight {
-		return fmt.Errorf("unknown mouse button %d", int(b))
+		return fmt.Errorf("%w: unknown mouse button %d", ErrInvalid, int(b))
 	}
 	return nil
 }
@@ -237,11 +270,11 @@ func checkButton(b MouseButton) error {
 // any of it.
 func checkText(text string) error {
 	if !utf8.ValidString(text) {
-		return errors.New("typing text: invalid UTF-8")
+		return fmt.Errorf("%w: typing text: invalid UTF-8", ErrInvalid)
 	}
 	for _, r := range text {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' {
-			return fmt.Errorf("typing text: control character %U", r)
+			return fmt.Errorf("%w: typing text: control character %U", ErrInvalid, r)
 		}
 	}
 	return nil

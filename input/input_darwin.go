@@ -12,6 +12,7 @@ package input
 // controlAvailable asks AXIsProcessTrusted first.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -234,7 +235,7 @@ type inputSys struct {
 	moved  bool    // pos is set
 }
 
-func openInputSys() (*inputSys, error) {
+func openInputSys(context.Context) (*inputSys, error) {
 	if err := controlAvailable(); err != nil {
 		return nil, err
 	}

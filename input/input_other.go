@@ -3,6 +3,7 @@
 package input
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime"
@@ -15,7 +16,7 @@ func controlAvailable() error {
 	return fmt.Errorf("%w: not supported on %s", ErrUnavailable, runtime.GOOS)
 }
 
-func openInputSys() (*inputSys, error) { return nil, controlAvailable() }
+func openInputSys(context.Context) (*inputSys, error) { return nil, controlAvailable() }
 
 var errNoInput = errors.New("no input injection on this platform")
 

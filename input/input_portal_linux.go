@@ -26,11 +26,11 @@ const portalGrantTimeout = 5 * time.Minute
 // Linux evdev codes of the mouse buttons (BTN_LEFT, BTN_MIDDLE, BTN_RIGHT).
 var evdevButtons = map[MouseButton]int32{ButtonLeft: 0x110, ButtonMiddle: 0x112, ButtonRight: 0x111}
 
-func openPortalSys() (*portalSys, error) {
+func openPortalSys(ctx context.Context) (*portalSys, error) {
 	if err := portal.RemoteAvailable(); err != nil {
 		return nil, fmt.Errorf("%w: this is a Wayland session, and %w", ErrUnavailable, err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), portalGrantTimeout)
+	ctx, cancel := context.WithTimeout(ctx, portalGrantTimeout)
 	defer cancel()
 	sess, err := portal.Open(ctx, portal.Options{Devices: portal.DeviceKeyboard | portal.DevicePointer})
 	if err != nil {

@@ -3,6 +3,7 @@
 package input
 
 import (
+	"context"
 	"fmt"
 	"syscall"
 	"unicode/utf16"
@@ -89,7 +90,7 @@ func controlAvailable() error {
 	return nil
 }
 
-func openInputSys() (*inputSys, error) {
+func openInputSys(context.Context) (*inputSys, error) {
 	if err := controlAvailable(); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@
 package input
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -75,7 +76,7 @@ func controlAvailable() error {
 		}
 		return nil
 	}
-	s, err := openInputSys()
+	s, err := openInputSys(context.Background())
 	if err != nil {
 		return err
 	}
@@ -84,18 +85,12 @@ func controlAvailable() error {
 
 // waylandSession reports a Wayland session, where input goes through the
 // desktop's RemoteDesktop portal: XTEST would reach only X11 (Xwayland)
-// windows. The session says so in XDG_SESSION_TYPE; started outside a login
-// session (a script, a terminal multiplexer) that may be unset, and then
-// WAYLAND_DISPLAY tells. Only an explicit X11 session with a WAYLAND_DISPLAY
-// (a nested compositor for testing) is taken as X11.
-func waylandSession() bool {
-	session := os.Getenv("XDG_SESSION_TYPE")
-	return session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != ""
-}
+// windows. Capture asks the same question (portal.Available).
+func waylandSession() bool { return portal.Available() }
 
-func openInputSys() (*inputSys, error) {
+func openInputSys(ctx context.Context) (*inputSys, error) {
 	if waylandSession() {
-		p, err := openPortalSys()
+		p, err := openPortalSys(ctx)
 		if err != nil {
 			return nil, err
 		}

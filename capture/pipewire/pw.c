@@ -117,6 +117,8 @@ struct dc_stream {
 	int state;
 	char err[256];
 	struct pw_buffer *held; // the newest frame, not yet given back
+	uint32_t held_offset;   // its chunk's offset and stride, as checked
+	int held_stride;
 	uint64_t seq;
 	dc_cursor cursor;
 	uint8_t cursor_rgba[CURSOR_MAX * CURSOR_MAX * 4];
@@ -180,11 +182,13 @@ static void rgba_from(uint32_t f, const uint8_t *p, uint8_t *o) {
 	}
 }
 
-// read_cursor takes the cursor metadata of b, if any.
+// read_cursor takes the cursor metadata of b, if any. Every offset in it
+// comes from the compositor and is checked against the metadata's size.
 static void read_cursor(dc_stream *s, struct spa_buffer *b) {
-	struct spa_meta_cursor *mc = spa_buffer_find_meta_data(b, SPA_META_Cursor, sizeof *mc);
-	if (!mc)
+	struct spa_meta *m = spa_buffer_find_meta(b, SPA_META_Cursor);
+	if (!m || !m->data || m->size < sizeof(struct spa_meta_cursor))
 		return;
+	struct spa_meta_cursor *mc = m->data;
 	dc_cursor *c = &s->cursor;
 	int visible = spa_meta_cursor_is_valid(mc) ? 1 : 0;
 	if (!visible) {
@@ -197,7 +201,7 @@ static void read_cursor(dc_stream *s, struct spa_buffer *b) {
 	c->visible = 1;
 	c->x = mc->position.x, c->y = mc->position.y;
 	c->seq++;
-	if (mc->bitmap_offset < sizeof *mc)
+	if (mc->bitmap_offset < sizeof *mc || (uint64_t)mc->bitmap_offset + sizeof(struct spa_meta_bitmap) > m->size)
 		return;
 	struct spa_meta_bitmap *bm = SPA_PTROFF(mc, mc->bitmap_offset, struct spa_meta_bitmap);
 	if (bm->format == 0 || bm->offset < sizeof *bm)
@@ -205,18 +209,22 @@ static void read_cursor(dc_stream *s, struct spa_buffer *b) {
 	uint32_t w = bm->size.width, h = bm->size.height;
 	if (w == 0 || h == 0 || w > CURSOR_MAX || h > CURSOR_MAX || bm->stride < (int32_t)(w * 4))
 		return;
+	uint64_t end = (uint64_t)mc->bitmap_offset + bm->offset + (uint64_t)bm->stride * (h - 1) + (uint64_t)w * 4;
+	if (end > m->size)
+		return;
 	const uint8_t *src = SPA_PTROFF(bm, bm->offset, uint8_t);
 	for (uint32_t y = 0; y < h; y++)
 		for (uint32_t x = 0; x < w; x++)
-			rgba_from(bm->format, src + y * bm->stride + x * 4, s->cursor_rgba + (y * w + x) * 4);
+			rgba_from(bm->format, src + (size_t)y * bm->stride + x * 4, s->cursor_rgba + ((size_t)y * w + x) * 4);
 	c->w = w, c->h = h;
 	c->hot_x = mc->hotspot.x, c->hot_y = mc->hotspot.y;
 	c->serial++;
 }
 
 // frame_ok reports whether b holds a whole picture (not a cursor-only
-// update, not marked corrupted).
-static int frame_ok(dc_stream *s, struct spa_buffer *b) {
+// update, not marked corrupted, inside its memory), and gives the offset
+// and stride it was checked with: the compositor may write the chunk again.
+static int frame_ok(dc_stream *s, struct spa_buffer *b, uint32_t *offset, int *stride_out) {
 	if (b->n_datas < 1 || !b->datas[0].data || !b->datas[0].chunk)
 		return 0;
 	struct spa_chunk *c = b->datas[0].chunk;
@@ -225,34 +233,40 @@ static int frame_ok(dc_stream *s, struct spa_buffer *b) {
 	struct spa_meta_header *h = spa_buffer_find_meta_data(b, SPA_META_Header, sizeof *h);
 	if (h && (h->flags & SPA_META_HEADER_FLAG_CORRUPTED))
 		return 0;
-	int stride = c->stride > 0 ? c->stride : (int)s->info.size.width * 4;
-	uint64_t need = (uint64_t)c->offset + (uint64_t)stride * (s->info.size.height - 1) + s->info.size.width * 4;
-	return need <= b->datas[0].maxsize;
+	uint32_t off = c->offset;
+	int stride = c->stride;
+	if (stride < (int)s->info.size.width * 4)
+		stride = (int)s->info.size.width * 4;
+	if (s->info.size.width == 0 || s->info.size.height == 0)
+		return 0;
+	uint64_t need = (uint64_t)off + (uint64_t)stride * (s->info.size.height - 1) + (uint64_t)s->info.size.width * 4;
+	if (need > b->datas[0].maxsize)
+		return 0;
+	*offset = off, *stride_out = stride;
+	return 1;
 }
 
 static void on_process(void *data) {
 	dc_stream *s = data;
-	struct pw_buffer *b, *newest = NULL;
-	// Take every queued buffer; only the newest matters.
+	struct pw_buffer *b;
+	uint64_t cursor = s->cursor.seq, seq = s->seq;
+	// Take every queued buffer, oldest first: each may carry a new pointer
+	// (a shape comes once, with its change), and the newest whole picture
+	// is kept; the rest go back at once.
 	while ((b = pw.stream_dequeue_buffer(s->stream))) {
-		if (newest)
-			pw.stream_queue_buffer(s->stream, newest);
-		newest = b;
-	}
-	if (!newest)
-		return;
-	uint64_t cursor = s->cursor.seq;
-	read_cursor(s, newest->buffer);
-	if (s->negotiated && frame_ok(s, newest->buffer)) {
+		read_cursor(s, b->buffer);
+		uint32_t off;
+		int stride;
+		if (!s->negotiated || !frame_ok(s, b->buffer, &off, &stride)) {
+			pw.stream_queue_buffer(s->stream, b);
+			continue;
+		}
 		if (s->held)
 			pw.stream_queue_buffer(s->stream, s->held);
-		s->held = newest;
+		s->held = b, s->held_offset = off, s->held_stride = stride;
 		s->seq++;
-		notify(s);
-		return;
 	}
-	pw.stream_queue_buffer(s->stream, newest);
-	if (s->cursor.seq != cursor)
+	if (s->seq != seq || s->cursor.seq != cursor)
 		notify(s);
 }
 
@@ -426,22 +440,22 @@ int dc_copy(dc_stream *s, uint64_t seq, uint8_t *dst, size_t cap, dc_frame *info
 	if (dst && s->held && s->seq != seq) {
 		size_t row = (size_t)info->width * 4;
 		if (row * info->height > cap) {
-			r = -1;
+			r = -1; // kept: the caller asks again with a buffer of this size
 		} else {
 			struct spa_data *d = &s->held->buffer->datas[0];
-			int stride = d->chunk->stride > 0 ? d->chunk->stride : (int)row;
-			const uint8_t *src = SPA_PTROFF(d->data, d->chunk->offset, uint8_t);
-			if ((size_t)stride == row) {
+			size_t stride = (size_t)s->held_stride;
+			const uint8_t *src = SPA_PTROFF(d->data, s->held_offset, uint8_t);
+			if (stride == row) {
 				memcpy(dst, src, row * info->height);
 			} else {
 				for (int y = 0; y < info->height; y++)
 					memcpy(dst + y * row, src + (size_t)y * stride, row);
 			}
 			r = 1;
+			// Copied: give the buffer back to the compositor.
+			pw.stream_queue_buffer(s->stream, s->held);
+			s->held = NULL;
 		}
-		// Copied (or unusable): give the buffer back to the compositor.
-		pw.stream_queue_buffer(s->stream, s->held);
-		s->held = NULL;
 	}
 	pw.thread_loop_unlock(s->loop);
 	return r;

@@ -97,10 +97,21 @@ type Session struct {
 	done      chan struct{} // closed when watch returns
 }
 
-// Available reports whether this looks like a Wayland session, where the
-// portal is the way to the screen.
+// Available reports whether this is a Wayland session, where the portals
+// are the way to the screen and the input, as capture and input both ask.
+// The session says so in XDG_SESSION_TYPE; started outside a login session
+// (a script, a terminal multiplexer) that may be unset, and then
+// WAYLAND_DISPLAY tells. An X11 session with a WAYLAND_DISPLAY (a nested
+// compositor for testing) is X11. DESKCAST_CAPTURE=x11 or =portal overrides.
 func Available() bool {
-	return os.Getenv("WAYLAND_DISPLAY") != "" || os.Getenv("XDG_SESSION_TYPE") == "wayland"
+	switch os.Getenv("DESKCAST_CAPTURE") {
+	case "x11":
+		return false
+	case "portal":
+		return true
+	}
+	session := os.Getenv("XDG_SESSION_TYPE")
+	return session == "wayland" || session == "" && os.Getenv("WAYLAND_DISPLAY") != ""
 }
 
 // Open asks the portal for one monitor and starts the session. ctx bounds
@@ -289,7 +300,7 @@ func (s *Session) request(ctx context.Context, method string, args func(tok stri
 		select {
 		case <-ctx.Done():
 			// Close the request so the dialog goes away with us.
-			_ = s.conn.Object(busName, path).Call(requestIf+".Close", 0).Err
+			_ = s.call(path, requestIf+".Close").Err
 			return nil, ctx.Err()
 		case <-slow:
 			waiting()
@@ -321,8 +332,7 @@ func (s *Session) request(ctx context.Context, method string, args func(tok stri
 // sees only this session's streams. The caller owns it.
 func (s *Session) OpenPipeWireRemote() (int, error) {
 	var fd dbus.UnixFD
-	err := s.conn.Object(busName, objectPath).Call(screenCastIf+".OpenPipeWireRemote", 0,
-		s.handle, map[string]dbus.Variant{}).Store(&fd)
+	err := s.call(objectPath, screenCastIf+".OpenPipeWireRemote", s.handle, map[string]dbus.Variant{}).Store(&fd)
 	if err != nil {
 		return -1, fmt.Errorf("opening the PipeWire remote: %w", err)
 	}
@@ -346,7 +356,7 @@ func (s *Session) watch() {
 // Close ends the session and the D-Bus connection.
 func (s *Session) Close() error {
 	if s.handle != "" {
-		_ = s.conn.Object(busName, s.handle).Call(sessionIf+".Close", 0).Err
+		_ = s.call(s.handle, sessionIf+".Close").Err
 	}
 	err := s.conn.Close() // closes s.signals, which ends watch
 	if s.watching {
@@ -354,6 +364,17 @@ func (s *Session) Close() error {
 	}
 	s.closeOnce.Do(func() { close(s.closed) })
 	return err
+}
+
+// callTimeout bounds a call that needs no user: a portal that hangs must not
+// hang capture's Close or a viewer's input.
+const callTimeout = 3 * time.Second
+
+// call calls a method of the portal's object at path, within callTimeout.
+func (s *Session) call(path dbus.ObjectPath, method string, args ...any) *dbus.Call {
+	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
+	defer cancel()
+	return s.conn.Object(busName, path).CallWithContext(ctx, method, 0, args...)
 }
 
 // token is a fresh handle token: letters, digits and underscores only.

@@ -57,7 +57,7 @@ func (s *Session) selectDevices(ctx context.Context, opt Options) error {
 // notify calls one of the remote-desktop Notify methods on the session.
 func (s *Session) notify(method string, args ...any) error {
 	args = append([]any{s.handle, map[string]dbus.Variant{}}, args...)
-	if err := s.conn.Object(busName, objectPath).Call(remoteIf+"."+method, 0, args...).Err; err != nil {
+	if err := s.call(objectPath, remoteIf+"."+method, args...).Err; err != nil {
 		return fmt.Errorf("%s: %w", method, err)
 	}
 	return nil
