@@ -110,7 +110,7 @@ func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
 	if p != nil {
 		cursor = portal.CursorMetadata
 	}
-	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.restoreToken(), Cursor: cursor,
+	sess, err := portal.Open(ctx, portal.Options{RestoreToken: p.Token(), Cursor: cursor,
 		Waiting: func() { p.setStatus(PortalWaiting) }})
 	switch {
 	case errors.Is(err, portal.ErrCancelled), errors.Is(err, portal.ErrDenied), errors.Is(err, portal.ErrClosed):
@@ -130,7 +130,7 @@ func (p *Portal) open(ctx context.Context) (*portal.Session, error) {
 // shows when sharing starts, not when the first viewer comes. It returns
 // at once when a token is stored (a stale one shows the dialog later).
 func (p *Portal) Ask(ctx context.Context) error {
-	if p.restoreToken() != "" {
+	if p.Token() != "" {
 		return nil
 	}
 	sess, err := p.open(ctx)

@@ -39,7 +39,7 @@ func TestPortalCapture(t *testing.T) {
 			t.Fatalf("grabber is %T, want the portal's", r.g.grabber)
 		}
 		// The portal gives a token to keep for the next share (often the same).
-		if p.restoreToken() == "" {
+		if p.Token() == "" {
 			t.Fatal("no restore token kept")
 		}
 		var lat []time.Duration

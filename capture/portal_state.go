@@ -58,9 +58,6 @@ func NewPortal(token string, save func(token string), notify func()) *Portal {
 		opening: make(chan struct{}, 1)}
 }
 
-// Token is the stored restore token ("" for none).
-func (p *Portal) Token() string { return p.restoreToken() }
-
 // Rearm lets capture ask the portal again after a refusal or an end: the
 // presenter started sharing anew.
 func (p *Portal) Rearm() {
@@ -131,7 +128,8 @@ func (p *Portal) Status() string {
 	return p.status
 }
 
-func (p *Portal) restoreToken() string {
+// Token is the stored restore token ("" for none).
+func (p *Portal) Token() string {
 	if p == nil {
 		return ""
 	}

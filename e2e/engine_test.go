@@ -255,21 +255,7 @@ func TestHeadlessBinary(t *testing.T) {
 			if _, err := m.next(); err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
-			_ = cmd.Process.Signal(sig)
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatalf("exit: %v", err)
-				}
-				if d := time.Since(start); d > 2*time.Second {
-					t.Fatalf("took %v to exit", d)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("still running 2 s after the signal")
-			}
+			signalExit(t, cmd, sig, 2*time.Second)
 		})
 	}
 }

@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/deskcast/deskcast/codec/h264"
 	"github.com/deskcast/deskcast/internal/testenv"
+	"github.com/deskcast/deskcast/internal/whepclient"
 )
 
 const token = "e2etesttoken0123456789"
@@ -151,4 +153,39 @@ func runHeadless(t testing.TB, cmd *exec.Cmd) *exec.Cmd {
 		t.Fatalf("deskcast printed no viewer URL: %v", err)
 	}
 	return cmd
+}
+
+// decodeUntil decodes r's frames in order with dec, from the first keyframe
+// on, until want accepts a picture; it reports whether one did within d.
+func decodeUntil(r *whepclient.Client, dec *h264.Decoder, within time.Duration, want func(image.Image) bool) bool {
+	deadline := time.After(within)
+	for {
+		select {
+		case f := <-r.Frames:
+			if img, err := dec.Decode(f.Data); err == nil && img != nil && want(img) {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// signalExit sends sig to cmd and fails the test unless it exits cleanly
+// within d.
+func signalExit(t *testing.T, cmd *exec.Cmd, sig os.Signal, within time.Duration) {
+	t.Helper()
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after %v: %v", sig, err)
+		}
+	case <-time.After(within):
+		t.Fatalf("still running %v after %v", within, sig)
+	}
 }

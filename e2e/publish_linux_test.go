@@ -57,20 +57,10 @@ func TestPublishToMediaMTX(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	// Every frame is decoded in order, from the first keyframe on.
 	sees := func(what string, want func(image.Image) bool) {
 		t.Helper()
-		deadline := time.After(15 * time.Second)
-		for {
-			select {
-			case f := <-r.Frames:
-				img, err := dec.Decode(f.Data)
-				if err == nil && img != nil && want(img) {
-					return
-				}
-			case <-deadline:
-				t.Fatalf("the media server's reader never saw %s", what)
-			}
+		if !decodeUntil(r, dec, 15*time.Second, want) {
+			t.Fatalf("the media server's reader never saw %s", what)
 		}
 	}
 	sees("the green screen", func(img image.Image) bool { return near(img.At(320, 240), green) })

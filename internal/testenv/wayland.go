@@ -135,10 +135,10 @@ func (wl *Wayland) waitFile(path string) {
 	wl.t.Fatalf("%s did not appear within 10 s", path)
 }
 
-// Bus connects to the session's bus; the connection closes when the test ends.
-func (wl *Wayland) Bus() *dbus.Conn {
+// bus connects to the session's bus; the connection closes when the test ends.
+func (wl *Wayland) bus() *dbus.Conn {
 	wl.t.Helper()
-	conn, err := dbus.Connect(wl.Getenv("DBUS_SESSION_BUS_ADDRESS"))
+	conn, err := dbus.Connect(wl.getenv("DBUS_SESSION_BUS_ADDRESS"))
 	if err != nil {
 		wl.t.Fatalf("connecting to the session bus: %v", err)
 	}
@@ -146,8 +146,8 @@ func (wl *Wayland) Bus() *dbus.Conn {
 	return conn
 }
 
-// Getenv returns a variable of the session's environment.
-func (wl *Wayland) Getenv(key string) string {
+// getenv returns a variable of the session's environment.
+func (wl *Wayland) getenv(key string) string {
 	for _, kv := range wl.env {
 		if k, v, _ := strings.Cut(kv, "="); k == key {
 			return v
@@ -159,7 +159,7 @@ func (wl *Wayland) Getenv(key string) string {
 // waitName waits until a program has taken its well-known name on the bus.
 func (wl *Wayland) waitName(name string) {
 	wl.t.Helper()
-	conn := wl.Bus()
+	conn := wl.bus()
 	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		var has bool
 		if err := conn.BusObject().Call("org.freedesktop.DBus.NameHasOwner", 0, name).Store(&has); err == nil && has {
@@ -194,7 +194,7 @@ func (wl *Wayland) SeedScreencast() string {
 	now := time.Now().UnixMicro()
 	data := dbus.MakeVariant(restore{"GNOME", 1, dbus.MakeVariant(gnome{now, now,
 		[]stream{{0, 1, dbus.MakeVariant("MetaVendor:MetaVirtualMonitor:0x00")}}})})
-	err := wl.Bus().Object("org.freedesktop.impl.portal.PermissionStore", "/org/freedesktop/impl/portal/PermissionStore").
+	err := wl.bus().Object("org.freedesktop.impl.portal.PermissionStore", "/org/freedesktop/impl/portal/PermissionStore").
 		Call("org.freedesktop.impl.portal.PermissionStore.Set", 0, "screencast", true, id,
 			map[string][]string{"": {"yes"}}, data).Err
 	if err != nil {
@@ -253,7 +253,7 @@ func gtkWindow(t testing.TB, env []string, c color.RGBA) *WaylandWindow {
 		t.Fatalf("starting the GTK window: %v", err)
 	}
 	t.Cleanup(func() { in.Close(); w.g.stop(2 * time.Second) })
-	w.wait("ready")
+	w.Expect(t, "ready")
 	w.Paint(c)
 	return w
 }
@@ -300,18 +300,6 @@ func (wl *Wayland) AcceptRemoteDesktop(w, h int, allow bool) {
 	wl.Click(cx+213, cy-128) // Share
 }
 
-// PressKey presses and releases the key of an X keysym through mutter's
-// own remote-desktop API, as a user's keyboard would.
-func (wl *Wayland) PressKey(keysym uint32) {
-	wl.t.Helper()
-	wl.inputSession()
-	for _, down := range []bool{true, false} {
-		if err := wl.input.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyKeyboardKeysym", 0, keysym, down).Err; err != nil {
-			wl.t.Fatalf("pressing key %#x: %v", keysym, err)
-		}
-	}
-}
-
 // MovePointer moves the session's pointer by (dx, dy) through mutter's own
 // remote-desktop API (the backend the portal uses; no dialog on this side),
 // as a user's mouse would.
@@ -327,7 +315,7 @@ func (wl *Wayland) MovePointer(dx, dy float64) {
 func (wl *Wayland) inputSession() {
 	wl.t.Helper()
 	if wl.input == nil {
-		conn := wl.Bus()
+		conn := wl.bus()
 		var path dbus.ObjectPath
 		err := conn.Object("org.gnome.Mutter.RemoteDesktop", "/org/gnome/Mutter/RemoteDesktop").
 			Call("org.gnome.Mutter.RemoteDesktop.CreateSession", 0).Store(&path)
@@ -339,11 +327,6 @@ func (wl *Wayland) inputSession() {
 			wl.t.Fatalf("starting mutter's remote-desktop session: %v", err)
 		}
 		wl.input = s
-		// mutter makes the session's virtual keyboard on its first event
-		// and drops that event: a Shift tap now, so that no key is lost.
-		for _, down := range []bool{true, false} {
-			_ = s.Call("org.gnome.Mutter.RemoteDesktop.Session.NotifyKeyboardKeysym", 0, uint32(0xffe1), down).Err
-		}
 	}
 }
 
@@ -361,23 +344,13 @@ func (w *WaylandWindow) Paint(c color.RGBA) {
 	if _, err := fmt.Fprintf(w.in, "%d %d %d\n", c.R, c.G, c.B); err != nil {
 		w.t.Fatalf("painting the window: %v", err)
 	}
-	w.wait(fmt.Sprintf("painted %d %d %d", c.R, c.G, c.B))
+	w.Expect(w.t, fmt.Sprintf("painted %d %d %d", c.R, c.G, c.B))
 }
 
 // Expect waits until the window prints line (one of its input reports:
 // "motion X Y", "press 1", "keydown a"…), skipping others, and fails t
 // after 15 s.
 func (w *WaylandWindow) Expect(t testing.TB, line string) {
-	t.Helper()
-	w.waitT(t, line)
-}
-
-func (w *WaylandWindow) wait(line string) {
-	w.t.Helper()
-	w.waitT(w.t, line)
-}
-
-func (w *WaylandWindow) waitT(t testing.TB, line string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
