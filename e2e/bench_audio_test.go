@@ -141,12 +141,12 @@ func burstPlayer(b *testing.B, sink *testenv.Sink) chan chan time.Time {
 	// The writer runs at real time from before pacat reads, so a default
 	// 64 KB pipe (340 ms of sound) would stay full and delay every burst;
 	// one page (21 ms) bounds that backlog.
-	if f, ok := in.(*os.File); ok {
-		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
-			b.Fatalf("shrinking the pipe: %v", err)
-		}
-	} else {
+	pipe, ok := in.(*os.File)
+	if !ok {
 		b.Fatal("pacat's stdin is not a pipe")
+	}
+	if _, err := unix.FcntlInt(pipe.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
+		b.Fatalf("shrinking the pipe: %v", err)
 	}
 	burst := make(chan chan time.Time)
 	stopPlayer := make(chan struct{})
@@ -169,7 +169,16 @@ func burstPlayer(b *testing.B, sink *testenv.Sink) chan chan time.Time {
 				return
 			case reply := <-burst:
 				playing = tone
-				reply <- time.Now()
+				// The burst reaches pacat once what the pipe still
+				// holds has been read, at the real-time rate (which
+				// depends on where the writer started against pacat,
+				// up to 21 ms, the same for a whole run).
+				queued, err := unix.IoctlGetInt(int(pipe.Fd()), unix.TIOCINQ)
+				if err != nil {
+					queued = 0
+				}
+				if os.Getenv("ZZQ") != "" { fmt.Println("queued", queued) }
+				reply <- time.Now().Add(time.Duration(queued/4) * time.Second / 48000)
 			case <-t.C:
 			}
 			chunk := silence

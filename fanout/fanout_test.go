@@ -532,3 +532,43 @@ func TestHubSnapshot(t *testing.T) {
 		}
 	})
 }
+
+// A direct subscriber is called with every item in order, in the source's
+// goroutine (Emit returns after the call), beside a queued one; it starts
+// and keeps the source like any subscriber, and is never called once Close
+// has returned.
+func TestHubSubscribeFunc(t *testing.T) {
+	fd := newFeed()
+	b := newHub(t, fd, fanout.Options[*media.Frame]{IdleStop: time.Millisecond})
+	var got []string // only the source's goroutine appends, and Emit waits for it
+	var mu atomic.Bool
+	direct, err := b.SubscribeFunc(fanout.SubscriberInfo{ID: "direct"}, func(f *media.Frame) {
+		if !mu.CompareAndSwap(false, true) {
+			t.Error("two calls at once")
+		}
+		got = append(got, string(f.Data))
+		mu.Store(false)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitRun(t, fd.Started, 1, "a direct subscriber starts the source")
+	if direct.Frames() != nil {
+		t.Error("a direct subscriber has a queue")
+	}
+	queued := subscribe(t, b, "queued")
+	for i := 1; i <= 5; i++ {
+		fd.Emit(t, frame(fmt.Sprintf("frame %d", i)))
+		expect(t, recv(t, queued), fmt.Sprintf("frame %d", i), uint64(i))
+	}
+	queued.Close()
+	testenv.NothingOn(t, fd.Ended, "the source stopping while a direct subscriber remains")
+	direct.Close()
+	testenv.WaitRun(t, fd.Ended, 1, "the source after the last subscriber")
+	if want := []string{"frame 1", "frame 2", "frame 3", "frame 4", "frame 5"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("direct subscriber got %q, want %q", got, want)
+	}
+	if st := direct.Stats(); st.Frames != 5 {
+		t.Errorf("direct subscriber's stats: %+v, want 5 frames", st)
+	}
+}

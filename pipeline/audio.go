@@ -19,6 +19,8 @@ type AudioEncoder interface {
 	FrameSamples() int
 	// Encode codes one frame; the packet is the caller's.
 	Encode(pcm []int16) ([]byte, error)
+	// SetPacketLoss tells it the loss its listeners see, in percent.
+	SetPacketLoss(percent int) error
 	Close() error
 }
 
@@ -55,14 +57,21 @@ type AudioTrackOptions struct {
 // the receiver would take the packets after such a jump for early ones and
 // hold them back.
 //
-// Silence is published once at the start of a silent spell, as a DTX
-// packet (2 bytes or fewer), and left out after that, as WebRTC senders do;
-// the receiver fills the gap with comfort noise. Silence is a frame whose
-// samples are all within ±silenceMax (digital silence: what a monitor of a
-// sink that plays nothing gives), or one the encoder codes as DTX. The
-// Opus encoder's own DTX is best left off: libopus took a steady 440 Hz tone
-// for inactivity after half a second and sent only comfort noise, which
-// would do the same to a held note. Frames left out are not encoded.
+// A silent spell is coded as it comes for its first silenceLead, then
+// published once as a DTX packet (2 bytes or fewer), and left out after
+// that, as WebRTC senders do; the receiver fills the gap with comfort noise.
+// The lead empties the decoder's memory first: a receiver conceals the
+// frames after a DTX packet from what it decoded last, and in Opus's CELT
+// mode that goes on with the sound before the silence (the end of a tone
+// rang on for a quarter of a second). Silence is a frame whose samples are
+// all within ±silenceMax (digital silence: what a monitor of a sink that
+// plays nothing gives), or one the encoder codes as DTX. The Opus
+// encoder's own DTX is best left off: libopus took a steady 440 Hz tone for
+// inactivity after half a second and sent only comfort noise, which would
+// do the same to a held note. Frames left out are not encoded.
+//
+// SetPacketLoss passes the loss listeners report on to the encoder, which
+// adds redundancy (Opus's in-band FEC) as it rises.
 type AudioTrack struct {
 	// Hub is the encoded packets' fan-out.
 	Hub *fanout.Hub[*media.Frame]
@@ -70,6 +79,7 @@ type AudioTrack struct {
 	src     *fanout.Hub[*media.AudioChunk]
 	opt     AudioTrackOptions
 	skipped atomic.Uint64 // DTX packets left out
+	loss    atomic.Int32  // the packet loss listeners report, in percent
 }
 
 // gapReset is the longest pause in the chunks' arrival that the clock
@@ -96,37 +106,52 @@ func (t *AudioTrack) Subscribe(info fanout.SubscriberInfo) (*fanout.Subscriber[*
 	return t.Hub.Subscribe(info)
 }
 
+// SetPacketLoss tells the encoder the packet loss its listeners see, in
+// percent (the worst of them: the redundancy costs each little); it takes
+// effect from the next frame.
+func (t *AudioTrack) SetPacketLoss(percent int) { t.loss.Store(int32(percent)) }
+
 // Skipped counts the silent (DTX) packets left out.
 func (t *AudioTrack) Skipped() uint64 { return t.skipped.Load() }
 
 // Close ends every subscription and waits for the encoder to stop.
 func (t *AudioTrack) Close() { t.Hub.Close() }
 
-// run is the hub's source: it reads sound until ctx ends and emits packets.
+// run is the hub's source: it encodes sound until ctx ends and emits packets.
+// The encoding runs in the capture's own goroutine, as a direct subscriber
+// of the sound hub: a hand-over to a goroutine of its own, a hundred times a
+// second, cost more CPU than the encoding (a frame takes about 0.1 ms, and
+// the sound hub's other listeners get each chunk that much later).
 func (t *AudioTrack) run(ctx context.Context, emit func(*media.Frame)) error {
 	enc, err := t.opt.Encoder()
 	if err != nil {
 		return fmt.Errorf("starting the %s encoder: %w", t.opt.Codec, err)
 	}
 	defer enc.Close()
-	sub, err := t.src.Subscribe(fanout.SubscriberInfo{ID: string(t.opt.Codec) + " encoder"})
+	c := cutter{log: t.opt.Logger, now: t.opt.Now, enc: enc, rate: t.opt.Rate, channels: t.opt.Channels, codec: t.opt.Codec, skipped: &t.skipped,
+		loss: &t.loss, buf: make([]int16, 0, enc.FrameSamples()*t.opt.Channels)}
+	failed := make(chan error, 1)
+	var broken bool // under the sound hub's lock, as every call of the func
+	sub, err := t.src.SubscribeFunc(fanout.SubscriberInfo{ID: string(t.opt.Codec) + " encoder"}, func(ch *media.AudioChunk) {
+		if broken {
+			return
+		}
+		if err := c.add(ch, emit); err != nil {
+			broken = true
+			failed <- err
+		}
+	})
 	if err != nil {
 		return fmt.Errorf("listening to the sound: %w", err)
 	}
-	defer sub.Close()
-	c := cutter{log: t.opt.Logger, now: t.opt.Now, enc: enc, rate: t.opt.Rate, channels: t.opt.Channels, codec: t.opt.Codec, skipped: &t.skipped,
-		buf: make([]int16, 0, enc.FrameSamples()*t.opt.Channels)}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-sub.Done():
-			return errors.New("the sound hub closed")
-		case ch := <-sub.Frames():
-			if err := c.add(ch, emit); err != nil {
-				return err
-			}
-		}
+	defer sub.Close() // before the encoder closes: no call is running after it
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-sub.Done():
+		return errors.New("the sound hub closed")
+	case err := <-failed:
+		return err
 	}
 }
 
@@ -136,15 +161,19 @@ type cutter struct {
 	codec          media.Codec
 	rate, channels int
 	skipped        *atomic.Uint64
+	loss           *atomic.Int32 // the loss to code for
+	lossSet        int32         // the loss the encoder was last told
 
 	now      func() time.Time
 	buf      []int16
-	start    time.Time // the capture time of buf's first sample
-	clock    time.Time // the capture time of the next frame, counted; zero before the first
-	arrived  time.Time // when the last chunk arrived
-	gap      bool      // the chunks paused since the last frame
-	dtx      bool      // the last packet was a DTX one
-	badShape bool      // a chunk of another format was logged
+	start    time.Time     // the capture time of buf's first sample
+	clock    time.Time     // the capture time of the next frame, counted; zero before the first
+	arrived  time.Time     // when the last chunk arrived
+	gap      bool          // the chunks paused since the last frame
+	dtx      bool          // the last packet was a DTX one
+	quiet    time.Duration // how long the sound has been silent, up to the current frame
+	toc      byte          // the newest packet's TOC byte, for a DTX packet of the same kind
+	badShape bool          // a chunk of another format was logged
 	log      *slog.Logger
 }
 
@@ -185,6 +214,10 @@ func (c *cutter) add(ch *media.AudioChunk, emit func(*media.Frame)) error {
 // silenceMax is the largest sample value a silent frame has (-72 dBFS).
 const silenceMax = 8
 
+// silenceLead is how much of a silent spell is coded before the DTX packet:
+// more than the 43 ms of sound an Opus decoder conceals from.
+const silenceLead = 100 * time.Millisecond
+
 func silent(pcm []int16) bool {
 	for _, v := range pcm {
 		if v > silenceMax || v < -silenceMax {
@@ -201,10 +234,27 @@ func (c *cutter) encode(emit func(*media.Frame)) error {
 	}
 	captured := c.clock
 	c.clock = c.clock.Add(dur)
-	quiet := silent(c.buf)
-	if quiet && c.dtx {
-		c.skipped.Add(1)
+	if silent(c.buf) {
+		c.quiet += dur
+	} else {
+		c.quiet = 0
+	}
+	if c.quiet > silenceLead {
+		if c.dtx {
+			c.skipped.Add(1)
+			return nil
+		}
+		// An Opus packet of its TOC byte alone, one frame (code 0), is an
+		// empty frame: the receiver conceals it as DTX.
+		c.dtx = true
+		emit(&media.Frame{Codec: c.codec, Data: []byte{c.toc &^ 3}, Keyframe: true, Captured: captured, Duration: dur})
 		return nil
+	}
+	if l := c.loss.Load(); l != c.lossSet {
+		c.lossSet = l
+		if err := c.enc.SetPacketLoss(int(l)); err != nil {
+			c.log.Warn("the sound encoder kept its packet loss", "percent", l, "err", err)
+		}
 	}
 	t0 := time.Now()
 	pkt, err := c.enc.Encode(c.buf)
@@ -212,17 +262,14 @@ func (c *cutter) encode(emit func(*media.Frame)) error {
 		return fmt.Errorf("encoding %s: %w", c.codec, err)
 	}
 	dtx := len(pkt) <= 2
-	if quiet && !dtx && len(pkt) > 0 {
-		// An Opus packet of its TOC byte alone, one frame (code 0), is an
-		// empty frame: the receiver conceals it as DTX.
-		pkt = []byte{pkt[0] &^ 3}
-		dtx = true
-	}
 	if dtx && c.dtx {
 		c.skipped.Add(1)
 		return nil
 	}
 	c.dtx = dtx
+	if len(pkt) > 0 {
+		c.toc = pkt[0]
+	}
 	emit(&media.Frame{Codec: c.codec, Data: pkt, Keyframe: true, Captured: captured, Duration: dur, Encode: time.Since(t0)})
 	return nil
 }

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 type fakeAudioEncoder struct {
 	samples int
 	closed  chan struct{}
+	loss    atomic.Int32
 }
 
 func (e *fakeAudioEncoder) FrameSamples() int { return e.samples }
@@ -32,7 +34,8 @@ func (e *fakeAudioEncoder) Encode(pcm []int16) ([]byte, error) {
 	}
 	return []byte{0}, nil
 }
-func (e *fakeAudioEncoder) Close() error { close(e.closed); return nil }
+func (e *fakeAudioEncoder) SetPacketLoss(p int) error { e.loss.Store(int32(p)); return nil }
+func (e *fakeAudioEncoder) Close() error              { close(e.closed); return nil }
 
 func chunk(at time.Time, v int16) *media.AudioChunk {
 	pcm := make([]int16, 480*2)
@@ -63,7 +66,7 @@ func TestAudioTrack(t *testing.T) {
 		return last
 	}
 	arrive := func(at time.Time) { arrivals <- at }
-	track := pipeline.NewAudioTrack(sound, pipeline.AudioTrackOptions{Codec: media.Opus, Rate: 48000, Channels: 2, Queue: 4,
+	track := pipeline.NewAudioTrack(sound, pipeline.AudioTrackOptions{Codec: media.Opus, Rate: 48000, Channels: 2, Queue: 8,
 		IdleStop: time.Millisecond, Now: now,
 		Encoder: func() (pipeline.AudioEncoder, error) {
 			e := &fakeAudioEncoder{samples: 960, closed: make(chan struct{})}
@@ -137,13 +140,28 @@ func TestAudioTrack(t *testing.T) {
 		t.Errorf("skipped %d DTX packets, want 2", got)
 	}
 	// Near silence (±3) that the encoder codes in full is silence too: its
-	// first frame goes as a TOC-only packet, the next is left out; a quiet
-	// but audible frame (±50) goes in full.
-	for i, v := range []int16{3, -3, 3, -3, 50, 50} {
+	// first 100 ms (five frames) go out coded, so that the receiver's
+	// decoder has silence to conceal from, then one TOC-only packet, and
+	// the rest is left out; a quiet but audible frame (±50) goes in full.
+	// Packet loss reported meanwhile reaches the encoder with the next frame.
+	track.SetPacketLoss(12)
+	var quiet []int16
+	for range 7 {
+		quiet = append(quiet, 3, -3)
+	}
+	for i, v := range append(quiet, 50, 50) {
 		feed.Emit(t, chunk(gapAt.Add(time.Duration(100+10*i)*time.Millisecond), v))
 	}
-	if f := next("near silence"); len(f.Data) != 1 {
-		t.Errorf("first near-silent packet: %d bytes, want a 1-byte one", len(f.Data))
+	for i := range 5 {
+		if f := next("near silence"); len(f.Data) != 3 {
+			t.Errorf("near-silent packet %d: %d bytes, want it coded in full", i, len(f.Data))
+		}
+	}
+	if got := enc.loss.Load(); got != 12 {
+		t.Errorf("encoder told of %d%% loss, want 12", got)
+	}
+	if f := next("near silence past the lead"); len(f.Data) != 1 {
+		t.Errorf("near-silent packet past the lead: %d bytes, want a 1-byte one", len(f.Data))
 	}
 	if f := next("quiet sound"); len(f.Data) != 3 {
 		t.Errorf("quiet sound: %d bytes, want the full packet", len(f.Data))
@@ -152,8 +170,8 @@ func TestAudioTrack(t *testing.T) {
 		t.Errorf("skipped %d silent frames, want 3", got)
 	}
 	// A listener that reads nothing never holds the encoder up: it loses the oldest.
-	for i := range 20 {
-		feed.Emit(t, chunk(gapAt.Add(time.Duration(200+10*i)*time.Millisecond), 700))
+	for i := range 40 {
+		feed.Emit(t, chunk(gapAt.Add(time.Duration(300+10*i)*time.Millisecond), 700))
 	}
 	testenv.Eventually(t, "dropped packets counted", func() bool { return sub.Stats().Dropped >= 6 })
 	// The last listener gone, the encoder and the capture stop.

@@ -61,6 +61,9 @@ type Track interface {
 // Duration. A *pipeline.AudioTrack is one.
 type AudioTrack interface {
 	Subscribe(info fanout.SubscriberInfo) (*fanout.Subscriber[*media.Frame], error)
+	// SetPacketLoss tells the encoder the worst loss a listener reports,
+	// in percent, so that it adds redundancy (in-band FEC) as it rises.
+	SetPacketLoss(percent int)
 }
 
 // Viewer says who is behind a session.
@@ -110,6 +113,7 @@ type Server struct {
 	sessions  map[string]*session
 	bwe       cc.BandwidthEstimator // the newest PeerConnection's, handed over under mu (see newSession)
 	targets   map[media.Codec]int   // the bitrate each track was last given
+	loss      int                   // the packet loss the sound was last given, in percent
 	stop      chan struct{}         // closed by Close: the room loop ends
 	closed    bool
 	wg        sync.WaitGroup
@@ -277,13 +281,24 @@ func (s *Server) room() {
 		case <-t.C:
 		}
 		est := map[media.Codec][]int{}
+		loss := 0
 		s.mu.Lock()
 		for _, x := range s.sessions {
 			if x.sub.Load() != nil && !x.publish { // a viewer, connected and watching: a media server's link is not the room's
 				est[x.codec.codec] = append(est[x.codec.codec], x.estimate())
 			}
+			if x.audioSub.Load() != nil { // a media server too: its readers hear what reaches it
+				loss = max(loss, int(x.audioLoss.Load()))
+			}
 		}
 		s.mu.Unlock()
+		// The sound is coded for the worst listener: its redundancy costs
+		// the others a little of the same bitrate, not a lost syllable.
+		if loss != s.loss && s.cfg.Audio != nil {
+			s.loss = loss
+			s.cfg.Audio.SetPacketLoss(loss)
+			s.log.Debug("WebRTC sound coded for packet loss", "percent", loss)
+		}
 		for codec, e := range est {
 			target := min(s.cfg.MaxBitrate, max(s.cfg.MinBitrate, int(roomShare*float64(median(e)))))
 			// Small moves are noise: only a change of a tenth or more is passed on.

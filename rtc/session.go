@@ -86,6 +86,7 @@ type session struct {
 	sub                                          atomic.Pointer[fanout.Subscriber[*media.Frame]]
 	audioSub                                     atomic.Pointer[fanout.Subscriber[*media.Frame]]
 	audioPackets, audioBytes                     atomic.Uint64
+	audioLoss                                    atomic.Int32 // the loss the viewer reports on the sound, in percent, smoothed (noteAudioLoss)
 	lastKey                                      atomic.Int64 // unix nanos of the last keyframe request passed on
 	rtt                                          atomic.Int64 // the round trip from the receiver's reports, nanoseconds
 	publish                                      bool         // the session sends to a media server (Publisher), not a viewer
@@ -424,6 +425,12 @@ func (w *audioWriter) timestamp(f *media.Frame) (uint32, bool) {
 // rate limited.
 func (x *session) readRTCP(sender *webrtc.RTPSender, done chan struct{}) {
 	defer close(done)
+	var sound webrtc.SSRC // the sound's, on its sender; 0 on the picture's
+	if sender == x.audioSender {
+		if enc := sender.GetParameters().Encodings; len(enc) > 0 {
+			sound = enc[0].SSRC
+		}
+	}
 	for {
 		pkts, _, err := sender.ReadRTCP()
 		if err != nil {
@@ -446,10 +453,27 @@ func (x *session) readRTCP(sender *webrtc.RTPSender, done chan struct{}) {
 					if d := rtt(r, time.Now()); d > 0 {
 						x.rtt.Store(int64(d))
 					}
+					if sound != 0 && r.SSRC == uint32(sound) {
+						x.noteAudioLoss(r.FractionLost)
+					}
 				}
 			}
 		}
 	}
+}
+
+// noteAudioLoss takes the fraction of the sound's packets (of 256) a
+// receiver report says were lost since the one before: the loss rises to a
+// report at once and falls by a quarter of the way each report (about a
+// second apart), so the encoder's redundancy comes quickly and does not
+// flap off between two bad seconds.
+func (x *session) noteAudioLoss(fraction uint8) {
+	pct := int32(fraction) * 100 / 256
+	old := x.audioLoss.Load()
+	if pct < old {
+		pct = old - (old-pct+3)/4
+	}
+	x.audioLoss.Store(pct)
 }
 
 func (x *session) stats() SessionStats {

@@ -1,15 +1,20 @@
 package audio
 
 import (
+	"bufio"
+	"cmp"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
-	"github.com/jfreymuth/pulse"
 	"github.com/jfreymuth/pulse/proto"
 	"golang.org/x/sys/unix"
 
@@ -46,13 +51,38 @@ func (a *Source) open(deliver func(*media.AudioChunk)) (stream, error) {
 // stalled reader finds waiting.
 const maxBacklog = 50
 
-// pulseServer is the server string for the PulseAudio (or pipewire-pulse)
-// sockets, in libpulse's order: $PULSE_SERVER (left to the client), the
-// user's runtime directory, the runtime link in ~/.config/pulse that
-// libpulse makes without one (as for root), the system-wide daemon.
-func pulseServer() string {
-	if os.Getenv("PULSE_SERVER") != "" {
-		return ""
+// pulseAddrs are the sound server's addresses (PulseAudio, or PipeWire's
+// pipewire-pulse), in libpulse's order: $PULSE_SERVER, then the sockets
+// that exist of the user's runtime directory, the runtime link in
+// ~/.config/pulse that libpulse makes without one (as for root), and the
+// system-wide daemon's.
+func pulseAddrs() [][2]string {
+	if v := os.Getenv("PULSE_SERVER"); v != "" {
+		var out [][2]string
+		for _, f := range strings.Fields(v) {
+			if i := strings.IndexByte(f, '}'); strings.HasPrefix(f, "{") && i > 0 {
+				f = f[i+1:] // "{host}": meant for that host; this is the one asked
+			}
+			switch {
+			case strings.HasPrefix(f, "unix:"):
+				out = append(out, [2]string{"unix", f[len("unix:"):]})
+			case strings.HasPrefix(f, "/"):
+				out = append(out, [2]string{"unix", f})
+			case f != "":
+				network, host := "tcp", f
+				for _, p := range []string{"tcp4", "tcp6", "tcp"} {
+					if h, ok := strings.CutPrefix(f, p+":"); ok {
+						network, host = p, h
+						break
+					}
+				}
+				if _, _, err := net.SplitHostPort(host); err != nil {
+					host = net.JoinHostPort(strings.Trim(host, "[]"), "4713")
+				}
+				out = append(out, [2]string{network, host})
+			}
+		}
+		return out
 	}
 	var cands []string
 	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
@@ -63,40 +93,133 @@ func pulseServer() string {
 		cands = append(cands, links...)
 	}
 	cands = append(cands, "/run/pulse/native", "/var/run/pulse/native")
-	var s []string
+	var out [][2]string
 	for _, c := range cands {
 		if fi, err := os.Stat(c); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			s = append(s, "unix:"+c)
+			out = append(out, [2]string{"unix", c})
 		}
 	}
-	if len(s) == 0 {
-		return "unix:/nonexistent/pulse/native" // so the client fails rather than guess
-	}
-	return strings.Join(s, " ")
+	return out
 }
 
-// pulseClient connects to the sound server.
-func pulseClient() (*pulse.Client, error) {
-	c, err := pulse.NewClient(pulse.ClientServerString(pulseServer()), pulse.ClientApplicationName("Deskcast"))
-	if err != nil {
-		return nil, fmt.Errorf("connecting to PulseAudio: %w", err)
+// pulseConn is a connection to the sound server, read through a buffer: one
+// read takes in every packet that is waiting. While a record stream runs,
+// reads also wait until its next chunk is due (see pacer).
+type pulseConn struct {
+	net.Conn
+	r     *bufio.Reader
+	pace  atomic.Pointer[pacer] // nil when nothing records
+	after time.Time             // when the newest read returned
+	slept bool                  // the newest read waited for data to come
+}
+
+// Read is only called by the protocol client's reading goroutine, which
+// also calls its callback: after, slept and the pacer are that goroutine's.
+func (c *pulseConn) Read(p []byte) (int, error) {
+	if pace := c.pace.Load(); c.r.Buffered() == 0 && pace != nil {
+		if d := time.Until(pace.next); d > 0 {
+			time.Sleep(min(d, chunkDur))
+		}
 	}
-	return c, nil
+	t0 := time.Now()
+	n, err := c.r.Read(p)
+	c.after = time.Now()
+	// A read that took a while waited for the packet: it came just now.
+	c.slept = c.after.Sub(t0) > 200*time.Microsecond
+	return n, err
+}
+
+// pacer spaces the reads of a record stream: a sink's monitor may post its
+// sound in blocks of 2.5 ms (as the null sink does for a player asking 10 ms
+// of latency), and waking up for each, with its goroutine hand-overs and
+// the Go runtime's own wake-ups, cost more CPU than all else the sound
+// does. So once a chunk is whole, the next read waits until the next one
+// should be: chunkDur after the newest chunk seen to arrive (the read
+// waited for it), give or take slack, counted in chunks from there so that
+// a late read does not push the next ones later. Every resync chunks (and
+// whenever a read finds it waited for data anyway) a chunk is seen arrive
+// afresh, which follows a device whose clock is not the system's.
+type pacer struct {
+	anchor time.Time // when the chunk counted from arrived
+	n      int       // chunks whole since
+	next   time.Time // reads wait until then
+}
+
+const (
+	paceSlack  = 300 * time.Microsecond
+	paceResync = 100
+)
+
+// chunk notes that a chunk became whole with the newest read.
+func (p *pacer) chunk(c *pulseConn) {
+	if c.slept || p.anchor.IsZero() || p.n >= paceResync {
+		p.anchor, p.n = c.after, 0
+	}
+	p.n++
+	if p.n >= paceResync {
+		p.next = time.Time{} // wait for the data itself, to see it arrive
+		return
+	}
+	p.next = p.anchor.Add(time.Duration(p.n)*chunkDur + paceSlack)
+}
+
+// dialPulse connects to the sound server; callback gets what the server
+// sends besides replies, from the client's reading goroutine.
+func dialPulse(callback func(any)) (*proto.Client, *pulseConn, error) {
+	addrs := pulseAddrs()
+	if len(addrs) == 0 {
+		return nil, nil, errors.New("connecting to PulseAudio: no server socket found")
+	}
+	cookie, err := os.ReadFile(cmp.Or(os.Getenv("PULSE_COOKIE"), filepath.Join(os.Getenv("HOME"), ".config", "pulse", "cookie")))
+	if err != nil {
+		cookie = make([]byte, 256) // what a server with auth-anonymous takes
+	}
+	var errs []error
+	for _, a := range addrs {
+		nc, err := net.DialTimeout(a[0], a[1], 3*time.Second)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		conn := &pulseConn{Conn: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+		c := &proto.Client{}
+		c.SetTimeout(3 * time.Second)
+		c.Callback = callback
+		c.Open(conn)
+		var auth proto.AuthReply
+		if err := c.Request(&proto.Auth{Version: c.Version(), Cookie: cookie}, &auth); err != nil {
+			nc.Close()
+			errs = append(errs, err)
+			continue
+		}
+		c.SetVersion(auth.Version)
+		if err := c.Request(&proto.SetClientName{Props: proto.PropList{
+			"application.name":       proto.PropListString("Deskcast"),
+			"application.icon_name":  proto.PropListString("deskcast"),
+			"application.process.id": proto.PropListString(strconv.Itoa(os.Getpid())),
+		}}, &proto.SetClientNameReply{}); err != nil {
+			nc.Close()
+			errs = append(errs, err)
+			continue
+		}
+		return c, conn, nil
+	}
+	return nil, nil, fmt.Errorf("connecting to PulseAudio: %w", errors.Join(errs...))
 }
 
 // pulseSources lists the sound server's sources.
 func pulseSources() ([]Device, error) {
-	c, err := pulseClient()
+	c, conn, err := dialPulse(func(any) {})
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer conn.Close()
 	var srcs proto.GetSourceInfoListReply
-	if err := c.RawRequest(&proto.GetSourceInfoList{}, &srcs); err != nil {
+	if err := c.Request(&proto.GetSourceInfoList{}, &srcs); err != nil {
 		return nil, fmt.Errorf("listing PulseAudio sources: %w", err)
 	}
 	var server proto.GetServerInfoReply
-	_ = c.RawRequest(&proto.GetServerInfo{}, &server)
+	_ = c.Request(&proto.GetServerInfo{}, &server)
 	var ds []Device
 	for _, s := range srcs {
 		name := s.SourceName
@@ -113,11 +236,12 @@ func pulseSources() ([]Device, error) {
 
 // pulseStream is a native PulseAudio record stream.
 type pulseStream struct {
-	c    *pulse.Client
-	r    *pulse.RecordStream
-	lost chan error
-	stop chan struct{}
-	wg   sync.WaitGroup
+	c     *proto.Client
+	conn  *pulseConn
+	index uint32
+	lost  chan error
+	stop  chan struct{}
+	wg    sync.WaitGroup
 }
 
 func (p *pulseStream) gone() <-chan error { return p.lost }
@@ -125,57 +249,93 @@ func (p *pulseStream) gone() <-chan error { return p.lost }
 func (p *pulseStream) close() {
 	close(p.stop)
 	p.wg.Wait()
-	p.r.Close()
-	p.c.Close()
+	_ = p.c.Request(&proto.DeleteRecordStream{StreamIndex: p.index}, nil)
+	p.conn.Close()
 }
 
-// pulseWriter hands the record stream's data to a chunker; the client calls
-// it from its reading goroutine, one packet at a time.
-type pulseWriter struct {
-	ch *chunker
-}
-
-func (w pulseWriter) Format() byte { return proto.FormatInt16LE }
-func (w pulseWriter) Write(b []byte) (int, error) {
-	n := len(b) / 2
-	if n > 0 {
-		// Little-endian s16 is this machine's int16 on every Linux that
-		// Deskcast builds for; the chunker copies it.
-		w.ch.add(unsafe.Slice((*int16)(unsafe.Pointer(&b[0])), n), time.Now())
-	}
-	return len(b), nil
+// source asks the server for the named source ("" for the default one).
+func (p *pulseStream) source(name string) error {
+	return p.c.Request(&proto.GetSourceInfo{SourceIndex: proto.Undefined, SourceName: name}, &proto.GetSourceInfoReply{})
 }
 
 // openPulse records the named source ("" for the default one) at 48 kHz
 // stereo in 10 ms fragments; the server converts.
 func (a *Source) openPulse(name string, deliver func(*media.AudioChunk)) (stream, error) {
-	c, err := pulseClient()
+	// The client calls back from its reading goroutine, which also makes
+	// every Read of conn: the pacer is that goroutine's alone.
+	var (
+		conn  *pulseConn
+		pace  = &pacer{}
+		index atomic.Uint32
+		lost  = make(chan error, 1)
+	)
+	index.Store(proto.Undefined)
+	ch := &chunker{rate: a.rate, channels: a.channels, emit: func(ac *media.AudioChunk) {
+		pace.chunk(conn)
+		deliver(ac)
+	}}
+	report := func(err error) {
+		select {
+		case lost <- err:
+		default:
+		}
+	}
+	c, conn, err := dialPulse(func(msg any) {
+		switch m := msg.(type) {
+		case *proto.DataPacket:
+			if m.StreamIndex == index.Load() && len(m.Data) >= 2 {
+				// Little-endian s16 is this machine's int16 on every Linux
+				// that Deskcast builds for; the chunker copies it.
+				ch.add(unsafe.Slice((*int16)(unsafe.Pointer(&m.Data[0])), len(m.Data)/2), conn.after)
+			}
+		case *proto.RecordStreamKilled:
+			if m.StreamIndex == index.Load() {
+				report(errors.New("the sound server ended the recording"))
+			}
+		case *proto.ConnectionClosed:
+			report(errors.New("the sound server closed the connection"))
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
+	p := &pulseStream{c: c, conn: conn, lost: lost, stop: make(chan struct{})}
+	if err := p.source(name); err != nil {
+		conn.Close()
+		if name == "" {
+			return nil, fmt.Errorf("no default PulseAudio source: %w", err)
+		}
+		return nil, fmt.Errorf("no PulseAudio source %q: %w", name, err)
+	}
 	frag := uint32(a.rate * int(chunkDur) / int(time.Second) * a.channels * 2)
-	opts := []pulse.RecordOption{pulse.RecordStereo, pulse.RecordSampleRate(a.rate),
-		pulse.RecordBufferFragmentSize(frag),
+	req := &proto.CreateRecordStream{
+		SampleSpec:  proto.SampleSpec{Format: proto.FormatInt16LE, Channels: byte(a.channels), Rate: uint32(a.rate)},
+		ChannelMap:  proto.ChannelMap{proto.ChannelLeft, proto.ChannelRight},
+		SourceIndex: proto.Undefined, SourceName: name,
 		// The server keeps at most maxBacklog fragments for us and drops
 		// the oldest past that, rather than its default of 4 MB (20 s).
-		pulse.RecordRawOption(func(r *proto.CreateRecordStream) { r.BufferMaxLength = maxBacklog * frag }),
-		pulse.RecordMediaName("Deskcast screen share")}
-	if name != "" {
-		src, err := c.SourceByID(name)
-		if err != nil {
-			c.Close()
-			return nil, fmt.Errorf("no PulseAudio source %q: %w", name, err)
-		}
-		opts = append(opts, pulse.RecordSource(src))
+		BufferMaxLength: maxBacklog * frag, BufferFragSize: frag,
+		Corked: true, DirectOnInputIndex: proto.Undefined,
+		Properties:     proto.PropList{"media.name": proto.PropListString("Deskcast screen share")},
+		ChannelVolumes: proto.ChannelVolumes{0x100, 0x100},
 	}
-	ch := &chunker{rate: a.rate, channels: a.channels, emit: deliver}
-	r, err := c.NewRecord(pulseWriter{ch: ch}, opts...)
-	if err != nil {
-		c.Close()
+	if a.channels != 2 {
+		req.ChannelMap = proto.ChannelMap{proto.ChannelMono}
+		req.ChannelVolumes = proto.ChannelVolumes{0x100}
+	}
+	var reply proto.CreateRecordStreamReply
+	if err := c.Request(req, &reply); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("opening a PulseAudio record stream: %w", err)
 	}
-	r.Start()
-	p := &pulseStream{c: c, r: r, lost: make(chan error, 1), stop: make(chan struct{})}
+	index.Store(reply.StreamIndex)
+	p.index = reply.StreamIndex
+	conn.pace.Store(pace)
+	_ = c.Request(&proto.FlushRecordStream{StreamIndex: p.index}, nil)
+	if err := c.Request(&proto.CorkRecordStream{StreamIndex: p.index, Corked: false}, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("starting a PulseAudio record stream: %w", err)
+	}
 	p.wg.Go(func() { p.watch(name) })
 	return p, nil
 }
@@ -190,18 +350,15 @@ func (p *pulseStream) watch(name string) {
 			return
 		case <-t.C:
 		}
-		var err error
-		if name != "" {
-			_, err = p.c.SourceByID(name)
-		} else {
-			_, err = p.c.DefaultSource()
-		}
-		if err != nil {
+		if err := p.source(name); err != nil {
 			what := "the default input"
 			if name != "" {
 				what = fmt.Sprintf("audio device %q", name)
 			}
-			p.lost <- fmt.Errorf("%s is gone: %w", what, err)
+			select {
+			case p.lost <- fmt.Errorf("%s is gone: %w", what, err):
+			default: // the reading goroutine said so first
+			}
 			return
 		}
 	}

@@ -1,6 +1,6 @@
 // Package opus is the Opus audio encoder of WebRTC listeners, libopus through
 // cgo: 48 kHz stereo, one packet per 10 or 20 ms frame, in-band FEC and DTX
-// on. Builds without libopus (no cgo, not Linux, -tags noopus) get an
+// on (FEC carries something once listeners report loss: SetPacketLoss). Builds without libopus (no cgo, not Linux, -tags noopus) get an
 // encoder that says it is unavailable, and the page keeps PCM over its
 // WebSocket. A decoder is here too, for tests.
 package opus
@@ -19,10 +19,9 @@ const (
 
 // Defaults for Options' zero values.
 const (
-	DefaultBitrate     = 128_000
-	DefaultFrame       = 20 * time.Millisecond
-	DefaultLossPercent = 10
-	DefaultComplexity  = 10
+	DefaultBitrate    = 128_000
+	DefaultFrame      = 20 * time.Millisecond
+	DefaultComplexity = 10
 )
 
 // MaxPacket is the largest packet Encode returns: what libopus recommends as
@@ -50,8 +49,8 @@ type Options struct {
 	Bitrate     int           // bit/s, DefaultBitrate when 0; 6000 to 510000
 	Frame       time.Duration // 10 or 20 ms, DefaultFrame when 0
 	Application Application
-	// LossPercent is the packet loss the in-band FEC is sized for
-	// (DefaultLossPercent when 0, -1 for none: FEC then carries nothing).
+	// LossPercent is the packet loss expected at the start, 0 to 100;
+	// SetPacketLoss changes it. Negative turns in-band FEC off.
 	LossPercent int
 	// NoDTX turns discontinuous transmission off: silence is then coded in
 	// full packets instead of a 1–2 byte one.
@@ -70,12 +69,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Complexity == 0 {
 		o.Complexity = DefaultComplexity
-	}
-	switch {
-	case o.LossPercent == 0:
-		o.LossPercent = DefaultLossPercent
-	case o.LossPercent < 0:
-		o.LossPercent = 0
 	}
 	switch {
 	case o.Bitrate < 6000 || o.Bitrate > 510_000:
@@ -132,6 +125,20 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 		return nil, err
 	}
 	return append([]byte(nil), e.out[:n]...), nil
+}
+
+// SetPacketLoss tells the encoder the packet loss its listeners see, 0 to
+// 100 (clamped). libopus codes with more redundancy as it rises: past about
+// 8% for music it adds in-band FEC (each packet carries the previous frame
+// again, at a lower rate), which needs its hybrid SILK and CELT mode; with
+// little loss it keeps to CELT, which suits music and costs less CPU. A
+// steady 10% from the start would keep music in the hybrid mode for nothing
+// on a clean network.
+func (e *Encoder) SetPacketLoss(percent int) error {
+	if e.s == nil {
+		return errors.New("opus packet loss: encoder closed")
+	}
+	return e.s.setLoss(min(100, max(0, percent)))
 }
 
 // Close frees the encoder; a second Close does nothing.

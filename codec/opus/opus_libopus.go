@@ -11,10 +11,14 @@ static int dc_enc_setup(OpusEncoder* e, int bitrate, int loss, int dtx, int comp
 	int rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_COMPLEXITY(complexity))) != OPUS_OK) return rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_BITRATE(bitrate))) != OPUS_OK) return rc;
-	if ((rc = opus_encoder_ctl(e, OPUS_SET_INBAND_FEC(loss > 0))) != OPUS_OK) return rc;
-	if ((rc = opus_encoder_ctl(e, OPUS_SET_PACKET_LOSS_PERC(loss))) != OPUS_OK) return rc;
+	if ((rc = opus_encoder_ctl(e, OPUS_SET_INBAND_FEC(loss >= 0))) != OPUS_OK) return rc;
+	if ((rc = opus_encoder_ctl(e, OPUS_SET_PACKET_LOSS_PERC(loss < 0 ? 0 : loss))) != OPUS_OK) return rc;
 	if ((rc = opus_encoder_ctl(e, OPUS_SET_DTX(dtx))) != OPUS_OK) return rc;
 	return opus_encoder_ctl(e, OPUS_SET_SIGNAL(OPUS_SIGNAL_MUSIC));
+}
+
+static int dc_enc_set_loss(OpusEncoder* e, int loss) {
+	return opus_encoder_ctl(e, OPUS_SET_PACKET_LOSS_PERC(loss));
 }
 */
 import "C"
@@ -64,6 +68,13 @@ func (s *encoder) encode(pcm []int16, samples int, out []byte) (int, error) {
 		return 0, opusErr("encoding opus", C.int(n))
 	}
 	return int(n), nil
+}
+
+func (s *encoder) setLoss(percent int) error {
+	if rc := C.dc_enc_set_loss(s.e, C.int(percent)); rc != C.OPUS_OK {
+		return opusErr("setting opus packet loss", rc)
+	}
+	return nil
 }
 
 func (s *encoder) close() { C.opus_encoder_destroy(s.e) }

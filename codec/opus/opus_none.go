@@ -14,6 +14,8 @@ func newEncoder(Options) (*encoder, error) { return nil, ErrUnavailable }
 
 func (s *encoder) encode([]int16, int, []byte) (int, error) { return 0, ErrUnavailable }
 
+func (s *encoder) setLoss(int) error { return ErrUnavailable }
+
 func (s *encoder) close() {}
 
 type decoder struct{}

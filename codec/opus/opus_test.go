@@ -216,3 +216,46 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// TestPacketLoss: with no loss reported music stays in CELT (TOC configs
+// 16–31), which costs less and suits it; once listeners report enough loss
+// the encoder moves to the hybrid mode, whose SILK layer carries the
+// in-band FEC (configs 12–15), and back when the loss goes.
+func TestPacketLoss(t *testing.T) {
+	skipUnavailable(t)
+	e, err := opus.New(opus.Options{Frame: 10 * time.Millisecond, Complexity: 5, NoDTX: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	n := e.FrameSamples()
+	i := 0
+	for _, tc := range []struct {
+		loss     int
+		min, max byte // TOC configurations
+	}{{0, 16, 31}, {20, 12, 15}, {3, 16, 31}, {150, 12, 15}, {-5, 16, 31}} {
+		if err := e.SetPacketLoss(tc.loss); err != nil {
+			t.Fatalf("SetPacketLoss(%d): %v", tc.loss, err)
+		}
+		var configs []byte
+		for range 30 {
+			p, err := e.Encode(tone(440, 0.3, i*n, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			i++
+			configs = append(configs, p[0]>>3)
+		}
+		// The last 10: a mode change may take a few frames.
+		for _, c := range configs[20:] {
+			if c < tc.min || c > tc.max {
+				t.Errorf("loss %d%%: TOC configurations %v, want %d to %d", tc.loss, configs, tc.min, tc.max)
+				break
+			}
+		}
+	}
+	_ = e.Close()
+	if err := e.SetPacketLoss(1); err == nil {
+		t.Error("SetPacketLoss after Close: no error")
+	}
+}
