@@ -177,7 +177,6 @@ func burstPlayer(b *testing.B, sink *testenv.Sink) chan chan time.Time {
 				if err != nil {
 					queued = 0
 				}
-				if os.Getenv("ZZQ") != "" { fmt.Println("queued", queued) }
 				reply <- time.Now().Add(time.Duration(queued/4) * time.Second / 48000)
 			case <-t.C:
 			}
