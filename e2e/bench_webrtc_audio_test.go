@@ -113,6 +113,7 @@ func BenchmarkSoundOverWebRTC(b *testing.B) {
 		n := 20 + i
 		burst <- reply
 		t0 := <-reply
+		time.Sleep(time.Until(t0)) // the flash as the burst reaches pacat
 		x.Fill(white)
 		waitTrue(fmt.Sprintf("window.__onsets.length > %d && window.__flashes.length > %d", n, i))
 		av = append(av, num(fmt.Sprintf("window.__onsets[%d] - window.__flashes[%d]", n, i)))
