@@ -67,9 +67,12 @@ func vp8Track(fps int) pipeline.TrackOptions {
 // buffer holds fewer milliseconds of smaller packets). Complexity 5 rather
 // than libopus's 10 halves the encoder's time (70 µs a frame against 163,
 // BenchmarkEncode), which at 100 frames a second matters more than the
-// quality it buys at 128 kbit/s. The encoder's DTX is off: libopus took a
-// steady tone for inactivity after half a second and sent comfort noise
-// instead; the track leaves out digital silence itself (pipeline.AudioTrack).
+// quality it buys at 128 kbit/s. Adaptive: CELT alone with 2.5 ms of
+// look-ahead on a clean network, the hybrid mode with in-band FEC (6.5 ms)
+// once listeners report enough loss (rtc's receiver reports, the worst
+// listener's). The encoder's DTX is off: libopus took a steady tone for
+// inactivity after half a second and sent comfort noise instead; the track
+// leaves out digital silence itself (pipeline.AudioTrack).
 const (
 	opusBitrate    = 128_000
 	opusFrame      = 10 * time.Millisecond
@@ -88,7 +91,7 @@ func (e *Engine) opusTrack(sh *share) *pipeline.AudioTrack {
 	return pipeline.NewAudioTrack(sh.audio, pipeline.AudioTrackOptions{
 		Codec: media.Opus, Rate: opus.Rate, Channels: opus.Channels, Queue: opusQueue, Logger: e.log, OnChange: e.changed,
 		Encoder: func() (pipeline.AudioEncoder, error) {
-			return opus.New(opus.Options{Bitrate: opusBitrate, Frame: opusFrame, Complexity: opusComplexity, NoDTX: true})
+			return opus.New(opus.Options{Bitrate: opusBitrate, Frame: opusFrame, Complexity: opusComplexity, Application: opus.Adaptive, NoDTX: true})
 		},
 	})
 }

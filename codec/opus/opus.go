@@ -40,8 +40,25 @@ const (
 	// algorithmic delay at 20 ms frames (the frame plus 6.5 ms look-ahead).
 	Audio Application = iota
 	// LowDelay is OPUS_APPLICATION_RESTRICTED_LOWDELAY: CELT only, 2.5 ms
-	// less look-ahead, no speech mode.
+	// of look-ahead instead of 6.5, no speech mode and so no in-band FEC.
 	LowDelay
+	// Adaptive is LowDelay while listeners lose few packets and Audio, with
+	// in-band FEC, once they lose enough for libopus to send it (fecFrom
+	// percent for music; back under fecUntil): the lowest delay on
+	// a clean network, redundancy on a lossy one. Each switch starts a new
+	// libopus encoder, fed the last frames first so that it starts warm; the
+	// receiver hears a 4 ms step in the look-ahead as a faint click, once
+	// per switch.
+	Adaptive
+)
+
+// The packet loss, in percent, from which an Adaptive encoder codes with
+// in-band FEC, and under which it goes back to LowDelay. libopus sends FEC
+// for music over 8% of loss ((128 - voice estimate) / 16, the estimate being
+// 0 for OPUS_SIGNAL_MUSIC).
+const (
+	fecFrom  = 9
+	fecUntil = 4
 )
 
 // Options configure an Encoder; the zero value is usable.
@@ -75,8 +92,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("opus bitrate %d: want 6000 to 510000 bit/s", o.Bitrate)
 	case o.Frame != 10*time.Millisecond && o.Frame != 20*time.Millisecond:
 		return o, fmt.Errorf("opus frame %v: want 10ms or 20ms", o.Frame)
-	case o.Application != Audio && o.Application != LowDelay:
-		return o, fmt.Errorf("opus application %d: want Audio or LowDelay", o.Application)
+	case o.Application < Audio || o.Application > Adaptive:
+		return o, fmt.Errorf("opus application %d: want Audio, LowDelay or Adaptive", o.Application)
 	case o.Complexity < 1 || o.Complexity > 10:
 		return o, fmt.Errorf("opus complexity %d: want 1 to 10", o.Complexity)
 	case o.LossPercent > 100:
@@ -91,7 +108,15 @@ type Encoder struct {
 	s       *encoder // nil once closed
 	samples int      // per channel, per frame
 	out     []byte
+	opt     Options
+	app     Application // the current libopus encoder's: Audio or LowDelay
+	loss    int         // as last set
+	last    [][]int16   // with Adaptive: the newest frames, to warm up a new encoder
 }
+
+// warm is how many frames a new Adaptive encoder is fed before its first
+// packet: more than its 6.5 ms of look-ahead and CELT's overlap.
+const warm = 2
 
 // New returns an encoder, or ErrUnavailable in a build without libopus.
 func New(opt Options) (*Encoder, error) {
@@ -99,11 +124,19 @@ func New(opt Options) (*Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := newEncoder(opt)
+	app := opt.Application
+	if app == Adaptive {
+		app = LowDelay
+		if opt.LossPercent >= fecFrom {
+			app = Audio
+		}
+	}
+	s, err := newEncoder(opt, app)
 	if err != nil {
 		return nil, err
 	}
-	return &Encoder{s: s, samples: int(int64(Rate) * int64(opt.Frame) / int64(time.Second)), out: make([]byte, MaxPacket)}, nil
+	return &Encoder{s: s, samples: int(int64(Rate) * int64(opt.Frame) / int64(time.Second)), out: make([]byte, MaxPacket),
+		opt: opt, app: app, loss: max(0, opt.LossPercent)}, nil
 }
 
 // FrameSamples is the number of samples per channel each Encode takes.
@@ -124,6 +157,14 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.opt.Application == Adaptive {
+		if len(e.last) < warm {
+			e.last = append(e.last, make([]int16, len(pcm)))
+		} else {
+			e.last = append(e.last[1:], e.last[0])
+		}
+		copy(e.last[len(e.last)-1], pcm)
+	}
 	return append([]byte(nil), e.out[:n]...), nil
 }
 
@@ -134,11 +175,56 @@ func (e *Encoder) Encode(pcm []int16) ([]byte, error) {
 // little loss it keeps to CELT, which suits music and costs less CPU. A
 // steady 10% from the start would keep music in the hybrid mode for nothing
 // on a clean network.
+//
+// An Adaptive encoder also switches between LowDelay and Audio (see Adaptive).
 func (e *Encoder) SetPacketLoss(percent int) error {
 	if e.s == nil {
 		return errors.New("opus packet loss: encoder closed")
 	}
-	return e.s.setLoss(min(100, max(0, percent)))
+	e.loss = min(100, max(0, percent))
+	if e.opt.Application == Adaptive {
+		switch {
+		case e.app == LowDelay && e.loss >= fecFrom:
+			return e.switchTo(Audio)
+		case e.app == Audio && e.loss < fecUntil:
+			return e.switchTo(LowDelay)
+		}
+	}
+	return e.s.setLoss(e.codedLoss())
+}
+
+// codedLoss is the loss libopus is told: an Adaptive encoder in Audio
+// mode keeps FEC on until it goes back to LowDelay.
+func (e *Encoder) codedLoss() int {
+	if e.opt.Application == Adaptive && e.app == Audio {
+		return max(e.loss, fecFrom)
+	}
+	return e.loss
+}
+
+// switchTo replaces the libopus encoder with one in app, warmed up on the
+// newest frames; on failure the old one goes on.
+func (e *Encoder) switchTo(app Application) error {
+	old := e.app
+	e.app = app
+	opt := e.opt
+	opt.LossPercent = e.codedLoss()
+	s, err := newEncoder(opt, app)
+	if err == nil {
+		for _, pcm := range e.last {
+			if _, err = s.encode(pcm, e.samples, e.out); err != nil {
+				s.close()
+				break
+			}
+		}
+	}
+	if err != nil {
+		e.app = old
+		return err
+	}
+	e.s.close()
+	e.s = s
+	return nil
 }
 
 // Close frees the encoder; a second Close does nothing.

@@ -40,9 +40,9 @@ func opusErr(what string, rc C.int) error {
 	return fmt.Errorf("%s: %s", what, C.GoString(C.opus_strerror(rc)))
 }
 
-func newEncoder(opt Options) (*encoder, error) {
+func newEncoder(opt Options, application Application) (*encoder, error) {
 	app := C.int(C.OPUS_APPLICATION_AUDIO)
-	if opt.Application == LowDelay {
+	if application == LowDelay {
 		app = C.OPUS_APPLICATION_RESTRICTED_LOWDELAY
 	}
 	var rc C.int

@@ -10,7 +10,7 @@ func Available() error { return ErrUnavailable }
 
 type encoder struct{}
 
-func newEncoder(Options) (*encoder, error) { return nil, ErrUnavailable }
+func newEncoder(Options, Application) (*encoder, error) { return nil, ErrUnavailable }
 
 func (s *encoder) encode([]int16, int, []byte) (int, error) { return 0, ErrUnavailable }
 

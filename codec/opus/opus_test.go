@@ -150,6 +150,7 @@ func TestOptions(t *testing.T) {
 	}{
 		{"defaults", opus.Options{}, true},
 		{"96k lowdelay", opus.Options{Bitrate: 96_000, Application: opus.LowDelay}, true},
+		{"adaptive at 20% loss", opus.Options{Application: opus.Adaptive, LossPercent: 20}, true},
 		{"no fec no dtx", opus.Options{LossPercent: -1, NoDTX: true}, true},
 		{"bitrate too low", opus.Options{Bitrate: 1000}, false},
 		{"bitrate too high", opus.Options{Bitrate: 1_000_000}, false},
@@ -257,5 +258,109 @@ func TestPacketLoss(t *testing.T) {
 	_ = e.Close()
 	if err := e.SetPacketLoss(1); err == nil {
 		t.Error("SetPacketLoss after Close: no error")
+	}
+}
+
+// onsetDelay encodes 100 ms of silence, then a 440 Hz tone, with e and
+// decodes it: the samples between the tone's start and the first loud one
+// decoded are the encoder's look-ahead.
+func onsetDelay(t *testing.T, e *opus.Encoder) int {
+	t.Helper()
+	d, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	n := e.FrameSamples()
+	var out []int16
+	for i := range 20 {
+		pcm := make([]int16, n*opus.Channels)
+		if i >= 10 {
+			pcm = tone(440, 0.5, (i-10)*n, n)
+		}
+		p, err := e.Encode(pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := d.Decode(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, dec...)
+	}
+	for i := 0; i < len(out); i += 2 {
+		if out[i] > 3000 || out[i] < -3000 {
+			return i/2 - 10*n
+		}
+	}
+	t.Fatal("the tone never came out")
+	return 0
+}
+
+// TestAdaptive: an Adaptive encoder codes with LowDelay's 2.5 ms of
+// look-ahead while no loss is reported (AUDIO's is 6.5 ms), moves to the
+// hybrid mode with FEC once loss passes 8%, and back under 4%; the tone
+// goes on through both switches.
+func TestAdaptive(t *testing.T) {
+	skipUnavailable(t)
+	for _, tc := range []struct {
+		app      opus.Application
+		min, max int // look-ahead, samples at 48 kHz
+	}{{opus.Adaptive, 100, 140}, {opus.LowDelay, 100, 140}, {opus.Audio, 290, 330}} {
+		e, err := opus.New(opus.Options{Frame: 10 * time.Millisecond, Application: tc.app, Complexity: 5, NoDTX: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := onsetDelay(t, e); got < tc.min || got > tc.max {
+			t.Errorf("application %d: look-ahead %d samples, want %d to %d", tc.app, got, tc.min, tc.max)
+		}
+		_ = e.Close()
+	}
+
+	e, err := opus.New(opus.Options{Frame: 10 * time.Millisecond, Application: opus.Adaptive, Complexity: 5, NoDTX: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	d, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	n, i := e.FrameSamples(), 0
+	for _, tc := range []struct {
+		loss     int
+		min, max byte // TOC configurations
+	}{{0, 16, 31}, {8, 16, 31}, {9, 12, 15}, {5, 12, 15}, {3, 16, 31}} {
+		if err := e.SetPacketLoss(tc.loss); err != nil {
+			t.Fatal(err)
+		}
+		var configs []byte
+		var pcm []int16
+		for range 30 {
+			p, err := e.Encode(tone(440, 0.3, i*n, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			i++
+			configs = append(configs, p[0]>>3)
+			dec, err := d.Decode(p, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pcm = append(pcm, dec...)
+		}
+		for _, c := range configs[20:] {
+			if c < tc.min || c > tc.max {
+				t.Errorf("loss %d%%: TOC configurations %v, want %d to %d", tc.loss, configs, tc.min, tc.max)
+				break
+			}
+		}
+		// Every 10 ms of the 300 decoded holds the tone: no gap at a switch.
+		for f := 0; f < len(pcm); f += n * 2 {
+			if g := goertzel(pcm[f:f+n*2], 440); g < 0.1 {
+				t.Errorf("loss %d%%: frame %d decodes at 440 Hz level %.3f, want the tone (0.21)", tc.loss, f/(n*2), g)
+			}
+		}
 	}
 }
