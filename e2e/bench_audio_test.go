@@ -129,8 +129,10 @@ Deskcast sound, 48 kHz stereo s16 over /ws/audio, PulseAudio null sink to headle
 
 // burstPlayer starts a player that writes into sink in real time, 10 ms at
 // a time: silence, or a 440 Hz burst of 200 ms when asked; asked with a
-// channel, it sends on it when the burst began (was written into pacat,
-// which plays with a 10 ms latency). It stops when b ends.
+// channel, it sends on it when the burst is written into the sink: when
+// pacat, which plays with a 10 ms latency, can read it from its pipe, after
+// what the pipe holds before it (10 to 20 ms; counting from the write
+// into the pipe made every figure that much later). It stops when b ends.
 func burstPlayer(b *testing.B, sink *testenv.Sink) chan chan time.Time {
 	player := exec.Command("pacat", "--playback", "--device="+sink.Name, "--format=s16le", "--rate=48000",
 		"--channels=2", "--latency-msec=10", "--raw")

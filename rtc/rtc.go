@@ -20,6 +20,8 @@ import (
 	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/gcc"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/deskcast/deskcast/fanout"
@@ -145,8 +147,7 @@ var knownCodecs = []codecInfo{
 // opusCodec is how the sound goes over RTP: RFC 7587's Opus, stereo, in
 // packets of 10 ms or more, with in-band FEC.
 var opusCodec = webrtc.RTPCodecParameters{PayloadType: 111, RTPCodecCapability: webrtc.RTPCodecCapability{
-	MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1",
-	RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}}}
+	MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
 
 // New sets up the server: the UDP mux listens on cfg.UDPPort at once.
 func New(cfg Config) (*Server, error) {
@@ -208,9 +209,18 @@ func New(cfg Config) (*Server, error) {
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return nil, err
 	}
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil {
+	// Transport-wide sequence numbers on the picture only: the sound's 128
+	// kbit/s is little to the estimate, and with them each viewer's browser
+	// sent a TWCC report for the sound alone about every 100 ms (on a still
+	// screen), each a wake-up and a congestion-control update here.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, err
 	}
+	twccExt, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	reg.Add(twccExt)
 
 	logs := &pionLogs{cfg.Logger}
 	opts := []ice.UDPMuxFromPortOption{ice.UDPMuxFromPortWithLogger(logs.NewLogger("udpmux")),
