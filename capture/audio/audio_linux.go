@@ -238,7 +238,7 @@ func pulseSources() ([]Device, error) {
 type pulseStream struct {
 	c     *proto.Client
 	conn  *pulseConn
-	index uint32
+	index atomic.Uint32 // the record stream's, proto.Undefined until it exists
 	lost  chan error
 	stop  chan struct{}
 	wg    sync.WaitGroup
@@ -246,10 +246,18 @@ type pulseStream struct {
 
 func (p *pulseStream) gone() <-chan error { return p.lost }
 
+// report says the stream is lost, unless that has been said already.
+func (p *pulseStream) report(err error) {
+	select {
+	case p.lost <- err:
+	default:
+	}
+}
+
 func (p *pulseStream) close() {
 	close(p.stop)
 	p.wg.Wait()
-	_ = p.c.Request(&proto.DeleteRecordStream{StreamIndex: p.index}, nil)
+	_ = p.c.Request(&proto.DeleteRecordStream{StreamIndex: p.index.Load()}, nil)
 	p.conn.Close()
 }
 
@@ -263,43 +271,34 @@ func (p *pulseStream) source(name string) error {
 func (a *Source) openPulse(name string, deliver func(*media.AudioChunk)) (stream, error) {
 	// The client calls back from its reading goroutine, which also makes
 	// every Read of conn: the pacer is that goroutine's alone.
-	var (
-		conn  *pulseConn
-		pace  = &pacer{}
-		index atomic.Uint32
-		lost  = make(chan error, 1)
-	)
-	index.Store(proto.Undefined)
+	var conn *pulseConn
+	pace := &pacer{}
+	p := &pulseStream{lost: make(chan error, 1), stop: make(chan struct{})}
+	p.index.Store(proto.Undefined)
 	ch := &chunker{rate: a.rate, channels: a.channels, emit: func(ac *media.AudioChunk) {
 		pace.chunk(conn)
 		deliver(ac)
 	}}
-	report := func(err error) {
-		select {
-		case lost <- err:
-		default:
-		}
-	}
 	c, conn, err := dialPulse(func(msg any) {
 		switch m := msg.(type) {
 		case *proto.DataPacket:
-			if m.StreamIndex == index.Load() && len(m.Data) >= 2 {
+			if m.StreamIndex == p.index.Load() && len(m.Data) >= 2 {
 				// Little-endian s16 is this machine's int16 on every Linux
 				// that Deskcast builds for; the chunker copies it.
 				ch.add(unsafe.Slice((*int16)(unsafe.Pointer(&m.Data[0])), len(m.Data)/2), conn.after)
 			}
 		case *proto.RecordStreamKilled:
-			if m.StreamIndex == index.Load() {
-				report(errors.New("the sound server ended the recording"))
+			if m.StreamIndex == p.index.Load() {
+				p.report(errors.New("the sound server ended the recording"))
 			}
 		case *proto.ConnectionClosed:
-			report(errors.New("the sound server closed the connection"))
+			p.report(errors.New("the sound server closed the connection"))
 		}
 	})
 	if err != nil {
 		return nil, err
 	}
-	p := &pulseStream{c: c, conn: conn, lost: lost, stop: make(chan struct{})}
+	p.c, p.conn = c, conn
 	if err := p.source(name); err != nil {
 		conn.Close()
 		if name == "" {
@@ -319,20 +318,15 @@ func (a *Source) openPulse(name string, deliver func(*media.AudioChunk)) (stream
 		Properties:     proto.PropList{"media.name": proto.PropListString("Deskcast screen share")},
 		ChannelVolumes: proto.ChannelVolumes{0x100, 0x100},
 	}
-	if a.channels != 2 {
-		req.ChannelMap = proto.ChannelMap{proto.ChannelMono}
-		req.ChannelVolumes = proto.ChannelVolumes{0x100}
-	}
 	var reply proto.CreateRecordStreamReply
 	if err := c.Request(req, &reply); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("opening a PulseAudio record stream: %w", err)
 	}
-	index.Store(reply.StreamIndex)
-	p.index = reply.StreamIndex
+	p.index.Store(reply.StreamIndex)
 	conn.pace.Store(pace)
-	_ = c.Request(&proto.FlushRecordStream{StreamIndex: p.index}, nil)
-	if err := c.Request(&proto.CorkRecordStream{StreamIndex: p.index, Corked: false}, nil); err != nil {
+	_ = c.Request(&proto.FlushRecordStream{StreamIndex: reply.StreamIndex}, nil)
+	if err := c.Request(&proto.CorkRecordStream{StreamIndex: reply.StreamIndex, Corked: false}, nil); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("starting a PulseAudio record stream: %w", err)
 	}
@@ -355,10 +349,7 @@ func (p *pulseStream) watch(name string) {
 			if name != "" {
 				what = fmt.Sprintf("audio device %q", name)
 			}
-			select {
-			case p.lost <- fmt.Errorf("%s is gone: %w", what, err):
-			default: // the reading goroutine said so first
-			}
+			p.report(fmt.Errorf("%s is gone: %w", what, err))
 			return
 		}
 	}

@@ -50,6 +50,17 @@ func rms(pcm []int16) float64 {
 	return math.Sqrt(sum / float64(len(pcm)))
 }
 
+// newDecoder returns a decoder that is closed when the test ends.
+func newDecoder(t *testing.T) *opus.Decoder {
+	t.Helper()
+	d, err := opus.NewDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
 // roundTrip encodes one second of pcm in frames and decodes it.
 func roundTrip(t *testing.T, opt opus.Options, gen func(start, n int) []int16) (out []int16, sizes []int) {
 	t.Helper()
@@ -58,11 +69,7 @@ func roundTrip(t *testing.T, opt opus.Options, gen func(start, n int) []int16) (
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	dec, err := opus.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dec.Close()
+	dec := newDecoder(t)
 	n := enc.FrameSamples()
 	for start := 0; start < opus.Rate; start += n {
 		pkt, err := enc.Encode(gen(start, n))
@@ -266,11 +273,7 @@ func TestPacketLoss(t *testing.T) {
 // decoded are the encoder's look-ahead.
 func onsetDelay(t *testing.T, e *opus.Encoder) int {
 	t.Helper()
-	d, err := opus.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := newDecoder(t)
 	n := e.FrameSamples()
 	var out []int16
 	for i := range 20 {
@@ -322,11 +325,7 @@ func TestAdaptive(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	d, err := opus.NewDecoder()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	d := newDecoder(t)
 	n, i := e.FrameSamples(), 0
 	for _, tc := range []struct {
 		loss     int
